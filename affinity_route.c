@@ -1,0 +1,575 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_route.c: route IDs, cookies and hashing for mod_affinity.
+ * Depends on APR and APR-util only; see mod_affinity.h.
+ */
+
+#include <string.h>
+
+#include "apr_lib.h"
+#include "apr_sha1.h"
+#include "apr_strings.h"
+
+#include "mod_affinity.h"
+
+/* ---- Route IDs ---------------------------------------------------------- */
+
+void affinity_route_id(unsigned char id[AFFINITY_ID_LEN],
+                       const char *salt, apr_size_t salt_len,
+                       const char *identity, apr_size_t identity_len)
+{
+    apr_sha1_ctx_t ctx;
+
+    apr_sha1_init(&ctx);
+    if (salt_len) {
+        apr_sha1_update_binary(&ctx, (const unsigned char *)salt,
+                               (unsigned int)salt_len);
+    }
+    apr_sha1_update_binary(&ctx, (const unsigned char *)identity,
+                           (unsigned int)identity_len);
+    apr_sha1_final(id, &ctx);
+}
+
+void affinity_id_to_hex(char *hex, const unsigned char id[AFFINITY_ID_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    int i;
+
+    for (i = 0; i < AFFINITY_ID_LEN; i++) {
+        hex[2 * i] = digits[id[i] >> 4];
+        hex[2 * i + 1] = digits[id[i] & 0x0f];
+    }
+    hex[AFFINITY_ID_HEX_LEN] = '\0';
+}
+
+static int affinity_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
+                         const char *s, apr_size_t len)
+{
+    int i;
+
+    if (len != AFFINITY_ID_HEX_LEN) {
+        return 0;
+    }
+    for (i = 0; i < AFFINITY_ID_LEN; i++) {
+        int hi = affinity_hex_digit(s[2 * i]);
+        int lo = affinity_hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return 0;
+        }
+        id[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 1;
+}
+
+/* ---- Cookies ------------------------------------------------------------- */
+
+/* Cookie headers separate pairs with ';' and allow spaces and tabs around
+ * them (RFC 6265 5.2 is lenient, so are we). */
+static int affinity_is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int affinity_cookie_scan(const char *header, const char *name,
+                         affinity_cookie_fn *fn, void *baton)
+{
+    apr_size_t name_len = strlen(name);
+    const char *p = header;
+    int seen = 0;
+
+    while (*p) {
+        const char *pair, *end, *eq, *value, *value_end;
+
+        while (*p == ';' || affinity_is_ows(*p)) {
+            p++;
+        }
+        pair = p;
+        end = strchr(pair, ';');
+        if (!end) {
+            end = pair + strlen(pair);
+        }
+        p = end;
+
+        eq = memchr(pair, '=', (apr_size_t)(end - pair));
+        if (!eq) {
+            continue;
+        }
+        /* the name, with trailing blanks dropped */
+        value = eq;
+        while (value > pair && affinity_is_ows(value[-1])) {
+            value--;
+        }
+        if ((apr_size_t)(value - pair) != name_len
+            || memcmp(pair, name, name_len) != 0) {
+            continue;
+        }
+
+        value = eq + 1;
+        value_end = end;
+        while (value < value_end && affinity_is_ows(*value)) {
+            value++;
+        }
+        while (value_end > value && affinity_is_ows(value_end[-1])) {
+            value_end--;
+        }
+        if (value_end - value >= 2 && *value == '"' && value_end[-1] == '"') {
+            value++;
+            value_end--;
+        }
+        seen++;
+        if (fn(baton, value, (apr_size_t)(value_end - value))) {
+            break;
+        }
+    }
+    return seen;
+}
+
+static int affinity_cookie_stop_at_first(void *baton, const char *value,
+                                         apr_size_t len)
+{
+    (void)baton; (void)value; (void)len;
+    return 1;
+}
+
+const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
+                                  const char *name, int *removed)
+{
+    apr_size_t name_len = strlen(name);
+    char *out, *o;
+    const char *s = header;
+
+    *removed = 0;
+    if (!affinity_cookie_scan(header, name, affinity_cookie_stop_at_first,
+                              NULL)) {
+        return header;
+    }
+
+    out = o = apr_palloc(p, strlen(header) + 1);
+    while (*s) {
+        const char *pair, *end, *n_end;
+
+        while (*s == ';' || affinity_is_ows(*s)) {
+            s++;
+        }
+        if (!*s) {
+            break;
+        }
+        pair = s;
+        end = strchr(pair, ';');
+        if (!end) {
+            end = pair + strlen(pair);
+        }
+        s = end;
+
+        n_end = pair;
+        while (n_end < end && *n_end != '=') {
+            n_end++;
+        }
+        if (n_end < end) {
+            const char *t = n_end;
+            while (t > pair && affinity_is_ows(t[-1])) {
+                t--;
+            }
+            if ((apr_size_t)(t - pair) == name_len
+                && memcmp(pair, name, name_len) == 0) {
+                *removed = 1;
+                continue;
+            }
+        }
+        if (o != out) {
+            *o++ = ';';
+            *o++ = ' ';
+        }
+        memcpy(o, pair, (apr_size_t)(end - pair));
+        o += end - pair;
+        while (o > out && affinity_is_ows(o[-1])) {
+            o--;
+        }
+    }
+    *o = '\0';
+    return *out ? out : NULL;
+}
+
+int affinity_cookie_name_valid(const char *name)
+{
+    const unsigned char *c = (const unsigned char *)name;
+
+    if (!*c) {
+        return 0;
+    }
+    for (; *c; c++) {
+        if (*c <= 0x20 || *c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", *c)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
+                                  const char **err)
+{
+    const unsigned char *c;
+    const char *s;
+    int has_path = 0;
+
+    for (c = (const unsigned char *)attrs; *c; c++) {
+        if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
+            *err = "attributes must not contain control characters";
+            return NULL;
+        }
+    }
+
+    /* Is there an attribute whose name is Path (any case)? */
+    for (s = attrs; *s; ) {
+        const char *name_end;
+
+        while (*s == ';' || affinity_is_ows(*s)) {
+            s++;
+        }
+        name_end = s;
+        while (*name_end && *name_end != '=' && *name_end != ';') {
+            name_end++;
+        }
+        while (name_end > s && affinity_is_ows(name_end[-1])) {
+            name_end--;
+        }
+        if (name_end - s == 4 && !strncasecmp(s, "path", 4)) {
+            has_path = 1;
+        }
+        s = strchr(s, ';');
+        if (!s) {
+            break;
+        }
+    }
+
+    /* trim, so "NAME=v; " never goes out */
+    while (affinity_is_ows(*attrs) || *attrs == ';') {
+        attrs++;
+    }
+    {
+        apr_size_t len = strlen(attrs);
+        while (len && (affinity_is_ows(attrs[len - 1]) || attrs[len - 1] == ';')) {
+            len--;
+        }
+        attrs = apr_pstrmemdup(p, attrs, len);
+    }
+
+    *err = NULL;
+    if (has_path) {
+        return attrs;
+    }
+    return *attrs ? apr_pstrcat(p, "Path=/; ", attrs, NULL) : "Path=/";
+}
+
+/* Does a comma-separated directive list hold the directive (any case,
+ * with or without a value)? */
+static int affinity_has_directive(const char *list, const char *directive)
+{
+    apr_size_t dlen = strlen(directive);
+    const char *s = list;
+
+    while (*s) {
+        while (*s == ',' || affinity_is_ows(*s)) {
+            s++;
+        }
+        if (!strncasecmp(s, directive, dlen)
+            && (s[dlen] == '\0' || s[dlen] == ',' || s[dlen] == '='
+                || affinity_is_ows(s[dlen]))) {
+            return 1;
+        }
+        while (*s && *s != ',') {
+            s++;
+        }
+    }
+    return 0;
+}
+
+const char *affinity_cache_control_private(apr_pool_t *p, const char *existing)
+{
+    const char *s;
+    char *out, *o;
+
+    if (!existing || !*existing) {
+        return "private";
+    }
+    if (affinity_has_directive(existing, "private")
+        || affinity_has_directive(existing, "no-store")) {
+        return existing;
+    }
+
+    /* copy every directive but "public", then add "private" */
+    out = o = apr_palloc(p, strlen(existing) + sizeof(", private"));
+    for (s = existing; *s; ) {
+        const char *d, *e;
+
+        while (*s == ',' || affinity_is_ows(*s)) {
+            s++;
+        }
+        d = s;
+        while (*s && *s != ',') {
+            s++;
+        }
+        e = s;
+        while (e > d && affinity_is_ows(e[-1])) {
+            e--;
+        }
+        if (e == d || affinity_has_directive(apr_pstrmemdup(p, d, e - d),
+                                             "public")) {
+            continue;
+        }
+        memcpy(o, d, (apr_size_t)(e - d));
+        o += e - d;
+        *o++ = ',';
+        *o++ = ' ';
+    }
+    strcpy(o, "private");
+    return out;
+}
+
+/* ---- ID index ----------------------------------------------------------- */
+
+typedef struct {
+    unsigned char id[AFFINITY_ID_LEN];
+    int slot;                   /* -1: empty */
+} affinity_index_entry;
+
+struct affinity_index {
+    apr_uint32_t mask;
+    affinity_index_entry *entries;
+};
+
+affinity_index *affinity_index_make(apr_pool_t *p, int capacity)
+{
+    affinity_index *ix = apr_palloc(p, sizeof(*ix));
+    apr_uint32_t size = 4, i;
+
+    /* load factor at most 1/2: a miss ends on an empty entry after about
+     * two probes on average */
+    while (size < 2 * (apr_uint32_t)(capacity > 0 ? capacity : 1)) {
+        size <<= 1;
+    }
+    ix->mask = size - 1;
+    ix->entries = apr_palloc(p, size * sizeof(*ix->entries));
+    for (i = 0; i < size; i++) {
+        ix->entries[i].slot = -1;
+    }
+    return ix;
+}
+
+/* The IDs are SHA1 output, so any four of their bytes are a uniform hash. */
+static apr_uint32_t affinity_index_hash(const unsigned char id[AFFINITY_ID_LEN])
+{
+    return (apr_uint32_t)id[0] << 24 | (apr_uint32_t)id[1] << 16
+           | (apr_uint32_t)id[2] << 8 | id[3];
+}
+
+void affinity_index_put(affinity_index *ix, const unsigned char id[AFFINITY_ID_LEN],
+                        int slot)
+{
+    apr_uint32_t i = affinity_index_hash(id) & ix->mask;
+
+    while (ix->entries[i].slot >= 0) {
+        if (!memcmp(ix->entries[i].id, id, AFFINITY_ID_LEN)) {
+            return;
+        }
+        i = (i + 1) & ix->mask;
+    }
+    memcpy(ix->entries[i].id, id, AFFINITY_ID_LEN);
+    ix->entries[i].slot = slot;
+}
+
+int affinity_index_get(const affinity_index *ix,
+                       const unsigned char id[AFFINITY_ID_LEN])
+{
+    apr_uint32_t i = affinity_index_hash(id) & ix->mask;
+
+    while (ix->entries[i].slot >= 0) {
+        if (!memcmp(ix->entries[i].id, id, AFFINITY_ID_LEN)) {
+            return ix->entries[i].slot;
+        }
+        i = (i + 1) & ix->mask;
+    }
+    return -1;
+}
+
+/* ---- Domain mode: weighted rendezvous hashing ----------------------------
+ *
+ * Each member gets a 64-bit seed, hash64(salt . identity), once per table
+ * build.  A request hashes its host once (key) and scores every candidate:
+ *
+ *     h    = fmix64(key ^ seed)                 uniform 64-bit value
+ *     u    = (h >> 11 | 1) / 2^53               in (0, 1)
+ *     cost = -log2(u)                           exponential-like, > 0
+ *     score = weight / cost                     highest wins
+ *
+ * This is weighted highest-random-weight hashing (Schindelhauer & Schomaker's
+ * logarithmic method): a member's share is weight / sum of weights, and a
+ * change to one member only moves keys to or from that member.  Costs are
+ * 32.32 fixed point from an integer log2 (a table of log2(1 + i/256) and
+ * linear interpolation, error < 3e-6), and scores are compared by cross
+ * multiplication, so no floating point is involved and every front end,
+ * child and platform picks the same member.  The test vectors in
+ * t/unit/test_route.c pin the function; changing any of it remaps sites.
+ */
+
+#define AFFINITY_FNV_OFFSET APR_UINT64_C(0xcbf29ce484222325)
+#define AFFINITY_FNV_PRIME  APR_UINT64_C(0x100000001b3)
+
+/* MurmurHash3's 64-bit finalizer: every input bit affects every output bit */
+static apr_uint64_t affinity_fmix64(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= APR_UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= APR_UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+static apr_uint64_t affinity_fnv1a(apr_uint64_t h, const void *data,
+                                   apr_size_t len)
+{
+    const unsigned char *c = data;
+
+    while (len--) {
+        h ^= *c++;
+        h *= AFFINITY_FNV_PRIME;
+    }
+    return h;
+}
+
+apr_uint64_t affinity_hash64(const void *data, apr_size_t len)
+{
+    return affinity_fmix64(affinity_fnv1a(AFFINITY_FNV_OFFSET, data, len));
+}
+
+apr_uint64_t affinity_member_seed(const char *salt, apr_size_t salt_len,
+                                  const char *identity, apr_size_t identity_len)
+{
+    apr_uint64_t h = affinity_fnv1a(AFFINITY_FNV_OFFSET, salt, salt_len);
+
+    return affinity_fmix64(affinity_fnv1a(h, identity, identity_len));
+}
+
+apr_uint64_t affinity_host_key(const char *host)
+{
+    apr_uint64_t h = AFFINITY_FNV_OFFSET;
+    apr_size_t len = strlen(host);
+
+    if (len && host[len - 1] == '.') {
+        len--;
+    }
+    while (len--) {
+        h ^= (unsigned char)apr_tolower(*host++);
+        h *= AFFINITY_FNV_PRIME;
+    }
+    return affinity_fmix64(h);
+}
+
+/* round(log2(1 + i/256) * 2^32), i = 0..256 */
+static const apr_uint64_t affinity_log2_table[257] = {
+    0x00000000, 0x01709c47, 0x02dfca17, 0x044d8c46, 0x05b9e5a1, 0x0724d8ef,
+    0x088e68eb, 0x09f6984a, 0x0b5d69bb, 0x0cc2dfe2, 0x0e26fd5d, 0x0f89c4c2,
+    0x10eb38a0, 0x124b5b7e, 0x13aa2fdd, 0x1507b836, 0x1663f6fb, 0x17beee97,
+    0x1918a16e, 0x1a7111df, 0x1bc84241, 0x1d1e34e3, 0x1e72ec11, 0x1fc66a0f,
+    0x2118b11a, 0x2269c369, 0x23b9a32f, 0x25085296, 0x2655d3c5, 0x27a228db,
+    0x28ed53f3, 0x2a375721, 0x2b803474, 0x2cc7edf6, 0x2e0e85aa, 0x2f53fd90,
+    0x309857a0, 0x31db95d0, 0x331dba0f, 0x345ec646, 0x359ebc5b, 0x36dd9e2f,
+    0x381b6d9c, 0x39582c79, 0x3a93dc98, 0x3bce7fc7, 0x3d0817cf, 0x3e40a672,
+    0x3f782d72, 0x40aeae89, 0x41e42b6f, 0x4318a5d5, 0x444c1f6b, 0x457e99db,
+    0x46b016ca, 0x47e097db, 0x49101eac, 0x4a3eacd7, 0x4b6c43f1, 0x4c98e58e,
+    0x4dc4933b, 0x4eef4e83, 0x501918ec, 0x5141f3fb, 0x5269e12f, 0x5390e204,
+    0x54b6f7f1, 0x55dc246d, 0x570068e8, 0x5823c6d1, 0x59463f92, 0x5a67d492,
+    0x5b888736, 0x5ca858df, 0x5dc74aea, 0x5ee55eb1, 0x6002958c, 0x611ef0cf,
+    0x623a71cc, 0x635519cf, 0x646eea24, 0x6587e415, 0x66a008e4, 0x67b759d6,
+    0x68cdd82a, 0x69e3851c, 0x6af861e6, 0x6c0c6fc0, 0x6d1fafdd, 0x6e322370,
+    0x6f43cba8, 0x7054a9b1, 0x7164beb5, 0x72740bdb, 0x73829249, 0x74905320,
+    0x759d4f81, 0x76a98888, 0x77b4ff51, 0x78bfb4f4, 0x79c9aa88, 0x7ad2e11f,
+    0x7bdb59cd, 0x7ce3159f, 0x7dea15a3, 0x7ef05ae4, 0x7ff5e66a, 0x80fab93c,
+    0x81fed45d, 0x830238d0, 0x8404e794, 0x8506e1a8, 0x86082807, 0x8708bbaa,
+    0x88089d8b, 0x8907ce9d, 0x8a064fd5, 0x8b042225, 0x8c01467c, 0x8cfdbdc8,
+    0x8df988f5, 0x8ef4a8ed, 0x8fef1e98, 0x90e8eade, 0x91e20ea1, 0x92da8ac6,
+    0x93d2602c, 0x94c98fb4, 0x95c01a3a, 0x96b6009b, 0x97ab43af, 0x989fe451,
+    0x9993e356, 0x9a874193, 0x9b79ffdb, 0x9c6c1f01, 0x9d5d9fd5, 0x9e4e8325,
+    0x9f3ec9bd, 0xa02e746a, 0xa11d83f5, 0xa20bf926, 0xa2f9d4c5, 0xa3e71797,
+    0xa4d3c25e, 0xa5bfd5df, 0xa6ab52da, 0xa7963a0d, 0xa8808c38, 0xa96a4a17,
+    0xaa537465, 0xab3c0bdc, 0xac241135, 0xad0b8526, 0xadf26866, 0xaed8bba8,
+    0xafbe7fa1, 0xb0a3b502, 0xb1885c7b, 0xb26c76bc, 0xb3500472, 0xb433064b,
+    0xb5157cf3, 0xb5f76913, 0xb6d8cb54, 0xb7b9a45e, 0xb899f4d9, 0xb979bd69,
+    0xba58feb2, 0xbb37b959, 0xbc15edff, 0xbcf39d45, 0xbdd0c7ca, 0xbead6e2d,
+    0xbf89910c, 0xc0653103, 0xc1404eae, 0xc21aeaa6, 0xc2f50586, 0xc3ce9fe4,
+    0xc4a7ba58, 0xc5805579, 0xc65871da, 0xc7301011, 0xc80730b0, 0xc8ddd449,
+    0xc9b3fb6d, 0xca89a6ac, 0xcb5ed695, 0xcc338bb7, 0xcd07c69e, 0xcddb87d6,
+    0xceaecfeb, 0xcf819f66, 0xd053f6d2, 0xd125d6b7, 0xd1f73f9c, 0xd2c83209,
+    0xd398ae81, 0xd468b58c, 0xd53847ac, 0xd6076565, 0xd6d60f39, 0xd7a445a9,
+    0xd8720936, 0xd93f5a60, 0xda0c39a5, 0xdad8a784, 0xdba4a47b, 0xdc703104,
+    0xdd3b4d9d, 0xde05fac0, 0xded038e6, 0xdf9a088a, 0xe0636a24, 0xe12c5e2b,
+    0xe1f4e517, 0xe2bcff5e, 0xe384ad75, 0xe44befd0, 0xe512c6e5, 0xe5d93326,
+    0xe69f3506, 0xe764ccf7, 0xe829fb69, 0xe8eec0ce, 0xe9b31d94, 0xea77122b,
+    0xeb3a9f02, 0xebfdc485, 0xecc08322, 0xed82db45, 0xee44cd5a, 0xef0659cc,
+    0xefc78104, 0xf088436d, 0xf148a170, 0xf2089b75, 0xf2c831e4, 0xf3876524,
+    0xf446359b, 0xf504a3af, 0xf5c2afc6, 0xf6805a44, 0xf73da38e, 0xf7fa8c05,
+    0xf8b7140f, 0xf9733c0c, 0xfa2f045e, 0xfaea6d67, 0xfba57787, 0xfc60231e,
+    0xfd1a708c, 0xfdd4602e, 0xfe8df264, 0xff47278b, 0x100000000u,
+};
+
+/* index of the highest set bit, x > 0 */
+static int affinity_msb64(apr_uint64_t x)
+{
+#if defined(__GNUC__)
+    return 63 - __builtin_clzll(x);
+#else
+    int n = 0;
+
+    while (x >>= 1) {
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* log2(x) in 32.32 fixed point, x >= 1 */
+static apr_uint64_t affinity_log2_q32(apr_uint64_t x)
+{
+    int n = affinity_msb64(x);
+    apr_uint64_t m = x << (63 - n);             /* leading 1 at bit 63 */
+    unsigned int i = (unsigned int)(m >> 55) & 0xff;
+    apr_uint64_t frac = (m >> 23) & APR_UINT64_C(0xffffffff);
+    apr_uint64_t lo = affinity_log2_table[i], hi = affinity_log2_table[i + 1];
+
+    return ((apr_uint64_t)n << 32) + lo + (((hi - lo) * frac) >> 32);
+}
+
+apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
+{
+    apr_uint64_t x = (affinity_fmix64(key ^ seed) >> 11) | 1;
+    apr_uint64_t cost = (APR_UINT64_C(53) << 32) - affinity_log2_q32(x);
+
+    return cost ? cost : 1;
+}
+
+int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca,
+                              apr_uint64_t wb, apr_uint64_t cb)
+{
+    /* wa/ca > wb/cb; weights < 2^16 and costs < 2^38, so no overflow */
+    apr_uint64_t a = wa * cb, b = wb * ca;
+
+    return a > b || (a == b && ca < cb);
+}

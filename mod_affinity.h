@@ -1,0 +1,111 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * mod_affinity.h: the pure logic of mod_affinity, free of httpd.
+ *
+ * Route IDs, cookie parsing, directive value checks, the ID index and the
+ * domain-mode hash live here (affinity_route.c) so that unit tests and
+ * fuzzers can drive them with nothing but APR and APR-util.
+ */
+
+#ifndef MOD_AFFINITY_H
+#define MOD_AFFINITY_H
+
+#include "apr.h"
+#include "apr_pools.h"
+
+#define AFFINITY_ID_LEN     20              /* SHA1 digest bytes */
+#define AFFINITY_ID_HEX_LEN (2 * AFFINITY_ID_LEN)
+
+#define AFFINITY_DEFAULT_COOKIE "ROUTEID"
+#define AFFINITY_DEFAULT_ATTRS  "Path=/; HttpOnly"
+
+/* ---- Route IDs ---------------------------------------------------------- */
+
+/* id = SHA1(salt bytes, then identity bytes) */
+void affinity_route_id(unsigned char id[AFFINITY_ID_LEN],
+                       const char *salt, apr_size_t salt_len,
+                       const char *identity, apr_size_t identity_len);
+
+/* Lowercase hex, NUL-terminated: hex must hold AFFINITY_ID_HEX_LEN + 1. */
+void affinity_id_to_hex(char *hex, const unsigned char id[AFFINITY_ID_LEN]);
+
+/* Parse exactly AFFINITY_ID_HEX_LEN lowercase hex digits; the canonical form
+ * is the only one accepted.  Returns 1 on success, 0 otherwise. */
+int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
+                         const char *s, apr_size_t len);
+
+/* ---- Cookies ------------------------------------------------------------- */
+
+/* Called for each value of the wanted cookie, in header order, with any
+ * surrounding double quotes removed.  Return non-zero to stop the scan. */
+typedef int affinity_cookie_fn(void *baton, const char *value, apr_size_t len);
+
+/* Scans one Cookie header value ("a=1; b=2").  Pairs without '=' are
+ * skipped.  Returns how many values of the cookie were seen. */
+int affinity_cookie_scan(const char *header, const char *name,
+                         affinity_cookie_fn *fn, void *baton);
+
+/* Returns the header without any pair named name, or NULL when nothing else
+ * is left.  *removed tells whether anything was taken out; when not, the
+ * original header is returned unchanged. */
+const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
+                                  const char *name, int *removed);
+
+/* RFC 6265 cookie-name (an RFC 2616 token).  Returns 1 when valid. */
+int affinity_cookie_name_valid(const char *name);
+
+/* Checks AffinityCookie ATTRIBUTES and returns the attribute string to send
+ * (Path=/ prepended when there is no Path), or NULL with *err set. */
+const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
+                                  const char **err);
+
+/* Cache-Control for a response that sets a route cookie: the backend's
+ * directives (may be NULL) with "public" dropped and "private" added, so a
+ * shared cache never stores one client's route.  Returns existing unchanged
+ * when it already says private or no-store. */
+const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
+
+/* ---- ID index ----------------------------------------------------------- */
+
+/* Open-addressing table from route ID to a small integer (a member slot).
+ * Lookup is O(1) in members whatever the key, so random IDs cost a probe
+ * or two, never a walk over the members. */
+typedef struct affinity_index affinity_index;
+
+affinity_index *affinity_index_make(apr_pool_t *p, int capacity);
+/* First put of an ID wins; later duplicates are ignored. */
+void affinity_index_put(affinity_index *ix, const unsigned char id[AFFINITY_ID_LEN],
+                        int slot);
+/* Returns the slot, or -1 when the ID is not in the table. */
+int affinity_index_get(const affinity_index *ix,
+                       const unsigned char id[AFFINITY_ID_LEN]);
+
+/* ---- Domain mode: weighted rendezvous hashing --------------------------- */
+
+/* FNV-1a 64 over the bytes, then a 64-bit finalizer (see affinity_route.c). */
+apr_uint64_t affinity_hash64(const void *data, apr_size_t len);
+
+/* Seed of a member: affinity_hash64(salt bytes, then identity bytes). */
+apr_uint64_t affinity_member_seed(const char *salt, apr_size_t salt_len,
+                                  const char *identity, apr_size_t identity_len);
+
+/* Host key: lowercased, one trailing dot dropped, then affinity_hash64. */
+apr_uint64_t affinity_host_key(const char *host);
+
+/* The -log2(u) part of a member's rendezvous score for a key, in 32.32 fixed
+ * point (u in (0,1) derived from key and seed).  Integer only, so every
+ * platform agrees bit for bit.  Never 0. */
+apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed);
+
+/* Does a member of weight wa and cost ca beat one of weight wb and cost cb?
+ * Scores are weight / cost; ties go to the smaller cost, then to neither. */
+int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca,
+                              apr_uint64_t wb, apr_uint64_t cb);
+
+#endif /* MOD_AFFINITY_H */
