@@ -1,0 +1,340 @@
+/* Unit tests for affinity_route.c: the pure logic, without httpd.
+ * Prints TAP; run through prove (make unit).  The domain-mode vectors were
+ * computed by an independent model of the documented hash (exact integer
+ * arithmetic in Python): if one fails, sites would be remapped. */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "apr_general.h"
+#include "apr_strings.h"
+
+#include "mod_affinity.h"
+
+static int tests_run, tests_failed;
+
+static void ok(int cond, const char *what)
+{
+    tests_run++;
+    if (!cond) {
+        tests_failed++;
+    }
+    printf("%sok %d - %s\n", cond ? "" : "not ", tests_run, what);
+}
+
+static void is_str(const char *got, const char *want, const char *what)
+{
+    int same = (got == NULL && want == NULL)
+               || (got && want && !strcmp(got, want));
+    ok(same, what);
+    if (!same) {
+        printf("#   got:  %s\n#   want: %s\n", got ? got : "(null)",
+               want ? want : "(null)");
+    }
+}
+
+static const char *route_hex(apr_pool_t *p, const char *salt,
+                             const char *identity)
+{
+    unsigned char id[AFFINITY_ID_LEN];
+    char *hex = apr_palloc(p, AFFINITY_ID_HEX_LEN + 1);
+
+    affinity_route_id(id, salt, strlen(salt), identity, strlen(identity));
+    affinity_id_to_hex(hex, id);
+    return hex;
+}
+
+static void test_route_ids(apr_pool_t *p)
+{
+    unsigned char id[AFFINITY_ID_LEN], back[AFFINITY_ID_LEN];
+    const char *hex;
+
+    /* sha1_hex("127.0.0.1:8080"): Perlbal::Plugin::SessionAffinity's ID */
+    is_str(route_hex(p, "", "127.0.0.1:8080"),
+           "56852a5456d1b09e1eb11c0ca39d8fbce6480106", "unsalted host:port ID");
+    is_str(route_hex(p, "", "10.0.0.11:8080"),
+           "665cd0b26d5a5a8903f09fc2013eb480e11db3fe", "unsalted ID, other member");
+    is_str(route_hex(p, "s3cret", "blue"),
+           "d0fb8650f0e84576e5e2e58d6294bb353483bb81", "salt bytes come first");
+
+    hex = route_hex(p, "", "127.0.0.1:8080");
+    ok(affinity_id_from_hex(back, hex, strlen(hex)), "own hex parses back");
+    affinity_route_id(id, "", 0, "127.0.0.1:8080", 14);
+    ok(!memcmp(id, back, AFFINITY_ID_LEN), "and gives the same bytes");
+
+    ok(!affinity_id_from_hex(back, "56852A5456D1B09E1EB11C0CA39D8FBCE6480106", 40),
+       "uppercase is not the canonical form");
+    ok(!affinity_id_from_hex(back, "56852a5456d1b09e1eb11c0ca39d8fbce648010", 39),
+       "39 digits refused");
+    ok(!affinity_id_from_hex(back, "56852a5456d1b09e1eb11c0ca39d8fbce64801060", 41),
+       "41 digits refused");
+    ok(!affinity_id_from_hex(back, "56852a5456d1b09e1eb11c0ca39d8fbce648010g", 40),
+       "non-hex digit refused");
+    ok(!affinity_id_from_hex(back, "", 0), "empty refused");
+}
+
+typedef struct {
+    char values[8][64];
+    int n;
+} collected;
+
+static int collect(void *baton, const char *value, apr_size_t len)
+{
+    collected *c = baton;
+
+    if (c->n < 8 && len < 64) {
+        memcpy(c->values[c->n], value, len);
+        c->values[c->n][len] = '\0';
+    }
+    c->n++;
+    return 0;
+}
+
+static int stop_first(void *baton, const char *value, apr_size_t len)
+{
+    (void)value; (void)len;
+    ++*(int *)baton;
+    return 1;
+}
+
+static void test_cookie_scan(void)
+{
+    collected c;
+    int calls = 0;
+
+    memset(&c, 0, sizeof(c));
+    ok(affinity_cookie_scan("a=1; ROUTEID=abc; b=2", "ROUTEID", collect, &c) == 1
+       && !strcmp(c.values[0], "abc"), "value found among others");
+
+    memset(&c, 0, sizeof(c));
+    affinity_cookie_scan("ROUTEID=one;ROUTEID=\"two\" ;  ROUTEID = three",
+                         "ROUTEID", collect, &c);
+    ok(c.n == 3 && !strcmp(c.values[0], "one") && !strcmp(c.values[1], "two")
+       && !strcmp(c.values[2], "three"),
+       "repeated names in order, quotes and blanks removed");
+
+    memset(&c, 0, sizeof(c));
+    affinity_cookie_scan("XROUTEID=1; ROUTEIDX=2; routeid=3; ROUTEID", "ROUTEID",
+                         collect, &c);
+    ok(c.n == 0, "no prefix, suffix or case matches; pair without = skipped");
+
+    memset(&c, 0, sizeof(c));
+    affinity_cookie_scan(";;; ; ROUTEID=; =x; ROUTEID=\"", "ROUTEID", collect, &c);
+    ok(c.n == 2 && !strcmp(c.values[0], "") && !strcmp(c.values[1], "\""),
+       "empty value and lone quote are values, not crashes");
+
+    affinity_cookie_scan("ROUTEID=1; ROUTEID=2", "ROUTEID", stop_first, &calls);
+    ok(calls == 1, "callback can stop the scan");
+
+    memset(&c, 0, sizeof(c));
+    ok(affinity_cookie_scan("", "ROUTEID", collect, &c) == 0, "empty header");
+}
+
+static void test_cookie_strip(apr_pool_t *p)
+{
+    int removed;
+    const char *h = "a=1; b=2";
+
+    is_str(affinity_cookie_strip(p, "a=1; ROUTEID=x; b=2", "ROUTEID", &removed),
+           "a=1; b=2", "middle pair removed");
+    ok(removed, "removed flag set");
+    is_str(affinity_cookie_strip(p, "ROUTEID=x;a=1", "ROUTEID", &removed),
+           "a=1", "first pair removed");
+    is_str(affinity_cookie_strip(p, "a=1;  ROUTEID=x ", "ROUTEID", &removed),
+           "a=1", "last pair removed");
+    is_str(affinity_cookie_strip(p, "ROUTEID=x; ROUTEID=y", "ROUTEID", &removed),
+           NULL, "nothing left gives NULL");
+    ok(affinity_cookie_strip(p, h, "ROUTEID", &removed) == h && !removed,
+       "no match returns the header itself");
+    is_str(affinity_cookie_strip(p, "ROUTEIDX=1; ROUTEID=2; flag", "ROUTEID",
+                                 &removed),
+           "ROUTEIDX=1; flag", "similar names and bare flags kept");
+}
+
+static void test_directive_values(apr_pool_t *p)
+{
+    const char *err = NULL;
+
+    ok(affinity_cookie_name_valid("ROUTEID"), "ROUTEID is a token");
+    ok(affinity_cookie_name_valid("__Host-route.id~1"), "prefix and punctuation");
+    ok(!affinity_cookie_name_valid(""), "empty name refused");
+    ok(!affinity_cookie_name_valid("a b"), "space refused");
+    ok(!affinity_cookie_name_valid("a=b"), "= refused");
+    ok(!affinity_cookie_name_valid("a;b"), "; refused");
+    ok(!affinity_cookie_name_valid("caf\xc3\xa9"), "non-ASCII refused");
+    ok(!affinity_cookie_name_valid("a\tb"), "tab refused");
+
+    is_str(affinity_cookie_attrs(p, "Path=/; HttpOnly", &err), "Path=/; HttpOnly",
+           "default attributes unchanged");
+    is_str(affinity_cookie_attrs(p, "HttpOnly; Secure", &err),
+           "Path=/; HttpOnly; Secure", "Path=/ added when missing");
+    is_str(affinity_cookie_attrs(p, "secure; path=/app", &err), "secure; path=/app",
+           "path in any case counts");
+    is_str(affinity_cookie_attrs(p, "Pathological=1", &err), "Path=/; Pathological=1",
+           "an attribute merely starting with Path does not");
+    is_str(affinity_cookie_attrs(p, " ; Secure; ", &err), "Path=/; Secure",
+           "stray separators trimmed");
+    is_str(affinity_cookie_attrs(p, "", &err), "Path=/", "empty gives Path=/");
+    ok(affinity_cookie_attrs(p, "Path=/\r\nX-Injected: 1", &err) == NULL && err,
+       "CR LF refused");
+    ok(affinity_cookie_attrs(p, "Path=/\x7f", &err) == NULL, "DEL refused");
+
+    is_str(affinity_cache_control_private(p, NULL), "private", "no Cache-Control");
+    is_str(affinity_cache_control_private(p, "public, max-age=60"),
+           "max-age=60, private", "public dropped, private added");
+    is_str(affinity_cache_control_private(p, "no-store"), "no-store",
+           "no-store left alone");
+    is_str(affinity_cache_control_private(p, "max-age=5, PRIVATE"),
+           "max-age=5, PRIVATE", "private already there");
+    is_str(affinity_cache_control_private(p, "s-maxage=9, publicity=1"),
+           "s-maxage=9, publicity=1, private", "only the public directive dropped");
+}
+
+static void test_index(apr_pool_t *p)
+{
+    affinity_index *ix = affinity_index_make(p, 1000);
+    unsigned char id[AFFINITY_ID_LEN];
+    char ident[32];
+    int i, all = 1, misses = 1;
+
+    for (i = 0; i < 1000; i++) {
+        apr_snprintf(ident, sizeof(ident), "10.0.%d.%d:8080", i / 256, i % 256);
+        affinity_route_id(id, "", 0, ident, strlen(ident));
+        affinity_index_put(ix, id, i);
+    }
+    for (i = 0; i < 1000; i++) {
+        apr_snprintf(ident, sizeof(ident), "10.0.%d.%d:8080", i / 256, i % 256);
+        affinity_route_id(id, "", 0, ident, strlen(ident));
+        all &= affinity_index_get(ix, id) == i;
+        affinity_route_id(id, "other", 5, ident, strlen(ident));
+        misses &= affinity_index_get(ix, id) == -1;
+    }
+    ok(all, "1000 IDs found at their slots");
+    ok(misses, "1000 unknown IDs missed");
+
+    affinity_route_id(id, "", 0, "10.0.0.0:8080", 13);
+    affinity_index_put(ix, id, 4242);
+    ok(affinity_index_get(ix, id) == 0, "duplicate ID keeps the first slot");
+
+    ix = affinity_index_make(p, 0);
+    ok(affinity_index_get(ix, id) == -1, "empty table misses");
+}
+
+static const struct {
+    const char *ident;
+    apr_uint64_t weight;
+} members[] = {
+    {"10.0.0.21:8080", 100}, {"10.0.0.22:8080", 200}, {"10.0.0.23:8080", 100},
+    {"blue", 100}, {"10.0.0.25:8080", 300}
+};
+#define NMEMBERS (sizeof(members) / sizeof(members[0]))
+
+static int pick(const char *host, const char *salt, int skip)
+{
+    apr_uint64_t key = affinity_host_key(host), best_w = 0, best_c = 0;
+    int i, best = -1;
+
+    for (i = 0; i < (int)NMEMBERS; i++) {
+        apr_uint64_t seed, cost;
+        if (i == skip) {
+            continue;
+        }
+        seed = affinity_member_seed(salt, strlen(salt), members[i].ident,
+                                    strlen(members[i].ident));
+        cost = affinity_rendezvous_cost(key, seed);
+        if (best < 0 || affinity_rendezvous_beats(members[i].weight, cost,
+                                                  best_w, best_c)) {
+            best = i;
+            best_w = members[i].weight;
+            best_c = cost;
+        }
+    }
+    return best;
+}
+
+static void test_domain_vectors(void)
+{
+    static const struct {
+        const char *host;
+        int unsalted, salted;
+    } v[] = {
+        {"example.com", 1, 3}, {"www.example.org", 1, 3},
+        {"shop.example.net", 1, 1}, {"a.b.c.d", 3, 2}, {"plone.org", 3, 4},
+        {"xn--bcher-kva.example", 2, 0}, {"localhost", 1, 2},
+        {"Example.COM.", 1, 3}
+    };
+    int i;
+    char what[128];
+
+    ok(affinity_host_key("example.com") == APR_UINT64_C(0x9591d6421994d599),
+       "host key vector");
+    ok(affinity_member_seed("salt", 4, "10.0.0.21:8080", 14)
+       == APR_UINT64_C(0x1fb594942916dd2a), "member seed vector");
+    ok(affinity_rendezvous_cost(affinity_host_key("example.com"),
+                                affinity_member_seed("", 0, "10.0.0.21:8080", 14))
+       == APR_UINT64_C(0xbf3b3c98), "rendezvous cost vector");
+    ok(affinity_host_key("EXAMPLE.com.") == affinity_host_key("example.com"),
+       "host key folds case and one trailing dot");
+
+    for (i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++) {
+        int u = pick(v[i].host, "", -1), s = pick(v[i].host, "s3cret", -1);
+        apr_snprintf(what, sizeof(what), "%s -> member %d unsalted, %d salted",
+                     v[i].host, v[i].unsalted, v[i].salted);
+        ok(u == v[i].unsalted && s == v[i].salted, what);
+    }
+}
+
+static void test_domain_properties(void)
+{
+    int counts[NMEMBERS] = {0};
+    int i, moved_wrong = 0, moved = 0, n = 20000;
+    apr_uint64_t total_w = 0;
+    char host[64];
+    int shares_ok = 1;
+
+    for (i = 0; i < n; i++) {
+        int a, b;
+        apr_snprintf(host, sizeof(host), "site%d.example.com", i);
+        a = pick(host, "", -1);
+        counts[a]++;
+        b = pick(host, "", 1);          /* member 1 removed */
+        if (a != 1 && a != b) {
+            moved_wrong++;
+        }
+        moved += a != b;
+    }
+    for (i = 0; i < (int)NMEMBERS; i++) {
+        total_w += members[i].weight;
+    }
+    for (i = 0; i < (int)NMEMBERS; i++) {
+        double want = (double)n * members[i].weight / total_w;
+        if (counts[i] < want * 0.93 || counts[i] > want * 1.07) {
+            shares_ok = 0;
+            printf("# member %d: %d hosts, want about %.0f\n", i, counts[i], want);
+        }
+    }
+    ok(shares_ok, "shares follow weights within 7% over 20000 hosts");
+    ok(moved_wrong == 0, "removing a member moves only its own hosts");
+    ok(moved == counts[1], "and moves all of them");
+}
+
+int main(void)
+{
+    apr_pool_t *p;
+
+    apr_initialize();
+    apr_pool_create(&p, NULL);
+
+    test_route_ids(p);
+    test_cookie_scan();
+    test_cookie_strip(p);
+    test_directive_values(p);
+    test_index(p);
+    test_domain_vectors();
+    test_domain_properties();
+
+    printf("1..%d\n", tests_run);
+    apr_pool_destroy(p);
+    apr_terminate();
+    return tests_failed ? 1 : 0;
+}
