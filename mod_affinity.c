@@ -960,16 +960,24 @@ static apr_status_t affinity_cookie_filter(ap_filter_t *f,
 }
 
 /* An error page after a member did answer (ProxyErrorOverride) still sets
- * the cookie; one after no member answered (503, 502) does not. */
+ * the cookie; one after no member answered (503, 502) does not, and then the
+ * log must not name a member either. */
 static void affinity_insert_error_filter(request_rec *r)
 {
     const affinity_request *req = ap_get_module_config(r->request_config,
                                                        &affinity_module);
 
-    if (req && req->set_cookie && req->chosen
-        && apr_table_get(r->notes, "proxy-status")) {
-        affinity_add_cookie(r, req, r->err_headers_out);
+    if (!req) {
+        return;
     }
+    if (req->chosen && apr_table_get(r->notes, "proxy-status")) {
+        if (req->set_cookie) {
+            affinity_add_cookie(r, req, r->err_headers_out);
+        }
+        return;
+    }
+    apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");
+    apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
 }
 
 /* ---- Startup ------------------------------------------------------------- */
