@@ -381,7 +381,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
         affinity_index_put(t->index, id, i);
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  "AFF0012: %s: route table built for %d member(s)",
+                  "AFF0011: %s: route table built for %d member(s)",
                   balancer->s->name, t->nelts);
     return t;
 }
@@ -540,7 +540,7 @@ static void affinity_strip_cookie(request_rec *r, const char *name)
         apr_table_addn(r->headers_in, "Cookie", APR_ARRAY_IDX(keep, i, const char *));
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
-                  "AFF0015: cookie %s removed from the request to the member",
+                  "AFF0013: cookie %s removed from the request to the member",
                   name);
 }
 
@@ -715,7 +715,7 @@ static proxy_worker *affinity_find_domain(proxy_balancer *balancer,
     }
     affinity_set_env(r, m, "domain");
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                  "AFF0013: %s: host %s maps to %s", balancer->s->name,
+                  "AFF0012: %s: host %s maps to %s", balancer->s->name,
                   host ? host : "(none)", w ? AFFINITY_WORKER_NAME(w) : "no member");
     return w;
 }
@@ -820,7 +820,7 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         m = affinity_find_redirect(t, down, req, r);
         if (m) {
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "AFF0011: %s: member %s is not usable, session "
+                          "AFF0010: %s: member %s is not usable, session "
                           "redirected to %s (route %s)", balancer->s->name,
                           AFFINITY_WORKER_NAME(down->worker),
                           AFFINITY_WORKER_NAME(m->worker), m->route);
@@ -828,7 +828,7 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         }
         else if (balancer->s->sticky_force) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          "AFF0010: %s: member %s of this session is not "
+                          "AFF0009: %s: member %s of this session is not "
                           "usable and nofailover is On: refusing to move the "
                           "session", balancer->s->name,
                           AFFINITY_WORKER_NAME(down->worker));
@@ -839,7 +839,7 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         else {
             w = affinity_pick_new(balancer, r, req);
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "AFF0009: %s: member %s of this session is not "
+                          "AFF0008: %s: member %s of this session is not "
                           "usable, session moves to %s", balancer->s->name,
                           AFFINITY_WORKER_NAME(down->worker),
                           w ? AFFINITY_WORKER_NAME(w) : "no member");
