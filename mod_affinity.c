@@ -720,37 +720,32 @@ static proxy_worker *affinity_find_domain(proxy_balancer *balancer,
     return w;
 }
 
-/* The member named by the first of the request's IDs that names a usable
- * member, or NULL.  *down gets the first named member that is not usable. */
-static affinity_member *affinity_find_named(proxy_balancer *balancer,
-                                            request_rec *r,
-                                            const affinity_dir_conf *conf,
-                                            affinity_table **t,
-                                            const affinity_request *req,
-                                            affinity_member **down)
+/* One pass over the request's IDs: the first usable member named, or NULL.
+ * *down: the first named member that is not usable; *known: some ID names a
+ * member; *stale: a named member's route no longer matches its ID. */
+static affinity_member *affinity_scan_ids(affinity_table *t,
+                                          const affinity_request *req,
+                                          request_rec *r, affinity_member **down,
+                                          int *known, int *stale)
 {
-    int i, known = 0, rebuilt = 0;
+    int i;
 
     *down = NULL;
+    *known = *stale = 0;
     for (i = 0; i < req->ids->nelts; i++) {
-        const unsigned char *id = (const unsigned char *)req->ids->elts
-                                  + i * AFFINITY_ID_LEN;
-        int slot = affinity_index_get((*t)->index, id);
+        int slot = affinity_index_get(t->index, (const unsigned char *)req->ids->elts
+                                                + i * AFFINITY_ID_LEN);
         affinity_member *m;
 
         if (slot < 0) {
             continue;
         }
-        m = &(*t)->members[slot];
+        m = &t->members[slot];
         if (!affinity_member_current(m)) {
-            /* its route was edited: the ID may now be another member's */
-            *t = affinity_table_rebuild(balancer, conf, r);
-            *down = NULL;
-            i = -1;
-            rebuilt = 1;
+            *stale = 1;
             continue;
         }
-        known = 1;
+        *known = 1;
         if (affinity_usable(req, m->worker, r)) {
             return m;
         }
@@ -758,15 +753,31 @@ static affinity_member *affinity_find_named(proxy_balancer *balancer,
             *down = m;
         }
     }
-    if (!known && req->ids->nelts && !rebuilt) {
-        /* Unknown IDs: maybe some member's route was just edited to match.
-         * A string compare per member, no hashing unless one changed. */
+    return NULL;
+}
+
+/* The member named by the first of the request's IDs that names a usable
+ * member, or NULL; *down as above.  When a named member's route was edited,
+ * or no ID is known (maybe a route was just edited to match one), every
+ * member's route is compared with the table, one string compare each and no
+ * hashing unless one changed, and the IDs are looked up once more. */
+static affinity_member *affinity_find_named(proxy_balancer *balancer,
+                                            request_rec *r,
+                                            const affinity_dir_conf *conf,
+                                            affinity_table **t,
+                                            const affinity_request *req,
+                                            affinity_member **down)
+{
+    int known, stale, rebuilt;
+    affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale);
+
+    if (stale || (!m && !known && req->ids->nelts)) {
         *t = affinity_table_verify_all(balancer, conf, *t, r, &rebuilt);
         if (rebuilt) {
-            return affinity_find_named(balancer, r, conf, t, req, down);
+            m = affinity_scan_ids(*t, req, r, down, &known, &stale);
         }
     }
-    return NULL;
+    return m;
 }
 
 static affinity_member *affinity_find_redirect(affinity_table *t,
