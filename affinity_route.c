@@ -161,7 +161,8 @@ const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
         return header;
     }
 
-    out = o = apr_palloc(p, strlen(header) + 1);
+    /* pairs are rejoined with "; ": at most one extra byte per separator */
+    out = o = apr_palloc(p, 2 * strlen(header) + 1);
     while (*s) {
         const char *pair, *end, *n_end;
 
@@ -314,8 +315,9 @@ const char *affinity_cache_control_private(apr_pool_t *p, const char *existing)
         return existing;
     }
 
-    /* copy every directive but "public", then add "private" */
-    out = o = apr_palloc(p, strlen(existing) + sizeof(", private"));
+    /* copy every directive but "public", then add "private"; each
+     * directive (at least one byte) is followed by ", " */
+    out = o = apr_palloc(p, 3 * strlen(existing) + sizeof("private"));
     for (s = existing; *s; ) {
         const char *d, *e;
 

@@ -149,6 +149,8 @@ static void test_cookie_strip(apr_pool_t *p)
     is_str(affinity_cookie_strip(p, "ROUTEIDX=1; ROUTEID=2; flag", "ROUTEID",
                                  &removed),
            "ROUTEIDX=1; flag", "similar names and bare flags kept");
+    is_str(affinity_cookie_strip(p, "a;b;c;d;e;f;g;h;ROUTEID=", "ROUTEID", &removed),
+           "a; b; c; d; e; f; g; h", "tight separators widened within bounds");
 }
 
 static void test_directive_values(apr_pool_t *p)
@@ -186,6 +188,8 @@ static void test_directive_values(apr_pool_t *p)
            "no-store left alone");
     is_str(affinity_cache_control_private(p, "max-age=5, PRIVATE"),
            "max-age=5, PRIVATE", "private already there");
+    is_str(affinity_cache_control_private(p, "a,b,c,d,e,f,g,h"),
+           "a, b, c, d, e, f, g, h, private", "tight commas widened within bounds");
     is_str(affinity_cache_control_private(p, "s-maxage=9, publicity=1"),
            "s-maxage=9, publicity=1, private", "only the public directive dropped");
 }
