@@ -1017,11 +1017,13 @@ static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
             apr_hash_t *identities;
             int i;
 
+            /* virtual hosts hold copies of the main server's balancers;
+             * the copies share the shared-data pointer: key on its value */
             if (balancer->lbmethod != &affinity_method
-                || apr_hash_get(seen, balancer->s, sizeof(balancer->s))) {
+                || apr_hash_get(seen, &balancer->s, sizeof(balancer->s))) {
                 continue;
             }
-            apr_hash_set(seen, balancer->s, sizeof(balancer->s), "");
+            apr_hash_set(seen, &balancer->s, sizeof(balancer->s), "");
 
             if (*balancer->s->sticky) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
