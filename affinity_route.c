@@ -80,11 +80,40 @@ int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
 
 /* ---- Cookies ------------------------------------------------------------- */
 
-/* Cookie headers separate pairs with ';' and allow spaces and tabs around
- * them (RFC 6265 5.2 is lenient, so are we). */
+/* Cookie headers separate pairs with ';' and allow blanks around them
+ * (RFC 6265 5.2 is lenient, so are we).  ',' separates too: httpd joins a
+ * request's repeated Cookie headers with ", ". */
 static int affinity_is_ows(char c)
 {
     return c == ' ' || c == '\t';
+}
+
+static int affinity_is_pair_sep(char c)
+{
+    return c == ';' || c == ',';
+}
+
+/* Is [pair, end) a pair named name?  Sets *value to what follows '='. */
+static int affinity_pair_named(const char *pair, const char *end,
+                               const char *name, apr_size_t name_len,
+                               const char **value)
+{
+    const char *eq, *name_end;
+
+    while (pair < end && affinity_is_ows(*pair)) {
+        pair++;
+    }
+    eq = memchr(pair, '=', (apr_size_t)(end - pair));
+    if (!eq) {
+        return 0;
+    }
+    name_end = eq;
+    while (name_end > pair && affinity_is_ows(name_end[-1])) {
+        name_end--;
+    }
+    *value = eq + 1;
+    return (apr_size_t)(name_end - pair) == name_len
+           && !memcmp(pair, name, name_len);
 }
 
 int affinity_cookie_scan(const char *header, const char *name,
@@ -95,34 +124,13 @@ int affinity_cookie_scan(const char *header, const char *name,
     int seen = 0;
 
     while (*p) {
-        const char *pair, *end, *eq, *value, *value_end;
+        const char *pair = p, *end = p + strcspn(p, ";,");
+        const char *value, *value_end = end;
 
-        while (*p == ';' || affinity_is_ows(*p)) {
-            p++;
-        }
-        pair = p;
-        end = strchr(pair, ';');
-        if (!end) {
-            end = pair + strlen(pair);
-        }
-        p = end;
-
-        eq = memchr(pair, '=', (apr_size_t)(end - pair));
-        if (!eq) {
+        p = *end ? end + 1 : end;
+        if (!affinity_pair_named(pair, end, name, name_len, &value)) {
             continue;
         }
-        /* the name, with trailing blanks dropped */
-        value = eq;
-        while (value > pair && affinity_is_ows(value[-1])) {
-            value--;
-        }
-        if ((apr_size_t)(value - pair) != name_len
-            || memcmp(pair, name, name_len) != 0) {
-            continue;
-        }
-
-        value = eq + 1;
-        value_end = end;
         while (value < value_end && affinity_is_ows(*value)) {
             value++;
         }
@@ -141,71 +149,45 @@ int affinity_cookie_scan(const char *header, const char *name,
     return seen;
 }
 
-static int affinity_cookie_stop_at_first(void *baton, const char *value,
-                                         apr_size_t len)
-{
-    (void)baton; (void)value; (void)len;
-    return 1;
-}
-
+/* Pairs named name are cut out with the separator after them; everything
+ * else is copied byte for byte, so the result is never longer. */
 const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *removed)
 {
-    apr_size_t name_len = strlen(name);
-    char *out, *o;
-    const char *s = header;
+    apr_size_t name_len = strlen(name), len;
+    const char *s = header, *value;
+    char *out, *o, *start;
 
     *removed = 0;
-    if (!affinity_cookie_scan(header, name, affinity_cookie_stop_at_first,
-                              NULL)) {
+    out = o = apr_palloc(p, strlen(header) + 1);
+    while (*s) {
+        const char *end = s + strcspn(s, ";,");
+        const char *next = *end ? end + 1 : end;
+
+        if (affinity_pair_named(s, end, name, name_len, &value)) {
+            *removed = 1;
+        }
+        else {
+            memcpy(o, s, (apr_size_t)(next - s));
+            o += next - s;
+        }
+        s = next;
+    }
+    if (!*removed) {
         return header;
     }
-
-    /* pairs are rejoined with "; ": at most one extra byte per separator */
-    out = o = apr_palloc(p, 2 * strlen(header) + 1);
-    while (*s) {
-        const char *pair, *end, *n_end;
-
-        while (*s == ';' || affinity_is_ows(*s)) {
-            s++;
-        }
-        if (!*s) {
-            break;
-        }
-        pair = s;
-        end = strchr(pair, ';');
-        if (!end) {
-            end = pair + strlen(pair);
-        }
-        s = end;
-
-        n_end = pair;
-        while (n_end < end && *n_end != '=') {
-            n_end++;
-        }
-        if (n_end < end) {
-            const char *t = n_end;
-            while (t > pair && affinity_is_ows(t[-1])) {
-                t--;
-            }
-            if ((apr_size_t)(t - pair) == name_len
-                && memcmp(pair, name, name_len) == 0) {
-                *removed = 1;
-                continue;
-            }
-        }
-        if (o != out) {
-            *o++ = ';';
-            *o++ = ' ';
-        }
-        memcpy(o, pair, (apr_size_t)(end - pair));
-        o += end - pair;
-        while (o > out && affinity_is_ows(o[-1])) {
-            o--;
-        }
-    }
     *o = '\0';
-    return *out ? out : NULL;
+
+    start = out;
+    while (affinity_is_ows(*start) || affinity_is_pair_sep(*start)) {
+        start++;
+    }
+    len = strlen(start);
+    while (len && (affinity_is_ows(start[len - 1])
+                   || affinity_is_pair_sep(start[len - 1]))) {
+        start[--len] = '\0';
+    }
+    return len ? start : NULL;
 }
 
 int affinity_cookie_name_valid(const char *name)

@@ -46,14 +46,16 @@ int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
  * surrounding double quotes removed.  Return non-zero to stop the scan. */
 typedef int affinity_cookie_fn(void *baton, const char *value, apr_size_t len);
 
-/* Scans one Cookie header value ("a=1; b=2").  Pairs without '=' are
+/* Scans one Cookie header value ("a=1; b=2").  ';' and ',' separate pairs
+ * (httpd joins repeated Cookie headers with ", "); pairs without '=' are
  * skipped.  Returns how many values of the cookie were seen. */
 int affinity_cookie_scan(const char *header, const char *name,
                          affinity_cookie_fn *fn, void *baton);
 
-/* Returns the header without any pair named name, or NULL when nothing else
- * is left.  *removed tells whether anything was taken out; when not, the
- * original header is returned unchanged. */
+/* Returns the header without any pair named name (each cut out with the
+ * separator after it, the rest copied byte for byte), or NULL when nothing
+ * else is left.  *removed tells whether anything was taken out; when not,
+ * the original header is returned. */
 const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *removed);
 

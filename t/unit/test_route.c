@@ -127,6 +127,11 @@ static void test_cookie_scan(void)
     ok(calls == 1, "callback can stop the scan");
 
     memset(&c, 0, sizeof(c));
+    affinity_cookie_scan("x=1, ROUTEID=two,ROUTEID=three", "ROUTEID", collect, &c);
+    ok(c.n == 2 && !strcmp(c.values[0], "two") && !strcmp(c.values[1], "three"),
+       "Cookie headers joined by httpd with ', ' are split");
+
+    memset(&c, 0, sizeof(c));
     ok(affinity_cookie_scan("", "ROUTEID", collect, &c) == 0, "empty header");
 }
 
@@ -150,7 +155,11 @@ static void test_cookie_strip(apr_pool_t *p)
                                  &removed),
            "ROUTEIDX=1; flag", "similar names and bare flags kept");
     is_str(affinity_cookie_strip(p, "a;b;c;d;e;f;g;h;ROUTEID=", "ROUTEID", &removed),
-           "a; b; c; d; e; f; g; h", "tight separators widened within bounds");
+           "a;b;c;d;e;f;g;h", "other pairs copied byte for byte");
+    is_str(affinity_cookie_strip(p, "x=1, ROUTEID=y, z=\"a;b\"", "ROUTEID", &removed),
+           "x=1, z=\"a;b\"", "comma-joined Cookie headers stripped");
+    is_str(affinity_cookie_strip(p, "x=1;ROUTEID", "ROUTEID", &removed),
+           "x=1;ROUTEID", "a bare flag of the same name is not a pair");
 }
 
 static void test_directive_values(apr_pool_t *p)
