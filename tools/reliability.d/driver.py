@@ -157,7 +157,9 @@ def file_size(path):
 
 # ---- one HTTP exchange -------------------------------------------------------
 
-SETCOOKIE_RE = None
+def member_of(body):
+    """The backends answer their name on the first line."""
+    return body.decode("latin-1").split("\n", 1)[0].strip()
 
 
 def parse_set_cookies(env, headers):
@@ -347,8 +349,7 @@ class Load:
                     r.body = None
                 else:
                     r.err = None
-                    text = body.decode("latin-1").strip()
-                    r.member = text if status == 200 else None
+                    r.member = member_of(body) if status == 200 else None
                     r.set_ids = parse_set_cookies(env, headers)
                     if r.set_ids:
                         jar[sid] = r.set_ids[-1]
@@ -832,7 +833,7 @@ def scenario_hostile(env):
     cases = hostile_cases(env, rnd)
     off = file_size(env.error_log)
     aoff = file_size(env.access_log)
-    wrong = 0
+    wrong = leaked = nocache_missing = 0
     statuses = {}
     for n in range(rounds):
         for ci, (label, lines, expect, may400) in enumerate(cases):
@@ -855,13 +856,30 @@ def scenario_hostile(env):
             if st != 200:
                 v.failures += 1
                 continue
-            member = body.decode("latin-1").strip()
+            member = member_of(body)
             sets = parse_set_cookies(env, hd)
             if expect:
                 if member != expect or sets:
                     wrong += 1
             elif len(sets) != 1 or env.names_by_id.get(sets[0]) != member:
                 wrong += 1
+            # the same on /strip (AffinityCookieRemove On, AffinityNoCache
+            # On): the member must not see the affinity cookie
+            st, hd, body, dt = raw_request(env, "/strip/?h=%d&n=%d" % (ci, n), lines)
+            v.requests += 1
+            if st is None or st >= 500:
+                v.failures += 1
+                continue
+            if st != 200:
+                continue
+            fwd = body.decode("latin-1").split("\n")[1:2]
+            if fwd and any(p.split("=", 1)[0].strip() == env.cookie
+                           for p in re.split(r"[;,]", fwd[0]) if "=" in p):
+                leaked += 1
+            sets = parse_set_cookies(env, hd)
+            if sets and not any(k.lower() == "cache-control" and "private" in val
+                                for k, val in hd):
+                nocache_missing += 1
     if v.failures:
         bad = {k: sorted(x for x in s if x is None or x >= 500 or x not in (200, 400))
                for k, s in statuses.items()}
@@ -869,6 +887,12 @@ def scenario_hostile(env):
                ", ".join("%s %s" % (k, s) for k, s in bad.items() if s)))
     if wrong:
         v.fail("%d responses routed against the rules" % wrong)
+    if leaked:
+        v.fail("%d times the affinity cookie reached the member despite "
+               "AffinityCookieRemove On" % leaked)
+    if nocache_missing:
+        v.fail("%d new cookies without Cache-Control: private (AffinityNoCache On)"
+               % nocache_missing)
     v.moved = wrong
     crashes = error_log_crashes(env, off)
     if crashes:
@@ -1055,7 +1079,7 @@ def scenario_security(env):
             continue
         all_headers.append(hd)
         for x in parse_set_cookies(env, hd):
-            seen[body.decode().strip()] = x
+            seen[member_of(body)] = x
         if len(seen) == len(names):
             break
     if len(seen) != len(names):
@@ -1101,7 +1125,7 @@ def scenario_security(env):
             v.failures += 1
             continue
         all_headers.append(hd)
-        m = body.decode().strip()
+        m = member_of(body)
         sets = parse_set_cookies(env, hd)
         if m in (dis, stp):
             reached += 1
@@ -1227,7 +1251,7 @@ def scenario_drive(env):
     """Every path of the module once or more, slowly enough for valgrind:
     new sessions, cookie hits, garbage and hostile cookies, manager edits
     (drain, disable, lbfactor, add a member), failover to a dead member."""
-    v = Verdict("functional drive")
+    v = Verdict("functional drive (every path once)")
     rnd = random.Random(3)
     c = Client(env, timeout=60)
     jar = {}
@@ -1247,7 +1271,7 @@ def scenario_drive(env):
             return None
         for x in parse_set_cookies(env, hd):
             jar[sid] = x
-        return body.decode("latin-1").strip()
+        return member_of(body)
 
     for rep in range(reps):
         for i in range(40):
@@ -1274,10 +1298,12 @@ def scenario_drive(env):
             for i in range(20):
                 hit("a%d" % i)
     # AffinityCookieRemove / NoCache run on /strip
-    for i in range(20):
+    strip_cookies = ["a=1;b=2;c=3;d=4;%s=%s;e=5" % (env.cookie, env.ids["m1"]),
+                     "a;b;c;d;e;f;g;h;i;j;k;l;m;n;o;p;q;r;s;t;%s=" % env.cookie,
+                     "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t, %s=x" % env.cookie]
+    for i in range(30):
         st, hd, body = c.get("/strip/?x=%d" % i,
-                             {"Cookie": "a=1;b=2;c=3;d=4;%s=%s;e=5" %
-                              (env.cookie, env.ids["m1"])})
+                             {"Cookie": strip_cookies[i % len(strip_cookies)]})
         v.requests += 1
         if st is None or st >= 500:
             v.failures += 1

@@ -20,7 +20,7 @@
  * apr_psprintf() still writes into pool blocks directly and is not covered.
  *
  *   gcc -shared -fPIC -O1 -g -o exact_pools.so exact_pools.c \
- *       $(apr-1-config --includes --cppflags) -ldl -lpthread
+ *       $(apr-1-config --includes --cppflags --link-ld) -ldl -lpthread
  */
 
 #ifndef _GNU_SOURCE
