@@ -1,0 +1,37 @@
+# Environment variables for logging, seen in the access log
+# (format "affinity" in extra.conf.in).
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test qw(-withtestmore);
+use Apache::TestRequest;
+use lib 't/lib';
+use AffinityTest;
+
+plan tests => 4;
+
+my $b1 = route_id('', '127.0.0.1:' . backend_port('backend1'));
+my $b3 = route_id('', 'blue');
+my $unknown = route_id('', 'nobody-here');
+
+my $r = fetch('/app/hello.txt?env-new');
+my $new = cookie_value($r);
+fetch('/app/hello.txt?env-valid', Cookie => "ROUTEID=$b3");
+fetch('/app/hello.txt?env-invalid', Cookie => "ROUTEID=$unknown");
+fetch('/app/hello.txt?env-malformed', Cookie => 'ROUTEID=xyz');
+
+sub line_for {
+    my $tag = shift;
+    my $line;
+    wait_until(5, sub { ($line) = grep { m{^/app/hello\.txt\?$tag } } log_lines('affinity_log'); $line });
+    return $line // '';
+}
+
+like line_for('env-new'), qr/ 200 status=new route=$new changed=1 session=- /,
+    'new session: AFFINITY_STATUS=new, AFFINITY_ROUTE and BALANCER_ROUTE_CHANGED set';
+like line_for('env-valid'), qr/ 200 status=valid route=$b3 changed=- session=$b3 worker=http:\/\/127\.0\.0\.1:\d+/,
+    'cookie honoured: valid, no route change, BALANCER_SESSION_ROUTE is the ID';
+like line_for('env-invalid'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=1 session=$unknown /,
+    'unknown ID: invalid, new route';
+like line_for('env-malformed'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=1 session=- /,
+    'malformed value: invalid, no session route';
