@@ -548,12 +548,3 @@ apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
 
     return cost ? cost : 1;
 }
-
-int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca,
-                              apr_uint64_t wb, apr_uint64_t cb)
-{
-    /* wa/ca > wb/cb; weights < 2^16 and costs < 2^38, so no overflow */
-    apr_uint64_t a = wa * cb, b = wb * ca;
-
-    return a > b || (a == b && ca < cb);
-}

@@ -386,9 +386,18 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
     return t;
 }
 
+/* Does the member's live route still match the one its ID was made from?
+ * Runs per member in domain mode and for unknown IDs: most members have no
+ * route, and one byte settles those. */
 static APR_INLINE int affinity_member_current(const affinity_member *m)
 {
-    return !strncmp(m->route, m->worker->s->route, sizeof(m->route));
+    const char *live = m->worker->s->route;
+
+    if (m->route[0] != live[0]) {
+        return 0;
+    }
+    return !m->route[0]
+           || !strncmp(m->route + 1, live + 1, sizeof(m->route) - 1);
 }
 
 static affinity_table *affinity_table_rebuild(proxy_balancer *balancer,
@@ -577,7 +586,8 @@ static affinity_request *affinity_request_get(request_rec *r,
     return req;
 }
 
-static int affinity_was_tried(const affinity_request *req, const proxy_worker *w)
+static APR_INLINE int affinity_was_tried(const affinity_request *req,
+                                         const proxy_worker *w)
 {
     int i;
 

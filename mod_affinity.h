@@ -106,8 +106,15 @@ apr_uint64_t affinity_host_key(const char *host);
 apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed);
 
 /* Does a member of weight wa and cost ca beat one of weight wb and cost cb?
- * Scores are weight / cost; ties go to the smaller cost, then to neither. */
-int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca,
-                              apr_uint64_t wb, apr_uint64_t cb);
+ * Scores are weight / cost; ties go to the smaller cost, then to neither.
+ * Inline: it runs once per member per domain-mode request.  Weights are
+ * below 2^16 and costs below 2^38, so the products cannot overflow. */
+static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca,
+                                                apr_uint64_t wb, apr_uint64_t cb)
+{
+    apr_uint64_t a = wa * cb, b = wb * ca;
+
+    return a > b || (a == b && ca < cb);
+}
 
 #endif /* MOD_AFFINITY_H */
