@@ -1316,10 +1316,72 @@ def scenario_drive(env):
     return v
 
 
+# ---- grow: members added live under load, in one child ---------------------
+
+def scenario_grow(env):
+    """balancer-manager adds a member under the balancer's global mutex only,
+    while request threads run the lbmethod under the thread mutex: in the
+    child that serves the POST, a finder can meet the new slot before its
+    worker is complete.  Many adds, fast, under load, one child (see the
+    httpd config for this scenario): any crash or sanitizer report fails."""
+    lbm = env.e.get("lbmethod", "affinity")
+    v = Verdict("grow: 30 members added live under load (lbmethod=%s)" % lbm)
+    dur = env.scale(20, 10)
+    nonce = manager_nonce(env)
+    base = max(m["port"] for m in env.members.values())
+    off = file_size(env.error_log)
+    added = []
+
+    def adder():
+        for i in range(30):
+            url = "http://127.0.0.%d:%d" % (2 + i, base)    # never listened on
+            try:
+                st = post_manager(env, {"b": env.balancer, "nonce": nonce,
+                                        "b_wyes": "1", "b_nwrkr": url})
+            except (OSError, http.client.HTTPException) as e:
+                st = type(e).__name__
+            added.append(st)
+            time.sleep(dur * 0.8 / 30)
+        return len(added)
+
+    load = Load(env, sessions=env.scale(400, 200), threads=16, duration=dur,
+                new_rate=0.5)
+    load.run([(0.5, adder)])
+    v.requests = len(load.records)
+    v.failures = sum(1 for r in load.records
+                     if r.status is None or r.status >= 500 or r.retried)
+    if v.failures:
+        kinds = {}
+        for r in load.records:
+            if r.status is None or r.status >= 500 or r.retried:
+                k = r.err or ("retried" if r.retried else str(r.status))
+                kinds[k] = kinds.get(k, 0) + 1
+        v.fail("%d failed requests (%s)" % (v.failures, ", ".join(
+            "%s %d" % kv for kv in sorted(kinds.items()))))
+    if sum(1 for s in added if s == 200) != 30:
+        v.fail("adds answered %s" % sorted(set(map(str, added))))
+    try:
+        n = len(manager_state(env))
+        if n != len(env.members) + 30:
+            v.fail("the manager lists %d members, not %d"
+                   % (n, len(env.members) + 30))
+    except (OSError, http.client.HTTPException) as e:
+        v.fail("manager page: %s" % type(e).__name__)
+    crashes = error_log_crashes(env, off)
+    if crashes:
+        v.fail("error log: " + crashes[0])
+    v.notes.append("%d members added" % len(added))
+    if lbm != "affinity":
+        # the control shows what httpd itself does: informative only
+        v.notes += ["control: " + p for p in v.problems]
+        v.problems = []
+    return v
+
+
 SCENARIOS = {"kill": scenario_kill, "edits": scenario_edits,
              "graceful": scenario_graceful, "hostile": scenario_hostile,
              "memory": scenario_memory, "security": scenario_security,
-             "drive": scenario_drive}
+             "drive": scenario_drive, "grow": scenario_grow}
 
 
 def main(argv):
