@@ -468,7 +468,7 @@ def check_sessions(env, recs, v, usable, new_ok=None):
         v.fail("%d new sessions given to a draining/disabled member" % new_bad)
     v.notes.append("failovers %d" % moved_ok)
     if ambiguous:
-        v.notes.append("%d during an edit not judged" % ambiguous)
+        v.notes.append("%d in flight at a change, not judged" % ambiguous)
     return new_bad
 
 
