@@ -1256,7 +1256,7 @@ def scenario_drive(env):
     c = Client(env, timeout=60)
     jar = {}
     nonce = manager_nonce(env)
-    reps = env.scale(3, 1)
+    reps = env.scale(10, 2)
 
     def hit(sid, extra=None):
         hdr = {}
