@@ -802,9 +802,12 @@ static affinity_member *affinity_find_redirect(affinity_table *t,
     if (!*redirect) {
         return NULL;
     }
+    /* the live routes, not the table's: the target's route may have been
+     * edited since the table was built (its ID is checked by the caller) */
     for (i = 0; i < t->nelts; i++) {
         affinity_member *m = &t->members[i];
-        if (affinity_member_current(m) && !strcmp(m->route, redirect)
+        const char *live = m->worker->s->route;
+        if (!strncmp(live, redirect, sizeof(redirect))
             && affinity_usable(req, m->worker, r)) {
             return m;
         }
