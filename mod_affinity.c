@@ -845,9 +845,11 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         if (m) {
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                           "AFF0010: %s: member %s is not usable, session "
-                          "redirected to %s (route %s)", balancer->s->name,
+                          "redirected to %s (route %.*s)", balancer->s->name,
                           AFFINITY_WORKER_NAME(down->worker),
-                          AFFINITY_WORKER_NAME(m->worker), m->route);
+                          AFFINITY_WORKER_NAME(m->worker),
+                          (int)sizeof(down->worker->s->redirect),
+                          down->worker->s->redirect);
             w = m->worker;
         }
         else if (balancer->s->sticky_force) {
