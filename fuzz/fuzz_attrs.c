@@ -20,7 +20,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "apr_general.h"
 #include "apr_pools.h"
 
 #include "mod_affinity.h"
@@ -175,14 +174,6 @@ static void check_cache_control(apr_pool_t *p, const char *in)
         FUZZ_CHECK(!strcmp(out, want));
     }
     free(want);
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)

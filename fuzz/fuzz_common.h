@@ -5,8 +5,9 @@
  *     http://www.apache.org/licenses/LICENSE-2.0
  */
 
-/* Shared by the fuzz targets: exact-size allocations (pool_shim.c) and a
- * check that aborts, so that libFuzzer records the input as a crash. */
+/* Shared by the fuzz targets: APR's start-up and exact-size allocations
+ * (pool_shim.c), and a check that aborts, so that libFuzzer records the
+ * input as a crash. */
 
 #ifndef FUZZ_COMMON_H
 #define FUZZ_COMMON_H

@@ -25,7 +25,6 @@
 
 #include <string.h>
 
-#include "apr_general.h"
 #include "apr_pools.h"
 
 #include "mod_affinity.h"
@@ -129,14 +128,6 @@ static void check_id(const char *value, size_t len)
 }
 
 static scan_rec rec;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {

@@ -19,7 +19,6 @@
 
 #include <string.h>
 
-#include "apr_general.h"
 #include "apr_pools.h"
 
 #include "mod_affinity.h"
@@ -36,14 +35,6 @@ static int model_get(const unsigned char *ids, int nput,
         }
     }
     return -1;
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    apr_initialize();
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)

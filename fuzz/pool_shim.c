@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apr_general.h"
 #include "apr_pools.h"
 
 #include "fuzz_common.h"
@@ -106,4 +107,13 @@ char *fuzz_cstr(const unsigned char *data, size_t size)
     memcpy(s, data, size);
     s[size] = '\0';
     return s;
+}
+
+/* Every target links this file: APR is started here, once. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    apr_initialize();
+    return 0;
 }
