@@ -18,6 +18,7 @@
 
 #include "apr.h"
 #include "apr_pools.h"
+#include "apr_sha1.h"
 
 #define AFFINITY_ID_LEN     20              /* SHA1 digest bytes */
 #define AFFINITY_ID_HEX_LEN (2 * AFFINITY_ID_LEN)
@@ -116,5 +117,86 @@ static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca
 
     return a > b || (a == b && ca < cb);
 }
+
+/* ---- Session lifetime: dated, signed cookie values (affinity_expiry.c) --- */
+
+/* With AffinityCookieMaxIdle or AffinityCookieMaxLife set, the cookie value
+ * is "ID.FIRST.LAST.MAC": the 40-hex route ID, the first-issued and
+ * last-issued dates as 8 lowercase hex digits each (seconds since the Unix
+ * epoch, unsigned 32 bits), and the first AFFINITY_MAC_LEN bytes of
+ *   HMAC-SHA1(key, "ID.FIRST.LAST." . balancer name)
+ * in lowercase hex, where key = SHA1("mod_affinity cookie mac:" . salt). */
+#define AFFINITY_MAC_LEN        12
+#define AFFINITY_DATE_HEX_LEN   8
+#define AFFINITY_STAMP_HEX_LEN  (AFFINITY_ID_HEX_LEN + 1 + AFFINITY_DATE_HEX_LEN \
+                                 + 1 + AFFINITY_DATE_HEX_LEN + 1)
+#define AFFINITY_STAMPED_LEN    (AFFINITY_STAMP_HEX_LEN + 2 * AFFINITY_MAC_LEN)
+#define AFFINITY_MAC_KEY_PREFIX "mod_affinity cookie mac:"
+/* dates further ahead than this are forged or from a broken clock */
+#define AFFINITY_CLOCK_SKEW     300
+
+/* The HMAC key, absorbed once: inner and outer SHA1 states after the padded
+ * key block, so that one MAC costs three SHA1 blocks. */
+typedef struct {
+    apr_sha1_ctx_t inner, outer;
+} affinity_mac_key;
+
+void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
+                           apr_size_t salt_len);
+
+/* A parsed dated value; the MAC is not checked by the parser. */
+typedef struct {
+    unsigned char id[AFFINITY_ID_LEN];
+    apr_uint32_t first, last;
+    unsigned char mac[AFFINITY_MAC_LEN];
+} affinity_stamp;
+
+/* Parses exactly AFFINITY_STAMPED_LEN bytes of the form above, lowercase
+ * hex only.  Returns 1 on success, 0 otherwise. */
+int affinity_stamp_parse(affinity_stamp *st, const char *s, apr_size_t len);
+
+/* The MAC of an ID and dates for a balancer. */
+void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
+                        const affinity_mac_key *key,
+                        const unsigned char id[AFFINITY_ID_LEN],
+                        apr_uint32_t first, apr_uint32_t last,
+                        const char *balancer, apr_size_t balancer_len);
+
+/* Writes the whole value, NUL-terminated: buf holds AFFINITY_STAMPED_LEN + 1. */
+void affinity_stamp_format(char *buf, const affinity_mac_key *key,
+                           const unsigned char id[AFFINITY_ID_LEN],
+                           apr_uint32_t first, apr_uint32_t last,
+                           const char *balancer, apr_size_t balancer_len);
+
+/* Does the value's MAC verify for this balancer?  Compared in constant time. */
+int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key,
+                          const char *balancer, apr_size_t balancer_len);
+
+typedef enum {
+    AFFINITY_STAMP_OK = 0,
+    AFFINITY_STAMP_EXPIRED,         /* idle or older than the life */
+    AFFINITY_STAMP_FUTURE           /* a date beyond now + the skew */
+} affinity_stamp_state;
+
+/* The dates against now (seconds since the epoch); max_idle and max_life
+ * in seconds, 0 for no limit.  A date up to AFFINITY_CLOCK_SKEW ahead of
+ * now counts as now. */
+affinity_stamp_state affinity_stamp_check(const affinity_stamp *st,
+                                          apr_int64_t now, apr_int64_t max_idle,
+                                          apr_int64_t max_life);
+
+/* Re-issue with a new last date?  Once the last date is more than a quarter
+ * of max_idle old (never when max_idle is 0). */
+int affinity_stamp_refresh_due(const affinity_stamp *st, apr_int64_t now,
+                               apr_int64_t max_idle);
+
+/* A date for the cookie: now, clamped to the 32-bit range. */
+apr_uint32_t affinity_stamp_date(apr_int64_t now);
+
+/* httpd's stock sticky value "SESSION.ROUTE" (or ".ROUTE"): the route is
+ * what follows the first '.', as mod_proxy_balancer reads it.  Returns 1 and
+ * sets *route, *route_len when there is a '.' and a non-empty route. */
+int affinity_legacy_route(const char *value, apr_size_t len,
+                          const char **route, apr_size_t *route_len);
 
 #endif /* MOD_AFFINITY_H */
