@@ -10,7 +10,10 @@
  * configuration record (create and merge).
  */
 
+#include <errno.h>
+
 #include "apr_file_io.h"
+#include "apr_lib.h"
 
 #include "affinity_private.h"
 
@@ -31,6 +34,9 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->remove = -1;
     conf->nocache = -1;
     conf->mode = AFFINITY_MODE_UNSET;
+    conf->max_idle = -1;
+    conf->max_life = -1;
+    conf->legacy_routes = -1;
     return conf;
 }
 
@@ -58,6 +64,10 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     conf->remove = add->remove != -1 ? add->remove : base->remove;
     conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;
     conf->mode = add->mode != AFFINITY_MODE_UNSET ? add->mode : base->mode;
+    conf->max_idle = add->max_idle != -1 ? add->max_idle : base->max_idle;
+    conf->max_life = add->max_life != -1 ? add->max_life : base->max_life;
+    conf->legacy_routes = add->legacy_routes != -1 ? add->legacy_routes
+                                                   : base->legacy_routes;
     return conf;
 }
 
@@ -210,6 +220,104 @@ static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* Where AffinityCookieMaxIdle/MaxLife were set, for the salt check once the
+ * whole configuration is read (the salt may come later in the file, or
+ * from the server level). */
+typedef struct affinity_expiry_use {
+    struct affinity_expiry_use *next;
+    const affinity_dir_conf *conf;
+    server_rec *server;
+    const char *directive;
+    const char *file;
+    int line;
+} affinity_expiry_use;
+
+static affinity_expiry_use *affinity_expiry_uses;
+
+static apr_status_t affinity_expiry_uses_reset(void *data)
+{
+    (void)data;
+    affinity_expiry_uses = NULL;
+    return APR_SUCCESS;
+}
+
+/* Seconds: 10 years at most, so that dates and sums stay far from any
+ * overflow. */
+#define AFFINITY_SECONDS_MAX 315360000
+
+static const char *affinity_set_lifetime(cmd_parms *cmd, void *dconf,
+                                         const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    const char *name = cmd->cmd->name;
+    affinity_expiry_use *use;
+    apr_int64_t v;
+    char *end;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno || end == arg || *end || v < 0 || v > AFFINITY_SECONDS_MAX
+        || !apr_isdigit(*arg)) {
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a number of "
+                            "seconds; use 0 (off) to %d, e.g. %s 1800", name,
+                            arg, AFFINITY_SECONDS_MAX, name);
+    }
+    if (cmd->info) {
+        conf->max_life = (int)v;
+    }
+    else {
+        conf->max_idle = (int)v;
+    }
+    if (v) {
+        if (!affinity_expiry_uses) {
+            apr_pool_cleanup_register(cmd->pool, NULL,
+                                      affinity_expiry_uses_reset,
+                                      apr_pool_cleanup_null);
+        }
+        use = apr_pcalloc(cmd->pool, sizeof(*use));
+        use->conf = conf;
+        use->server = cmd->server;
+        use->directive = name;
+        use->file = cmd->directive ? cmd->directive->filename : NULL;
+        use->line = cmd->directive ? cmd->directive->line_num : 0;
+        use->next = affinity_expiry_uses;
+        affinity_expiry_uses = use;
+    }
+    return NULL;
+}
+
+/* The salt signs the dates: without one anyone could forge them.  The salt
+ * that applies is the section's own, else the (virtual) server's, which by
+ * now holds the main server's when the virtual host sets none. */
+int affinity_config_check(server_rec *s)
+{
+    const affinity_expiry_use *use;
+    int bad = 0;
+
+    for (use = affinity_expiry_uses; use; use = use->next) {
+        const affinity_dir_conf *sconf =
+            ap_get_module_config(use->server->lookup_defaults, &affinity_module);
+        const char *salt = use->conf->salt;
+        apr_size_t len = use->conf->salt_len;
+
+        if (!salt && sconf) {
+            salt = sconf->salt;
+            len = sconf->salt_len;
+        }
+        if (!salt || !len) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                         "AFF0060: %s (%s line %d) needs a salt: the salt "
+                         "keys the signature of the cookie's dates; add "
+                         "AffinitySalt file:PATH (or a string) in the same "
+                         "section or at server level, not AffinitySalt none",
+                         use->directive, use->file ? use->file : "?",
+                         use->line);
+            bad = 1;
+        }
+    }
+    return bad ? !OK : OK;
+}
+
 const command_rec affinity_cmds[] = {
     AP_INIT_TAKE12("AffinityCookie", affinity_set_cookie, NULL,
                    RSRC_CONF | ACCESS_CONF,
@@ -229,6 +337,19 @@ const command_rec affinity_cmds[] = {
     AP_INIT_TAKE1("AffinityMode", affinity_set_mode, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "cookie (default) or domain"),
+    AP_INIT_TAKE1("AffinityCookieMaxIdle", affinity_set_lifetime, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds a session may stay idle before it is balanced "
+                  "afresh (0: off)"),
+    AP_INIT_TAKE1("AffinityCookieMaxLife", affinity_set_lifetime, (void *)1,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds a session may last from its first cookie "
+                  "(0: off)"),
+    AP_INIT_FLAG("AffinityLegacyRoutes", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(affinity_dir_conf, legacy_routes),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On: honour stock stickysession values .ROUTE and "
+                 "SESSION.ROUTE as that member's session"),
     {NULL}
 };
 

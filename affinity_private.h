@@ -59,6 +59,9 @@ typedef struct {
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
+    int max_idle;                   /* seconds, 0: off; -1: unset */
+    int max_life;                   /* seconds, 0: off; -1: unset */
+    int legacy_routes;              /* -1: unset */
 } affinity_dir_conf;
 
 extern const command_rec affinity_cmds[];
@@ -68,6 +71,26 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
 /* Says at startup whether AffinitySalt random made a new salt or kept the
  * running server's (AFF0004, AFF0005). */
 void affinity_config_post_config(server_rec *s);
+
+/* Stops startup when AffinityCookieMaxIdle/MaxLife are set where no salt
+ * applies (AFF0060). */
+int affinity_config_check(server_rec *s);
+
+static APR_INLINE int affinity_max_idle_of(const affinity_dir_conf *conf)
+{
+    return conf->max_idle > 0 ? conf->max_idle : 0;
+}
+
+static APR_INLINE int affinity_max_life_of(const affinity_dir_conf *conf)
+{
+    return conf->max_life > 0 ? conf->max_life : 0;
+}
+
+/* Dated, signed cookie values in force? */
+static APR_INLINE int affinity_expiry_on(const affinity_dir_conf *conf)
+{
+    return conf->max_idle > 0 || conf->max_life > 0;
+}
 
 static APR_INLINE const char *affinity_cookie_name_of(const affinity_dir_conf *conf)
 {

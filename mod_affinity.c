@@ -192,8 +192,20 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Runs for httpd -t too, before the logs are open: the message goes to the
+ * console. */
+static int affinity_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    return affinity_config_check(s);
+}
+
 static void affinity_register_hooks(apr_pool_t *p)
 {
+    ap_hook_check_config(affinity_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
