@@ -24,12 +24,13 @@ static apr_status_t affinity_cookie_filter(ap_filter_t *f,
                                            apr_bucket_brigade *bb);
 
 /* One pass over the request's IDs: the first usable member named, or NULL.
- * *down: the first named member that is not usable; *known: some ID names a
- * member; *stale: a named member's route no longer matches its ID. */
+ * *at: which ID named it; *down: the first named member that is not usable;
+ * *known: some ID names a member; *stale: a named member's route no longer
+ * matches its ID. */
 static affinity_member *affinity_scan_ids(affinity_table *t,
                                           const affinity_request *req,
                                           request_rec *r, affinity_member **down,
-                                          int *known, int *stale)
+                                          int *known, int *stale, int *at)
 {
     int i;
 
@@ -50,6 +51,7 @@ static affinity_member *affinity_scan_ids(affinity_table *t,
         }
         *known = 1;
         if (affinity_usable(req, m->worker, r)) {
+            *at = i;
             return m;
         }
         if (!*down) {
@@ -69,18 +71,182 @@ static affinity_member *affinity_find_named(proxy_balancer *balancer,
                                             const affinity_dir_conf *conf,
                                             affinity_table **t,
                                             const affinity_request *req,
-                                            affinity_member **down)
+                                            affinity_member **down, int *at)
 {
     int known, stale, rebuilt;
-    affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale);
+    affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale, at);
 
     if (stale || (!m && !known && req->ids->nelts)) {
         *t = affinity_table_verify_all(balancer, conf, *t, r, &rebuilt);
         if (rebuilt) {
-            m = affinity_scan_ids(*t, req, r, down, &known, &stale);
+            m = affinity_scan_ids(*t, req, r, down, &known, &stale, at);
         }
     }
     return m;
+}
+
+/* ---- Session lifetime and stock values ------------------------------------ */
+
+static void affinity_accept_id(affinity_request *req, const unsigned char *id,
+                               affinity_value_kind kind, int checked,
+                               apr_uint32_t first, apr_uint32_t last)
+{
+    affinity_id_info *info;
+
+    memcpy(apr_array_push(req->ids), id, AFFINITY_ID_LEN);
+    info = apr_array_push(req->info);
+    info->kind = kind;
+    info->checked = checked;
+    info->first = first;
+    info->last = last;
+}
+
+/* The member whose live route is the stock value's route: balancer-manager
+ * edits count at once.  Only with AffinityLegacyRoutes On, and only for
+ * values of the stock form: one string compare per member. */
+static affinity_member *affinity_legacy_member(proxy_balancer *balancer,
+                                               request_rec *r,
+                                               const affinity_dir_conf *conf,
+                                               affinity_table **t,
+                                               const char *route)
+{
+    char live[PROXY_WORKER_MAX_ROUTE_SIZE];
+    int i;
+
+    for (i = 0; i < (*t)->nelts; i++) {
+        proxy_worker *w = (*t)->members[i].worker;
+
+        /* copy with bounds: balancer-manager strcpy()s routes in place */
+        apr_cpystrn(live, w->s->route, sizeof(live));
+        if (*live && !strcmp(live, route)) {
+            /* its ID as of the live route (rebuilds when it was edited) */
+            return affinity_member_of(balancer, conf, t, w, r);
+        }
+    }
+    return NULL;
+}
+
+void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
+                             const affinity_dir_conf *conf, affinity_table **t,
+                             affinity_request *req)
+{
+    apr_int64_t now = apr_time_sec(r->request_time);
+    const char *name = balancer->s->name;
+    apr_size_t name_len = strnlen(name, sizeof(balancer->s->name));
+    int i;
+
+    if (req->resolved) {
+        return;
+    }
+    req->resolved = 1;
+    for (i = 0; i < req->values->nelts; i++) {
+        const affinity_value *v = &APR_ARRAY_IDX(req->values, i, affinity_value);
+        affinity_stamp_state state;
+        affinity_member *m;
+        unsigned char id[AFFINITY_ID_LEN];
+
+        switch (v->kind) {
+        case AFFINITY_VALUE_BARE:
+            affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+            break;
+
+        case AFFINITY_VALUE_DATED:
+            if (!affinity_expiry_on(conf)) {
+                /* expiry was turned off: the ID still counts */
+                affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+                break;
+            }
+            if (!affinity_stamp_verify(&v->st, &(*t)->mac, name, name_len)) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                              "AFF0061: %s: cookie value's signature does not "
+                              "verify (forged, or another salt or balancer): "
+                              "ignored", name);
+                break;
+            }
+            state = affinity_stamp_check(&v->st, now, affinity_max_idle_of(conf),
+                                         affinity_max_life_of(conf));
+            if (state == AFFINITY_STAMP_FUTURE) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                              "AFF0062: %s: cookie value dated more than %d s "
+                              "ahead (first %lu, last %lu, now %" APR_INT64_T_FMT
+                              "): ignored; check the front ends' clocks", name,
+                              AFFINITY_CLOCK_SKEW, (unsigned long)v->st.first,
+                              (unsigned long)v->st.last, now);
+                break;
+            }
+            if (state == AFFINITY_STAMP_EXPIRED) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                              "AFF0063: %s: session expired (first issued "
+                              "%" APR_INT64_T_FMT " s ago, last %" APR_INT64_T_FMT
+                              " s ago)", name, now - (apr_int64_t)v->st.first,
+                              now - (apr_int64_t)v->st.last);
+                req->expired++;
+                break;
+            }
+            affinity_accept_id(req, v->st.id, v->kind, 1, v->st.first,
+                               v->st.last);
+            break;
+
+        case AFFINITY_VALUE_LEGACY:
+            m = affinity_legacy_member(balancer, r, conf, t, v->route);
+            if (m && affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN)) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                              "AFF0064: %s: stock cookie value for route %s "
+                              "names member %s", name, v->route,
+                              AFFINITY_WORKER_NAME(m->worker));
+                affinity_accept_id(req, id, v->kind, 0, 0, 0);
+            }
+            break;
+        }
+    }
+}
+
+/* Does a kept session's cookie need sending again?  Bare IDs and stock
+ * values are upgraded to the configured form, dated values are refreshed
+ * past a quarter of MaxIdle, and with expiry off a dated value goes back to
+ * the bare ID.  *first: the first date to keep. */
+static int affinity_reissue_due(const affinity_dir_conf *conf,
+                                const affinity_id_info *info, apr_int64_t now,
+                                apr_uint32_t *first)
+{
+    *first = affinity_stamp_date(now);
+    if (!affinity_expiry_on(conf)) {
+        return info->kind != AFFINITY_VALUE_BARE;
+    }
+    if (info->kind != AFFINITY_VALUE_DATED || !info->checked) {
+        return 1;
+    }
+    *first = info->first;
+    return affinity_stamp_refresh_due(info->last, now, affinity_max_idle_of(conf));
+}
+
+/* Records the Set-Cookie naming m for the response filter. */
+static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  const affinity_table *t, affinity_request *req,
+                                  const affinity_member *m, apr_uint32_t first)
+{
+    const char *value = m->id_hex;
+
+    if (affinity_expiry_on(conf)) {
+        unsigned char id[AFFINITY_ID_LEN];
+        char *buf = apr_palloc(r->pool, AFFINITY_STAMPED_LEN + 1);
+        const char *name = balancer->s->name;
+
+        affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN);
+        affinity_stamp_format(buf, &t->mac, id, first,
+                              affinity_stamp_date(apr_time_sec(r->request_time)),
+                              name, strnlen(name, sizeof(balancer->s->name)));
+        value = buf;
+    }
+    req->set_cookie = apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=",
+                                  value, "; ", affinity_cookie_attrs_of(conf),
+                                  NULL);
+    if (!req->filter_added) {
+        ap_add_output_filter_handle(affinity_cookie_filter_handle, NULL, r,
+                                    r->connection);
+        req->filter_added = 1;
+    }
 }
 
 static affinity_member *affinity_find_redirect(affinity_table *t,
@@ -117,15 +283,31 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     affinity_member *m, *down = NULL;
     const char *status;
     proxy_worker *w;
+    int at = 0;
 
-    m = affinity_find_named(balancer, r, conf, &t, req, &down);
+    m = affinity_find_named(balancer, r, conf, &t, req, &down, &at);
     if (m) {
+        const affinity_id_info *info = &APR_ARRAY_IDX(req->info, at,
+                                                      affinity_id_info);
+        apr_uint32_t first;
+
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0006: %s: cookie %s names usable member %s: kept",
                       balancer->s->name, m->id_hex, AFFINITY_WORKER_NAME(m->worker));
-        affinity_set_env(r, m, "valid");
+        affinity_set_env(r, m, info->kind == AFFINITY_VALUE_LEGACY ? "legacy"
+                                                                   : "valid");
+        /* the member did not change, even when the cookie is re-issued */
         apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
         req->set_cookie = NULL;
+        if (affinity_reissue_due(conf, info, apr_time_sec(r->request_time),
+                                 &first)) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                          "AFF0065: %s: cookie for member %s re-issued (%s)",
+                          balancer->s->name, AFFINITY_WORKER_NAME(m->worker),
+                          info->kind == AFFINITY_VALUE_DATED && info->checked
+                          ? "refresh" : "new form");
+            affinity_issue_cookie(balancer, r, conf, t, req, m, first);
+        }
         return m->worker;
     }
 
@@ -162,11 +344,12 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         }
     }
     else {
-        status = req->cookie_seen ? "invalid" : "new";
+        status = req->expired ? "expired" : req->cookie_seen ? "invalid" : "new";
         w = affinity_pick_new(balancer, r, req);
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0007: %s: %s, new session on %s", balancer->s->name,
-                      req->cookie_seen ? "cookie names no member" : "no cookie",
+                      req->expired ? "session expired"
+                      : req->cookie_seen ? "cookie names no member" : "no cookie",
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
 
@@ -176,15 +359,10 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         req->set_cookie = NULL;
         return NULL;
     }
-    req->set_cookie = apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=",
-                                  m->id_hex, "; ",
-                                  affinity_cookie_attrs_of(conf), NULL);
+    /* a new member: a new session, with new dates */
+    affinity_issue_cookie(balancer, r, conf, t, req, m,
+                          affinity_stamp_date(apr_time_sec(r->request_time)));
     apr_table_setn(r->subprocess_env, "BALANCER_ROUTE_CHANGED", "1");
-    if (!req->filter_added) {
-        ap_add_output_filter_handle(affinity_cookie_filter_handle, NULL, r,
-                                    r->connection);
-        req->filter_added = 1;
-    }
     return m->worker;
 }
 

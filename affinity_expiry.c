@@ -219,11 +219,11 @@ affinity_stamp_state affinity_stamp_check(const affinity_stamp *st,
     return AFFINITY_STAMP_OK;
 }
 
-int affinity_stamp_refresh_due(const affinity_stamp *st, apr_int64_t now,
+int affinity_stamp_refresh_due(apr_uint32_t last, apr_int64_t now,
                                apr_int64_t max_idle)
 {
     /* age > max_idle / 4, without rounding the quarter down */
-    return max_idle > 0 && 4 * (now - (apr_int64_t)st->last) > max_idle;
+    return max_idle > 0 && 4 * (now - (apr_int64_t)last) > max_idle;
 }
 
 apr_uint32_t affinity_stamp_date(apr_int64_t now)

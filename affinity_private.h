@@ -121,6 +121,7 @@ typedef struct {
     int nelts;
     affinity_member *members;       /* parallel to balancer->workers */
     affinity_index *index;          /* route ID -> members[] slot */
+    affinity_mac_key mac;           /* signs dated cookie values */
 } affinity_table;
 
 /* A member's identity: its route=, else host:port. */
@@ -160,12 +161,37 @@ static APR_INLINE int affinity_member_current(const affinity_member *m)
 
 /* ---- Per-request state (affinity_request.c) ----------------------------- */
 
+/* A value of our cookie as read, before it is checked against the
+ * configuration and the member table (affinity_cookie_resolve). */
+typedef enum {
+    AFFINITY_VALUE_BARE,            /* a 40-hex ID */
+    AFFINITY_VALUE_DATED,           /* ID.FIRST.LAST.MAC */
+    AFFINITY_VALUE_LEGACY           /* stock SESSION.ROUTE */
+} affinity_value_kind;
+
+typedef struct {
+    affinity_value_kind kind;
+    affinity_stamp st;              /* BARE: the ID only */
+    const char *route;              /* LEGACY: the route, request pool */
+} affinity_value;
+
+/* How an accepted ID came: decides whether the response re-issues it. */
+typedef struct {
+    affinity_value_kind kind;
+    int checked;                    /* DATED: MAC and dates verified */
+    apr_uint32_t first, last;       /* DATED */
+} affinity_id_info;
+
 /* The finder runs again for the same request after a member fails, and the
  * cookie may have been stripped from headers_in by then: what was read and
  * tried is kept here, in r->request_config. */
 typedef struct {
     int cookie_seen;                /* our cookie name was present */
-    apr_array_header_t *ids;        /* well-formed IDs, header order */
+    apr_array_header_t *values;     /* affinity_value, header order */
+    int resolved;                   /* values turned into ids */
+    int expired;                    /* dated values too old */
+    apr_array_header_t *ids;        /* accepted IDs, header order */
+    apr_array_header_t *info;       /* affinity_id_info, parallel to ids */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
@@ -205,6 +231,11 @@ void affinity_set_env(request_rec *r, const affinity_member *m,
 /* ---- Ways of choosing a member ----------------------------------------- */
 
 /* affinity_cookie.c */
+/* Turns the cookie's values into accepted IDs, once per request: dated
+ * values are verified (one HMAC each), stock values mapped to a member. */
+void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
+                             const affinity_dir_conf *conf, affinity_table **t,
+                             affinity_request *req);
 proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req);

@@ -13,21 +13,40 @@
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
-static int affinity_collect_id(void *baton, const char *value, apr_size_t len)
-{
-    apr_array_header_t *ids = baton;
-    unsigned char id[AFFINITY_ID_LEN];
-
-    if (affinity_id_from_hex(id, value, len)) {
-        memcpy(apr_array_push(ids), id, AFFINITY_ID_LEN);
-    }
-    return 0;
-}
-
 typedef struct {
     const char *name;
     affinity_request *req;
+    apr_pool_t *pool;
+    int legacy;                     /* AffinityLegacyRoutes On */
 } affinity_read_baton;
+
+/* Keeps the values that may name a member; they are checked later, against
+ * the member table (affinity_cookie_resolve).  Dated values are kept even
+ * with expiry off, so that turning it off loses no session either. */
+static int affinity_collect_value(void *baton, const char *value, apr_size_t len)
+{
+    affinity_read_baton *rb = baton;
+    affinity_value v;
+    const char *route;
+    apr_size_t route_len;
+
+    if (affinity_id_from_hex(v.st.id, value, len)) {
+        v.kind = AFFINITY_VALUE_BARE;
+    }
+    else if (affinity_stamp_parse(&v.st, value, len)) {
+        v.kind = AFFINITY_VALUE_DATED;
+    }
+    else if (rb->legacy && affinity_legacy_route(value, len, &route, &route_len)
+             && route_len < PROXY_WORKER_MAX_ROUTE_SIZE) {
+        v.kind = AFFINITY_VALUE_LEGACY;
+        v.route = apr_pstrmemdup(rb->pool, route, route_len);
+    }
+    else {
+        return 0;
+    }
+    *(affinity_value *)apr_array_push(rb->req->values) = v;
+    return 0;
+}
 
 static int affinity_read_header(void *baton, const char *key, const char *value)
 {
@@ -35,8 +54,7 @@ static int affinity_read_header(void *baton, const char *key, const char *value)
 
     (void)key;
     rb->req->cookie_seen += affinity_cookie_scan(value, rb->name,
-                                                 affinity_collect_id,
-                                                 rb->req->ids);
+                                                 affinity_collect_value, rb);
     return 1;
 }
 
@@ -88,7 +106,9 @@ affinity_request *affinity_request_get(request_rec *r,
     }
 
     req = apr_pcalloc(r->pool, sizeof(*req));
+    req->values = apr_array_make(r->pool, 1, sizeof(affinity_value));
     req->ids = apr_array_make(r->pool, 1, AFFINITY_ID_LEN);
+    req->info = apr_array_make(r->pool, 1, sizeof(affinity_id_info));
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
     req->nocache = conf->nocache == 1;
     if (conf->mode != AFFINITY_MODE_DOMAIN) {
@@ -96,6 +116,8 @@ affinity_request *affinity_request_get(request_rec *r,
 
         rb.name = affinity_cookie_name_of(conf);
         rb.req = req;
+        rb.pool = r->pool;
+        rb.legacy = conf->legacy_routes == 1;
         apr_table_do(affinity_read_header, &rb, r->headers_in, "Cookie", NULL);
         if (req->cookie_seen && conf->remove == 1) {
             affinity_strip_cookie(r, rb.name);

@@ -54,6 +54,9 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
     affinity_table *t = affinity_table_get(balancer, conf, r);
     proxy_worker *w;
 
+    if (conf->mode != AFFINITY_MODE_DOMAIN) {
+        affinity_cookie_resolve(balancer, r, conf, &t, req);
+    }
     if (req->ids->nelts) {
         char hex[AFFINITY_ID_HEX_LEN + 1];
 

@@ -187,7 +187,7 @@ affinity_stamp_state affinity_stamp_check(const affinity_stamp *st,
 
 /* Re-issue with a new last date?  Once the last date is more than a quarter
  * of max_idle old (never when max_idle is 0). */
-int affinity_stamp_refresh_due(const affinity_stamp *st, apr_int64_t now,
+int affinity_stamp_refresh_due(apr_uint32_t last, apr_int64_t now,
                                apr_int64_t max_idle);
 
 /* A date for the cookie: now, clamped to the 32-bit range. */

@@ -159,16 +159,16 @@ static void test_dates(void)
 
     st.first = 0;
     st.last = (apr_uint32_t)(now - 25);
-    ok(!affinity_stamp_refresh_due(&st, now, 100), "a quarter idle: not yet");
+    ok(!affinity_stamp_refresh_due(st.last, now, 100), "a quarter idle: not yet");
     st.last = (apr_uint32_t)(now - 26);
-    ok(affinity_stamp_refresh_due(&st, now, 100), "past the quarter: refresh");
+    ok(affinity_stamp_refresh_due(st.last, now, 100), "past the quarter: refresh");
     st.last = (apr_uint32_t)(now - 1);
-    ok(!affinity_stamp_refresh_due(&st, now, 5), "MaxIdle 5: 1 s is not past 1.25 s");
+    ok(!affinity_stamp_refresh_due(st.last, now, 5), "MaxIdle 5: 1 s is not past 1.25 s");
     st.last = (apr_uint32_t)(now - 2);
-    ok(affinity_stamp_refresh_due(&st, now, 5), "2 s is");
-    ok(!affinity_stamp_refresh_due(&st, now, 0), "never without MaxIdle");
+    ok(affinity_stamp_refresh_due(st.last, now, 5), "2 s is");
+    ok(!affinity_stamp_refresh_due(st.last, now, 0), "never without MaxIdle");
     st.last = (apr_uint32_t)(now + 100);
-    ok(!affinity_stamp_refresh_due(&st, now, 5), "nor with a date ahead");
+    ok(!affinity_stamp_refresh_due(st.last, now, 5), "nor with a date ahead");
 
     ok(affinity_stamp_date(-5) == 0 && affinity_stamp_date(12) == 12
        && affinity_stamp_date((apr_int64_t)1 << 40) == 0xffffffffu,
