@@ -1,0 +1,391 @@
+# Session lifetime (AffinityCookieMaxIdle, AffinityCookieMaxLife) and the
+# stock-cookie migration (AffinityLegacyRoutes).  Balancers in
+# t/conf/lifetime.conf.in.  Dated values are forged here with the format the
+# README documents, so dates in the past and future need no waiting; the
+# "brief" balancer runs in real time for a few seconds.
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test qw(-withtestmore);
+use Apache::TestRequest;
+use Digest::SHA qw(sha1 hmac_sha1_hex);
+use File::Spec;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+use lib 't/lib';
+use AffinityTest;
+
+plan tests => 66;
+
+my $SALT = 's3cret';
+my %id = (
+    backend1 => route_id($SALT, '127.0.0.1:' . backend_port('backend1')),
+    backend2 => route_id($SALT, 'blue'),
+);
+
+# The documented format: ID.FIRST.LAST.MAC, dates as 8 lowercase hex digits,
+# MAC = first 12 bytes of HMAC-SHA1(SHA1("mod_affinity cookie mac:" . salt),
+# "ID.FIRST.LAST." . balancer name), lowercase hex.
+sub dated {
+    my ($id, $first, $last, $balancer, $salt) = @_;
+    my $text = sprintf '%s.%08x.%08x.', $id, $first, $last;
+    my $key = sha1('mod_affinity cookie mac:' . ($salt // $SALT));
+    return $text . substr(hmac_sha1_hex($text . $balancer, $key), 0, 24);
+}
+
+sub parse_dated {
+    my ($v) = @_;
+    return () unless defined $v && $v =~ /^([0-9a-f]{40})\.([0-9a-f]{8})\.([0-9a-f]{8})\.([0-9a-f]{24})$/;
+    return ($1, hex $2, hex $3, $4);
+}
+
+# The access-log line of the one request tagged $tag.
+sub line_for {
+    my ($path, $tag) = @_;
+    my $line;
+    wait_until(5, sub { ($line) = grep { m{^\Q$path\E\?\Q$tag\E } } log_lines('affinity_log'); $line });
+    return $line // '(no log line)';
+}
+
+my $run = int(time) . $$;      # tags unique to this run
+my $n = 0;
+sub get {
+    my ($path, $cookie) = @_;
+    my $tag = 't' . $run . '-' . ++$n;
+    my $r = fetch("$path?$tag", defined $cookie ? (Cookie => "ROUTEID=$cookie") : ());
+    return ($r, $tag);
+}
+
+my $D = '/dated/hello.txt';
+my $bal = 'balancer://dated';
+
+# ---- New sessions and the format --------------------------------------------
+{
+    my $t0 = int(time);
+    my ($r, $tag) = get($D);
+    my $v = cookie_value($r);
+    my ($cid, $first, $last, $mac) = parse_dated($v);
+    ok defined $cid, 'a new session gets a dated value' or diag $v // '(none)';
+    ok length($v) <= 100 && $v =~ /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+$/,
+       'of RFC 6265 cookie-octets, at most 100 characters';
+    ok $cid && $cid eq $id{ backend($r) }, 'naming the member that served';
+    ok $first && $first == $last && abs($first - $t0) <= 2, 'first and last issued now';
+    is $v, dated($cid, $first, $last, $bal), 'the MAC is exactly as documented';
+    like line_for($D, $tag), qr/ 200 status=new route=$cid changed=1 /, 'status new, route changed';
+
+    ($r, $tag) = get($D, $v);
+    is backend($r) . ' ' . scalar(affinity_cookies($r)), backend($r) . ' 0',
+       'the value is honoured, no Set-Cookie while fresh';
+    ok $cid && backend($r) && $id{ backend($r) } eq $cid, 'on the same member';
+    like line_for($D, $tag), qr/ 200 status=valid route=$cid changed=- /, 'status valid';
+}
+
+# ---- Forged dates -------------------------------------------------------------
+sub outcome {
+    my ($cookie) = @_;
+    my ($r, $tag) = get($D, $cookie);
+    my ($status) = line_for($D, $tag) =~ /status=(\S+)/;
+    return ($r, $status // '?');
+}
+
+{
+    my $now = int(time);
+    my $b2 = $id{backend2};
+    my ($r, $st);
+
+    ($r, $st) = outcome(dated($b2, $now - 100, $now - 70, $bal));
+    is $r->code . " $st " . scalar(affinity_cookies($r)), '200 expired 1',
+       'idle longer than MaxIdle: expired, new session with a new cookie';
+    my @d = parse_dated(cookie_value($r));
+    ok @d && abs($d[1] - $now) <= 2 && $d[1] == $d[2], 'the new cookie has new dates';
+
+    ($r, $st) = outcome(dated($b2, $now - 130, $now - 5, $bal));
+    is "$st " . scalar(affinity_cookies($r)), 'expired 1',
+       'older than MaxLife though recently active: expired';
+
+    ($r, $st) = outcome(dated($b2, $now - 50, $now - 10, $bal));
+    is backend($r) . " $st " . scalar(affinity_cookies($r)), 'backend2 valid 0',
+       'last issued less than MaxIdle/4 ago: kept, no Set-Cookie';
+
+    ($r, $st) = outcome(dated($b2, $now - 50, $now - 20, $bal));
+    is backend($r) . " $st " . scalar(affinity_cookies($r)), 'backend2 valid 1',
+       'past MaxIdle/4: kept and re-issued';
+    @d = parse_dated(cookie_value($r));
+    ok @d && $d[0] eq $b2 && $d[1] == $now - 50 && abs($d[2] - $now) <= 2,
+       'same member, same first date, new last date';
+    ok @d && cookie_value($r) eq dated($b2, $d[1], $d[2], $bal), 'signed as documented';
+    my ($r2, $tag2) = get($D, dated($b2, $now - 50, $now - 20, $bal));
+    like line_for($D, $tag2), qr/status=valid route=$b2 changed=- /,
+       'a refresh leaves BALANCER_ROUTE_CHANGED unset';
+
+    ($r, $st) = outcome(dated($b2, $now - 119, $now - 16, $bal));
+    @d = parse_dated(cookie_value($r));
+    ok @d && $d[1] == $now - 119, 'a refresh near MaxLife still keeps the first date';
+    ($r, $st) = outcome(dated($b2, $now - 125, $now, $bal));
+    is $st, 'expired', 'so the active session ends at MaxLife';
+
+    # tampering
+    my $good = dated($b2, $now - 30, $now - 30, $bal);
+    (my $later = $good) =~ s/^(\w{40}\.\w{8}\.)\w{8}/sprintf '%s%08x', $1, $now/e;
+    ($r, $st) = outcome($later);
+    is "$st " . scalar(affinity_cookies($r)) . ' ' . $r->code, 'invalid 1 200',
+       'a date rewritten without the key: invalid, new session';
+    (my $flipped = $good) =~ s/(.)$/$1 eq '0' ? '1' : '0'/e;
+    ($r, $st) = outcome($flipped);
+    is $st, 'invalid', 'a MAC changed by one digit: invalid';
+    ($r, $st) = outcome(dated($b2, $now - 30, $now - 30, $bal, 'other-salt'));
+    is $st, 'invalid', 'a MAC made with another salt: invalid';
+    ($r, $st) = outcome(dated($b2, $now - 30, $now - 30, 'balancer://twin'));
+    is $st, 'invalid', "a value of another balancer (same members and salt): invalid";
+    ($r, $st) = outcome(uc $good);
+    is $st, 'invalid', 'uppercase hex: invalid';
+
+    my @cuts = (82, 81, 70, 59, 58, 41);
+    my @bad = grep { my ($rr, $s) = outcome(substr($good, 0, $_)); $rr->code != 200 || $s ne 'invalid' } @cuts;
+    ok !@bad, 'truncated values (83 -> ' . join(',', @cuts) . ' chars) are invalid, never an error'
+        or diag "not invalid at: @bad";
+    ($r, $st) = outcome($good . '0');
+    is $st, 'invalid', 'one character too many: invalid';
+    ($r, $st) = outcome(substr($good, 0, 40));
+    is backend($r) . " $st", 'backend2 valid', 'but the bare 40-hex ID is a session';
+
+    ($r, $st) = outcome(dated($b2, $now + 400, $now + 400, $bal));
+    is "$st " . $r->code, 'invalid 200', 'dates more than 300 s ahead: invalid';
+    ($r, $st) = outcome(dated($b2, $now - 10, $now + 400, $bal));
+    is $st, 'invalid', 'a last date more than 300 s ahead: invalid';
+    ($r, $st) = outcome(dated($b2, $now + 200, $now + 200, $bal));
+    is backend($r) . " $st", 'backend2 valid', 'dates up to 300 s ahead (clock skew): valid';
+
+    # several values: the first that names a usable member wins
+    ($r, $st) = outcome(dated($b2, $now - 100, $now - 70, $bal) . '; ROUTEID=' . dated($id{backend1}, $now - 5, $now - 5, $bal));
+    is backend($r) . " $st", 'backend1 valid', 'an expired value before a valid one: the valid one counts';
+}
+
+# ---- Bare IDs issued before expiry was on ---------------------------------------
+{
+    my $now = int(time);
+    my ($r, $tag) = get($D, $id{backend1});
+    is backend($r) . ' ' . scalar(affinity_cookies($r)), 'backend1 1',
+       'a bare ID is honoured and re-issued';
+    my @d = parse_dated(cookie_value($r));
+    ok @d && $d[0] eq $id{backend1} && abs($d[1] - $now) <= 2 && $d[1] == $d[2],
+       'with dates, first issued now';
+    like line_for($D, $tag), qr/status=valid route=$id{backend1} changed=- /,
+       'status valid, BALANCER_ROUTE_CHANGED unset';
+    ($r) = get($D, cookie_value($r));
+    is backend($r) . ' ' . scalar(affinity_cookies($r)), 'backend1 0',
+       'the upgraded cookie then needs nothing more';
+}
+
+# ---- Real time: idle expiry, refresh, an active client ends at MaxLife ---------
+{
+    my $B = '/brief/hello.txt';
+    my ($r) = get($B);
+    my $v = cookie_value($r);
+    my $member = backend($r);
+    sleep 4.2;
+    my $tag;
+    ($r, $tag) = get($B, $v);
+    like line_for($B, $tag), qr/status=expired /, 'idle for longer than MaxIdle (3 s): expired';
+
+    # an active client: a request every 0.5 s, keeping each Set-Cookie
+    ($r) = get($B);
+    $v = cookie_value($r);
+    my ($cid, $first) = parse_dated($v);
+    my $start = time;
+    my ($sets, $end_status, $end_at, $moved_first) = (1, '', 0, 0);
+    while (time - $start < 9) {
+        sleep 0.5;
+        ($r, $tag) = get($B, $v);
+        my ($st) = line_for($B, $tag) =~ /status=(\S+)/;
+        if (($st // '') ne 'valid') {
+            ($end_status, $end_at) = ($st // '?', time - $first);
+            last;
+        }
+        if (my $nv = cookie_value($r)) {
+            $sets++;
+            my @d = parse_dated($nv);
+            $moved_first++ if !@d || $d[1] != $first || $d[0] ne $cid;
+            $v = $nv;
+        }
+    }
+    is $end_status, 'expired', 'an active client is never idled out, but expires';
+    ok $end_at >= 6 && $end_at < 8.5, 'at MaxLife (6 s) after the first cookie'
+        or diag "ended $end_at s after the first date";
+    is $moved_first, 0, 'no refresh moved the first date or the member';
+    my $bound = 1 + 4 * (time - $start) / 3;
+    ok $sets >= 3 && $sets <= $bound + 1, "refreshes bounded: $sets Set-Cookie (at most about $bound)";
+}
+
+# ---- Two front ends, one salt -----------------------------------------------------
+SKIP: {
+    my $httpd = Apache::Test::vars('httpd');
+    my $apxs = Apache::Test::vars('apxs');
+    chomp(my $libexec = `$apxs -q LIBEXECDIR`);
+    my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
+    my $dir = Apache::Test::vars('t_logs') . '/frontend2';
+    mkdir $dir;
+    my $port = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1)->sockport;
+    my $conf = "$dir/httpd.conf";
+    open my $fh, '>', $conf or die "$conf: $!";
+    print $fh join "\n",
+        "ServerRoot \"$dir\"", 'ServerName localhost', "Listen 127.0.0.1:$port",
+        "PidFile $dir/httpd.pid", "ErrorLog $dir/error_log", 'LogLevel warn',
+        "LoadModule mpm_prefork_module $libexec/mod_mpm_prefork.so",
+        (map { "LoadModule ${_}_module $libexec/mod_$_.so" }
+             qw(authz_core headers proxy proxy_http proxy_balancer slotmem_shm)),
+        "LoadModule affinity_module $module",
+        'StartServers 1', 'MinSpareServers 1', 'MaxSpareServers 2',
+        'LogFormat "%U%q status=%{AFFINITY_STATUS}e" st', "CustomLog $dir/access_log st",
+        '<Proxy "balancer://dated">',
+        '    BalancerMember "http://127.0.0.1:' . backend_port('backend1') . '"',
+        '    BalancerMember "http://127.0.0.1:' . backend_port('backend2') . '" route=blue',
+        '    ProxySet lbmethod=affinity',
+        "    AffinitySalt $SALT", '    AffinityCookieMaxIdle 60', '    AffinityCookieMaxLife 120',
+        '</Proxy>',
+        'ProxyPass "/dated/" "balancer://dated/"', '';
+    close $fh;
+    my $out = `$httpd -f $conf -k start 2>&1`;
+    my $up = wait_until(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") });
+    ok $up, 'a second front end (own httpd, same salt and members) started' or diag $out;
+    skip 'no second front end', 6 unless $up;
+
+    my $ua = Apache::TestRequest::user_agent();
+    my $get2 = sub {
+        my ($cookie, $tag) = @_;
+        return $ua->get("http://127.0.0.1:$port$D?$tag", defined $cookie ? (Cookie => "ROUTEID=$cookie") : ());
+    };
+    my $st2 = sub {
+        my ($tag) = @_;
+        my $line = '';
+        wait_until(5, sub {
+            open my $l, '<', "$dir/access_log" or return 0;
+            ($line) = grep { /\Q$tag\E / } <$l>;
+            $line;
+        });
+        my ($s) = ($line // '') =~ /status=(\S+)/;
+        return $s // '?';
+    };
+
+    # A's cookie on B
+    my ($r, $tag) = get($D);
+    my $va = cookie_value($r);
+    my $ba = backend($r);
+    my $rb = $get2->($va, "fromA$run");
+    is backend($rb) . ' ' . scalar(affinity_cookies($rb)), "$ba 0",
+       "front end A's cookie is honoured by front end B (same member, no Set-Cookie)";
+    is $st2->("fromA$run"), 'valid', 'as valid';
+
+    # B's new cookie on A
+    $rb = $get2->(undef, "newB$run");
+    my $vb = cookie_value($rb);
+    ok parse_dated($vb), 'B issues a dated value';
+    ($r, $tag) = get($D, $vb);
+    is backend($r) . ' ' . scalar(affinity_cookies($r)), backend($rb) . ' 0',
+       "front end B's cookie is honoured by front end A";
+    like line_for($D, $tag), qr/status=valid /, 'as valid';
+
+    # B's refresh verifies on A too
+    my $now = int(time);
+    $rb = $get2->(dated($id{backend2}, $now - 50, $now - 40, $bal), "refreshB$run");
+    my ($r3) = get($D, cookie_value($rb) // 'none');
+    is backend($r3) . ' ' . scalar(affinity_cookies($r3)), 'backend2 0',
+       "B's refreshed cookie is fresh on A";
+
+    system("$httpd -f $conf -k stop >/dev/null 2>&1");
+    wait_until(10, sub { !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") });
+}
+
+# ---- Stock stickiness values -------------------------------------------------------
+my $S = '/stock/hello.txt';
+my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id('', 'r9'));
+{
+    my ($r, $tag) = get($S, '.r2');
+    is backend($r) . ' ' . (cookie_value($r) // 'none'), "backend2 $sid{r2}",
+       'a stock ".ROUTE" value goes to that member and is re-issued as its ID';
+    like line_for($S, $tag), qr/ 200 status=legacy route=$sid{r2} changed=- /,
+       'logged as status legacy, BALANCER_ROUTE_CHANGED unset';
+    ($r) = get($S, 'a1b2c3.r1');
+    is backend($r) . ' ' . (cookie_value($r) // 'none'), "backend1 $sid{r1}",
+       'a stock "SESSION.ROUTE" value too';
+    ($r, $tag) = get($S, '.nosuch');
+    like line_for($S, $tag), qr/ 200 status=invalid /, 'a route no member has: invalid, new session';
+    ($r, $tag) = get('/nostock/hello.txt', '.r2');
+    like line_for('/nostock/hello.txt', $tag), qr/ 200 status=invalid /,
+       'without AffinityLegacyRoutes a stock value is unknown';
+
+    my $L = '/legacydated/hello.txt';
+    ($r) = get($L, '.r2');
+    my @d = parse_dated(cookie_value($r));
+    ok backend($r) eq 'backend2' && @d && $d[0] eq route_id($SALT, 'r2')
+       && cookie_value($r) eq dated($d[0], $d[1], $d[2], 'balancer://legacydated'),
+       'with expiry on, it is re-issued as a dated value';
+
+    # balancer-manager edits
+    my $b2 = member_url('backend2');
+    bm_post('stock', w => $b2, w_status_N => 1);
+    ($r) = get($S, '.r2');
+    is backend($r), 'backend2', 'a draining member keeps its stock sessions';
+    bm_post('stock', w => $b2, w_status_N => 0, w_status_D => 1);
+    ($r, $tag) = get($S, '.r2');
+    ok backend($r) ne 'backend2' && line_for($S, $tag) =~ /status=down .*changed=1/,
+       'a disabled member moves them (status down)';
+    bm_post('stock', w => $b2, w_status_D => 0);
+
+    bm_post('stock', w => $b2, w_wr => 'r9');
+    ($r, $tag) = get($S, '.r9');
+    is backend($r) . ' ' . (cookie_value($r) // 'none'), "backend2 $sid{r9}",
+       'a route edited in balancer-manager counts at once';
+    ($r, $tag) = get($S, '.r2');
+    like line_for($S, $tag), qr/status=invalid /, 'and the old route no longer does';
+    bm_post('stock', w => $b2, w_wr => 'r2');
+    ($r) = get($S, '.r2');
+    is backend($r), 'backend2', 'restored';
+}
+
+# ---- Startup checks (httpd -t) ---------------------------------------------------
+{
+    my $httpd = Apache::Test::vars('httpd');
+    my $apxs = Apache::Test::vars('apxs');
+    chomp(my $libexec = `$apxs -q LIBEXECDIR`);
+    my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
+    my $dir = Apache::Test::vars('t_logs') . '/lifetime-config';
+    mkdir $dir;
+    my $i = 0;
+    my $check = sub {
+        my @lines = @_;
+        my $conf = "$dir/c" . $i++ . '.conf';
+        open my $fh, '>', $conf or die "$conf: $!";
+        print $fh join "\n", "ServerRoot \"$dir\"", 'ServerName localhost', "ErrorLog \"$dir/error_log\"",
+            "LoadModule mpm_prefork_module $libexec/mod_mpm_prefork.so",
+            "LoadModule proxy_module $libexec/mod_proxy.so",
+            "LoadModule affinity_module $module", @lines, '';
+        close $fh;
+        my $out = `$httpd -t -f $conf 2>&1`;
+        return ($? >> 8, $out);
+    };
+    my ($rc, $out) = $check->('<Proxy balancer://x>', 'AffinityCookieMaxIdle 60', '</Proxy>');
+    ok $rc != 0 && $out =~ /AFF0060: AffinityCookieMaxIdle \(.*line 8\) needs a salt/,
+       'MaxIdle without any salt stops startup, naming the directive and line' or diag $out;
+    ($rc, $out) = $check->('AffinitySalt pepper', '<Proxy balancer://x>', 'AffinitySalt none',
+                           'AffinityCookieMaxLife 60', '</Proxy>');
+    ok $rc != 0 && $out =~ /AFF0060: AffinityCookieMaxLife .* needs a salt/,
+       'MaxLife where AffinitySalt none applies stops startup' or diag $out;
+    ($rc, $out) = $check->('<Proxy balancer://x>', 'AffinityCookieMaxIdle 60', '</Proxy>',
+                           'AffinitySalt pepper');
+    ok $rc == 0 && $out =~ /Syntax OK/, 'a server-level salt, even given later, is enough' or diag $out;
+    ($rc, $out) = $check->('AffinitySalt pepper', 'Listen 127.0.0.1:9',
+                           '<VirtualHost 127.0.0.1:9>', '<Proxy balancer://x>',
+                           'AffinityCookieMaxIdle 60', '</Proxy>', '</VirtualHost>');
+    ok $rc == 0, "in a virtual host, the main server's salt applies" or diag $out;
+    ($rc, $out) = $check->('AffinityCookieMaxIdle 0', 'AffinityCookieMaxLife 0');
+    ok $rc == 0, 'lifetimes of 0 (off) need no salt' or diag $out;
+    ($rc, $out) = $check->('AffinitySalt pepper', 'AffinityCookieMaxIdle -5');
+    ok $rc != 0 && $out =~ /AffinityCookieMaxIdle: "-5" is not a number of seconds/,
+       'a negative lifetime is refused, naming the directive' or diag $out;
+    ($rc, $out) = $check->('AffinitySalt pepper', 'AffinityCookieMaxLife 30m');
+    ok $rc != 0 && $out =~ /AffinityCookieMaxLife: "30m" is not a number of seconds/,
+       'so is a lifetime with a unit' or diag $out;
+    ($rc, $out) = $check->('AffinityLegacyRoutes maybe');
+    ok $rc != 0 && $out =~ /AffinityLegacyRoutes must be On or Off/, 'AffinityLegacyRoutes takes On or Off' or diag $out;
+}
