@@ -132,7 +132,6 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
 {
     apr_int64_t now = apr_time_sec(r->request_time);
     const char *name = balancer->s->name;
-    apr_size_t name_len = strnlen(name, sizeof(balancer->s->name));
     int i;
 
     if (req->resolved) {
@@ -156,7 +155,7 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                 affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
                 break;
             }
-            if (!affinity_stamp_verify(&v->st, &(*t)->mac, name, name_len)) {
+            if (!affinity_stamp_verify(&v->st, &(*t)->mac)) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                               "AFF0061: %s: cookie value's signature does not "
                               "verify (forged, or another salt or balancer): "
@@ -231,12 +230,10 @@ static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
     if (affinity_expiry_on(conf)) {
         unsigned char id[AFFINITY_ID_LEN];
         char *buf = apr_palloc(r->pool, AFFINITY_STAMPED_LEN + 1);
-        const char *name = balancer->s->name;
 
         affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN);
         affinity_stamp_format(buf, &t->mac, id, first,
-                              affinity_stamp_date(apr_time_sec(r->request_time)),
-                              name, strnlen(name, sizeof(balancer->s->name)));
+                              affinity_stamp_date(apr_time_sec(r->request_time)));
         value = buf;
     }
     req->set_cookie = apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=",

@@ -26,8 +26,10 @@
 #define AFFINITY_SHA1_BLOCK 64
 
 void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
-                           apr_size_t salt_len)
+                           apr_size_t salt_len, const char *balancer,
+                           apr_size_t balancer_len)
 {
+    static const unsigned char nul = 0;
     unsigned char k[AFFINITY_SHA1_BLOCK], ipad[AFFINITY_SHA1_BLOCK],
                   opad[AFFINITY_SHA1_BLOCK];
     apr_sha1_ctx_t ctx;
@@ -50,6 +52,12 @@ void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
     }
     apr_sha1_init(&key->inner);
     apr_sha1_update_binary(&key->inner, ipad, sizeof(ipad));
+    /* the name never holds a NUL: the separator keeps name and ID apart */
+    if (balancer_len) {
+        apr_sha1_update_binary(&key->inner, (const unsigned char *)balancer,
+                               (unsigned int)balancer_len);
+    }
+    apr_sha1_update_binary(&key->inner, &nul, 1);
     apr_sha1_init(&key->outer);
     apr_sha1_update_binary(&key->outer, opad, sizeof(opad));
     memset(k, 0, sizeof(k));
@@ -128,6 +136,14 @@ static void affinity_stamp_text(char *out, const unsigned char id[AFFINITY_ID_LE
     *o = '.';
 }
 
+static void affinity_put_be32(unsigned char *p, apr_uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
 int affinity_stamp_parse(affinity_stamp *st, const char *s, apr_size_t len)
 {
     const char *d1 = s + AFFINITY_ID_HEX_LEN;
@@ -146,20 +162,19 @@ int affinity_stamp_parse(affinity_stamp *st, const char *s, apr_size_t len)
 void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
                         const affinity_mac_key *key,
                         const unsigned char id[AFFINITY_ID_LEN],
-                        apr_uint32_t first, apr_uint32_t last,
-                        const char *balancer, apr_size_t balancer_len)
+                        apr_uint32_t first, apr_uint32_t last)
 {
-    char text[AFFINITY_ID_HEX_LEN + 1 + 2 * (AFFINITY_DATE_HEX_LEN + 1)];
+    unsigned char msg[AFFINITY_ID_LEN + 8];
     unsigned char inner[APR_SHA1_DIGESTSIZE], outer[APR_SHA1_DIGESTSIZE];
     apr_sha1_ctx_t ctx;
 
-    affinity_stamp_text(text, id, first, last);
+    /* binary, not the hex text: the message then fits the inner hash's
+     * last block */
+    memcpy(msg, id, AFFINITY_ID_LEN);
+    affinity_put_be32(msg + AFFINITY_ID_LEN, first);
+    affinity_put_be32(msg + AFFINITY_ID_LEN + 4, last);
     ctx = key->inner;
-    apr_sha1_update_binary(&ctx, (const unsigned char *)text, sizeof(text));
-    if (balancer_len) {
-        apr_sha1_update_binary(&ctx, (const unsigned char *)balancer,
-                               (unsigned int)balancer_len);
-    }
+    apr_sha1_update_binary(&ctx, msg, sizeof(msg));
     apr_sha1_final(inner, &ctx);
     ctx = key->outer;
     apr_sha1_update_binary(&ctx, inner, sizeof(inner));
@@ -169,15 +184,14 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
 
 void affinity_stamp_format(char *buf, const affinity_mac_key *key,
                            const unsigned char id[AFFINITY_ID_LEN],
-                           apr_uint32_t first, apr_uint32_t last,
-                           const char *balancer, apr_size_t balancer_len)
+                           apr_uint32_t first, apr_uint32_t last)
 {
     unsigned char mac[AFFINITY_MAC_LEN];
     char *o = buf + AFFINITY_STAMP_HEX_LEN;
     int i;
 
     affinity_stamp_text(buf, id, first, last);
-    affinity_stamp_mac(mac, key, id, first, last, balancer, balancer_len);
+    affinity_stamp_mac(mac, key, id, first, last);
     for (i = 0; i < AFFINITY_MAC_LEN; i++) {
         *o++ = affinity_hex_digits[mac[i] >> 4];
         *o++ = affinity_hex_digits[mac[i] & 0xf];
@@ -185,15 +199,13 @@ void affinity_stamp_format(char *buf, const affinity_mac_key *key,
     *o = '\0';
 }
 
-int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key,
-                          const char *balancer, apr_size_t balancer_len)
+int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key)
 {
     unsigned char mac[AFFINITY_MAC_LEN];
     unsigned char diff = 0;
     int i;
 
-    affinity_stamp_mac(mac, key, st->id, st->first, st->last, balancer,
-                       balancer_len);
+    affinity_stamp_mac(mac, key, st->id, st->first, st->last);
     /* no early exit: the time taken must not tell how many bytes matched */
     for (i = 0; i < AFFINITY_MAC_LEN; i++) {
         diff |= (unsigned char)(mac[i] ^ st->mac[i]);

@@ -124,8 +124,11 @@ static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca
  * is "ID.FIRST.LAST.MAC": the 40-hex route ID, the first-issued and
  * last-issued dates as 8 lowercase hex digits each (seconds since the Unix
  * epoch, unsigned 32 bits), and the first AFFINITY_MAC_LEN bytes of
- *   HMAC-SHA1(key, "ID.FIRST.LAST." . balancer name)
- * in lowercase hex, where key = SHA1("mod_affinity cookie mac:" . salt). */
+ *   HMAC-SHA1(key, balancer name . NUL . id . first . last)
+ * in lowercase hex, where key = SHA1("mod_affinity cookie mac:" . salt), id
+ * is the 20 ID bytes and the dates are 4 bytes each, big-endian.  The name
+ * comes first so that its part of the hash is done once per balancer: one
+ * MAC then costs two SHA1 blocks (for names up to 26 bytes). */
 #define AFFINITY_MAC_LEN        12
 #define AFFINITY_DATE_HEX_LEN   8
 #define AFFINITY_STAMP_HEX_LEN  (AFFINITY_ID_HEX_LEN + 1 + AFFINITY_DATE_HEX_LEN \
@@ -135,14 +138,16 @@ static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca
 /* dates further ahead than this are forged or from a broken clock */
 #define AFFINITY_CLOCK_SKEW     300
 
-/* The HMAC key, absorbed once: inner and outer SHA1 states after the padded
- * key block, so that one MAC costs three SHA1 blocks. */
+/* The HMAC key of one balancer, absorbed once: the inner SHA1 state after
+ * the padded key block and the balancer name, the outer one after its
+ * padded key block. */
 typedef struct {
     apr_sha1_ctx_t inner, outer;
 } affinity_mac_key;
 
 void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
-                           apr_size_t salt_len);
+                           apr_size_t salt_len, const char *balancer,
+                           apr_size_t balancer_len);
 
 /* A parsed dated value; the MAC is not checked by the parser. */
 typedef struct {
@@ -155,22 +160,20 @@ typedef struct {
  * hex only.  Returns 1 on success, 0 otherwise. */
 int affinity_stamp_parse(affinity_stamp *st, const char *s, apr_size_t len);
 
-/* The MAC of an ID and dates for a balancer. */
+/* The MAC of an ID and dates under a balancer's key. */
 void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
                         const affinity_mac_key *key,
                         const unsigned char id[AFFINITY_ID_LEN],
-                        apr_uint32_t first, apr_uint32_t last,
-                        const char *balancer, apr_size_t balancer_len);
+                        apr_uint32_t first, apr_uint32_t last);
 
 /* Writes the whole value, NUL-terminated: buf holds AFFINITY_STAMPED_LEN + 1. */
 void affinity_stamp_format(char *buf, const affinity_mac_key *key,
                            const unsigned char id[AFFINITY_ID_LEN],
-                           apr_uint32_t first, apr_uint32_t last,
-                           const char *balancer, apr_size_t balancer_len);
+                           apr_uint32_t first, apr_uint32_t last);
 
-/* Does the value's MAC verify for this balancer?  Compared in constant time. */
-int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key,
-                          const char *balancer, apr_size_t balancer_len);
+/* Does the value's MAC verify under this balancer's key?  Compared in
+ * constant time. */
+int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key);
 
 typedef enum {
     AFFINITY_STAMP_OK = 0,

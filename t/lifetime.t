@@ -25,12 +25,14 @@ my %id = (
 
 # The documented format: ID.FIRST.LAST.MAC, dates as 8 lowercase hex digits,
 # MAC = first 12 bytes of HMAC-SHA1(SHA1("mod_affinity cookie mac:" . salt),
-# "ID.FIRST.LAST." . balancer name), lowercase hex.
+# balancer name . NUL . ID bytes . FIRST . LAST (32 bits big-endian each)),
+# lowercase hex.
 sub dated {
     my ($id, $first, $last, $balancer, $salt) = @_;
-    my $text = sprintf '%s.%08x.%08x.', $id, $first, $last;
     my $key = sha1('mod_affinity cookie mac:' . ($salt // $SALT));
-    return $text . substr(hmac_sha1_hex($text . $balancer, $key), 0, 24);
+    my $msg = pack 'a* x H40 N N', $balancer, $id, $first, $last;
+    return sprintf('%s.%08x.%08x.', $id, $first, $last)
+           . substr(hmac_sha1_hex($msg, $key), 0, 24);
 }
 
 sub parse_dated {
