@@ -15,7 +15,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 66;
+plan tests => 67;
 
 my $SALT = 's3cret';
 my %id = (
@@ -315,6 +315,10 @@ my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id(''
     ($r, $tag) = get('/nostock/hello.txt', '.r2');
     like line_for('/nostock/hello.txt', $tag), qr/ 200 status=invalid /,
        'without AffinityLegacyRoutes a stock value is unknown';
+
+    ($r, $tag) = get($S, dated($sid{r1}, int(time) - 10, int(time) - 10, 'balancer://stock'));
+    is backend($r) . ' ' . (cookie_value($r) // 'none'), "backend1 $sid{r1}",
+       'with expiry off, a dated value still names its member and goes back to the bare ID';
 
     my $L = '/legacydated/hello.txt';
     ($r) = get($L, '.r2');
