@@ -220,6 +220,9 @@ sub outcome {
 }
 
 # ---- Two front ends, one salt -----------------------------------------------------
+# stopped at the end of the block, or here if the test dies first
+our $stop_second;
+END { system($stop_second) if $stop_second }
 SKIP: {
     my $httpd = Apache::Test::vars('httpd');
     my $apxs = Apache::Test::vars('apxs');
@@ -248,6 +251,7 @@ SKIP: {
         'ProxyPass "/dated/" "balancer://dated/"', '';
     close $fh;
     my $out = `$httpd -f $conf -k start 2>&1`;
+    $stop_second = "$httpd -f $conf -k stop >/dev/null 2>&1";
     my $up = wait_until(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") });
     ok $up, 'a second front end (own httpd, same salt and members) started' or diag $out;
     skip 'no second front end', 6 unless $up;
@@ -294,7 +298,8 @@ SKIP: {
     is backend($r3) . ' ' . scalar(affinity_cookies($r3)), 'backend2 0',
        "B's refreshed cookie is fresh on A";
 
-    system("$httpd -f $conf -k stop >/dev/null 2>&1");
+    system($stop_second);
+    undef $stop_second;
     wait_until(10, sub { !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") });
 }
 
