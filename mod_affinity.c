@@ -39,6 +39,7 @@
 #include "mod_proxy.h"
 
 #include "mod_affinity.h"
+#include "affinity_version.h"
 
 #if !AP_MODULE_MAGIC_AT_LEAST(20120211, 82)
 #error "mod_affinity needs httpd 2.4.35 or later (proxy_balancer_get_best_worker)"
@@ -1112,6 +1113,10 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
     }
     affinity_random_salt_used = 0;
+
+    /* once per (re)start, so the log says which build is running */
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "AFF0020: mod_affinity " AFFINITY_VERSION " loaded");
 
     affinity_check_balancers(ptemp, s);
     return OK;
