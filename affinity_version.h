@@ -9,7 +9,7 @@
  * affinity_version.h: the version mod_affinity logs at startup (AFF0020).
  *
  * configure passes AC_INIT's version as -DAFFINITY_VERSION; the fallback
- * below is for the bare `apxs -c` build.  t/unit/version.t fails unless it,
+ * below is for the bare `apxs -c` build.  t/unit/version.pl fails unless it,
  * configure.ac and debian/changelog all say the same version.
  */
 
