@@ -1,0 +1,258 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_config.c: the directives, the salt and the per-directory
+ * configuration record (create and merge).
+ */
+
+#include "apr_file_io.h"
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+
+#define AFFINITY_RANDOM_SALT_KEY "mod_affinity.random_salt"
+#define AFFINITY_RANDOM_SALT_LEN 32
+#define AFFINITY_SALT_FILE_MAX   65536
+/* Set when this configuration cycle uses AffinitySalt random, so that
+ * post_config can say whether the salt is new or kept. */
+static int affinity_random_salt_used;
+
+void *affinity_create_dir_config(apr_pool_t *p, char *dir)
+{
+    affinity_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)dir;
+    conf->remove = -1;
+    conf->nocache = -1;
+    conf->mode = AFFINITY_MODE_UNSET;
+    return conf;
+}
+
+void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
+{
+    affinity_dir_conf *base = basev, *add = addv;
+    affinity_dir_conf *conf = apr_palloc(p, sizeof(*conf));
+
+    if (add->cookie_name) {
+        conf->cookie_name = add->cookie_name;
+        conf->cookie_attrs = add->cookie_attrs;
+    }
+    else {
+        conf->cookie_name = base->cookie_name;
+        conf->cookie_attrs = base->cookie_attrs;
+    }
+    if (add->salt) {
+        conf->salt = add->salt;
+        conf->salt_len = add->salt_len;
+    }
+    else {
+        conf->salt = base->salt;
+        conf->salt_len = base->salt_len;
+    }
+    conf->remove = add->remove != -1 ? add->remove : base->remove;
+    conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;
+    conf->mode = add->mode != AFFINITY_MODE_UNSET ? add->mode : base->mode;
+    return conf;
+}
+
+
+static const char *affinity_set_cookie(cmd_parms *cmd, void *dconf,
+                                       const char *name, const char *attrs)
+{
+    affinity_dir_conf *conf = dconf;
+    const char *err;
+
+    if (!affinity_cookie_name_valid(name)) {
+        return apr_psprintf(cmd->pool, "AffinityCookie: \"%s\" is not a valid "
+                            "cookie name; use an RFC 6265 token (letters, "
+                            "digits and !#$%%&'*+-.^_`|~, no spaces)", name);
+    }
+    conf->cookie_attrs = affinity_cookie_attrs(cmd->pool,
+                                               attrs ? attrs : AFFINITY_DEFAULT_ATTRS,
+                                               &err);
+    if (!conf->cookie_attrs) {
+        return apr_psprintf(cmd->pool, "AffinityCookie: cookie attributes "
+                            "rejected: %s; write them on one line, e.g. "
+                            "\"Path=/; HttpOnly; Secure\"", err);
+    }
+    conf->cookie_name = name;
+    return NULL;
+}
+
+/* The random salt belongs to the parent process, not to one configuration
+ * cycle: it lives in the process pool, so graceful restarts keep it and
+ * every child inherits the same bytes. */
+static const char *affinity_random_salt(cmd_parms *cmd, apr_size_t *len)
+{
+    apr_pool_t *pp = cmd->server->process->pool;
+    void *salt = NULL;
+    apr_status_t rv;
+
+    apr_pool_userdata_get(&salt, AFFINITY_RANDOM_SALT_KEY, pp);
+    if (!salt) {
+        salt = apr_palloc(pp, AFFINITY_RANDOM_SALT_LEN);
+        rv = apr_generate_random_bytes(salt, AFFINITY_RANDOM_SALT_LEN);
+        if (rv != APR_SUCCESS) {
+            return NULL;
+        }
+        apr_pool_userdata_setn(salt, AFFINITY_RANDOM_SALT_KEY, NULL, pp);
+        /* post_config announces a fresh salt once */
+        apr_pool_userdata_setn("1", AFFINITY_RANDOM_SALT_KEY ".new", NULL, pp);
+    }
+    affinity_random_salt_used = 1;
+    *len = AFFINITY_RANDOM_SALT_LEN;
+    return salt;
+}
+
+static const char *affinity_file_salt(cmd_parms *cmd, const char *path,
+                                      apr_size_t *len, const char **err)
+{
+    const char *full = ap_server_root_relative(cmd->temp_pool, path);
+    apr_file_t *f;
+    char *buf, *eol;
+    apr_size_t n = AFFINITY_SALT_FILE_MAX;
+    apr_status_t rv;
+    char ebuf[120];
+
+    if (!full) {
+        *err = apr_psprintf(cmd->pool, "AffinitySalt: invalid path "
+                            "\"file:%s\"", path);
+        return NULL;
+    }
+    rv = apr_file_open(&f, full, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT,
+                       cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        buf = apr_palloc(cmd->temp_pool, n + 1);
+        rv = apr_file_read_full(f, buf, n, &n);
+        apr_file_close(f);
+        if (rv == APR_EOF) {
+            rv = APR_SUCCESS;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(cmd->pool, "AffinitySalt: cannot read salt file "
+                            "%s: %s; create it with the salt on its first line "
+                            "(readable by the user that starts httpd), or use "
+                            "AffinitySalt random", full,
+                            apr_strerror(rv, ebuf, sizeof(ebuf)));
+        return NULL;
+    }
+    buf[n] = '\0';
+    eol = memchr(buf, '\n', n);
+    n = eol ? (apr_size_t)(eol - buf) : n;
+    if (n && buf[n - 1] == '\r') {
+        n--;
+    }
+    if (!n) {
+        *err = apr_psprintf(cmd->pool, "AffinitySalt: the first line of %s is "
+                            "empty; write the salt on it, or use "
+                            "AffinitySalt none for no salt", full);
+        return NULL;
+    }
+    *len = n;
+    return apr_pmemdup(cmd->pool, buf, n);
+}
+
+static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    const char *err = NULL;
+
+    if (!strcasecmp(arg, "none")) {
+        conf->salt = "";
+        conf->salt_len = 0;
+    }
+    else if (!strcasecmp(arg, "random")) {
+        conf->salt = affinity_random_salt(cmd, &conf->salt_len);
+        if (!conf->salt) {
+            return "AffinitySalt: random: the system random source failed; "
+                   "use AffinitySalt file:PATH instead";
+        }
+    }
+    else if (!strncmp(arg, "file:", 5)) {
+        conf->salt = affinity_file_salt(cmd, arg + 5, &conf->salt_len, &err);
+        if (!conf->salt) {
+            return err;
+        }
+    }
+    else if (!*arg) {
+        return "AffinitySalt: empty salt; use AffinitySalt none for no salt";
+    }
+    else {
+        conf->salt = arg;
+        conf->salt_len = strlen(arg);
+    }
+    return NULL;
+}
+
+static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+
+    if (!strcasecmp(arg, "cookie")) {
+        conf->mode = AFFINITY_MODE_COOKIE;
+    }
+    else if (!strcasecmp(arg, "domain")) {
+        conf->mode = AFFINITY_MODE_DOMAIN;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "AffinityMode: unknown mode \"%s\"; "
+                            "use cookie or domain", arg);
+    }
+    return NULL;
+}
+
+const command_rec affinity_cmds[] = {
+    AP_INIT_TAKE12("AffinityCookie", affinity_set_cookie, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "cookie name and optional attributes, e.g. "
+                   "ROUTEID \"Path=/; HttpOnly\""),
+    AP_INIT_TAKE1("AffinitySalt", affinity_set_salt, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "none, random, file:PATH or a salt string"),
+    AP_INIT_FLAG("AffinityCookieRemove", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(affinity_dir_conf, remove),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On: do not pass the affinity cookie to the member"),
+    AP_INIT_FLAG("AffinityNoCache", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(affinity_dir_conf, nocache),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On: mark responses that set the cookie Cache-Control: private"),
+    AP_INIT_TAKE1("AffinityMode", affinity_set_mode, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "cookie (default) or domain"),
+    {NULL}
+};
+
+void affinity_config_post_config(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    void *fresh = NULL;
+
+    if (affinity_random_salt_used) {
+        apr_pool_userdata_get(&fresh, AFFINITY_RANDOM_SALT_KEY ".new", pp);
+        if (fresh) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         "AFF0004: AffinitySalt random: made a new random "
+                         "salt; route cookies issued before this start no "
+                         "longer match and those sessions start over (use "
+                         "AffinitySalt file:PATH to keep them)");
+            apr_pool_userdata_setn(NULL, AFFINITY_RANDOM_SALT_KEY ".new", NULL,
+                                   pp);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         "AFF0005: AffinitySalt random: kept the random salt "
+                         "of the running server across this restart");
+        }
+    }
+    affinity_random_salt_used = 0;
+}

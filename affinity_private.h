@@ -1,0 +1,196 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_private.h: what the module's httpd glue files share.
+ *
+ * One configuration record, one per-process member table per balancer, one
+ * per-request state; each way of choosing a member (affinity_cookie.c,
+ * affinity_domain.c) works on those.  The pure logic is in mod_affinity.h.
+ */
+
+#ifndef AFFINITY_PRIVATE_H
+#define AFFINITY_PRIVATE_H
+
+#include "apr_strings.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "ap_mmn.h"
+
+#include "mod_proxy.h"
+
+#include "mod_affinity.h"
+
+#if !AP_MODULE_MAGIC_AT_LEAST(20120211, 82)
+#error "mod_affinity needs httpd 2.4.35 or later (proxy_balancer_get_best_worker)"
+#endif
+
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 124)
+#define AFFINITY_WORKER_NAME(w) ((w)->s->name_ex)
+#else
+#define AFFINITY_WORKER_NAME(w) ((w)->s->name)
+#endif
+
+extern module AP_MODULE_DECLARE_DATA affinity_module;
+
+/* mod_proxy's, fetched in post_config (mod_affinity.c) */
+extern APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker;
+extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
+
+/* ---- Configuration (affinity_config.c) ---------------------------------- */
+
+typedef enum {
+    AFFINITY_MODE_UNSET = -1,
+    AFFINITY_MODE_COOKIE = 0,
+    AFFINITY_MODE_DOMAIN = 1
+} affinity_mode_e;
+
+typedef struct {
+    const char *cookie_name;        /* NULL: unset */
+    const char *cookie_attrs;       /* as sent, Path always present */
+    const char *salt;               /* NULL: unset; may hold any bytes */
+    apr_size_t salt_len;
+    int remove;                     /* -1: unset */
+    int nocache;                    /* -1: unset */
+    affinity_mode_e mode;
+} affinity_dir_conf;
+
+extern const command_rec affinity_cmds[];
+void *affinity_create_dir_config(apr_pool_t *p, char *dir);
+void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
+
+/* Says at startup whether AffinitySalt random made a new salt or kept the
+ * running server's (AFF0004, AFF0005). */
+void affinity_config_post_config(server_rec *s);
+
+static APR_INLINE const char *affinity_cookie_name_of(const affinity_dir_conf *conf)
+{
+    return conf->cookie_name ? conf->cookie_name : AFFINITY_DEFAULT_COOKIE;
+}
+
+static APR_INLINE const char *affinity_cookie_attrs_of(const affinity_dir_conf *conf)
+{
+    return conf->cookie_name ? conf->cookie_attrs : AFFINITY_DEFAULT_ATTRS;
+}
+
+/* ---- Member table (affinity_table.c) ------------------------------------ */
+
+typedef struct {
+    proxy_worker *worker;
+    char route[PROXY_WORKER_MAX_ROUTE_SIZE];    /* s->route when built */
+    char id_hex[AFFINITY_ID_HEX_LEN + 1];
+    apr_uint64_t seed;                          /* domain-mode hash seed */
+} affinity_member;
+
+/* One per balancer and process, hung on balancer->context (unused by httpd
+ * 2.4) and only touched with the balancer's thread mutex held, as the finder
+ * always is. */
+typedef struct {
+    apr_pool_t *pool;               /* the table's own; dropped on rebuild */
+    const char *salt;               /* the salt the IDs were made with */
+    apr_size_t salt_len;
+    int nelts;
+    affinity_member *members;       /* parallel to balancer->workers */
+    affinity_index *index;          /* route ID -> members[] slot */
+} affinity_table;
+
+/* A member's identity: its route=, else host:port. */
+const char *affinity_identity(apr_pool_t *p, const proxy_worker *w);
+
+/* The balancer's table, rebuilt first when members were added or the salt
+ * in force differs. */
+affinity_table *affinity_table_get(proxy_balancer *balancer,
+                                   const affinity_dir_conf *conf,
+                                   request_rec *r);
+
+/* The table with every member's route as built, rebuilt if any changed. */
+affinity_table *affinity_table_verify_all(proxy_balancer *balancer,
+                                          const affinity_dir_conf *conf,
+                                          affinity_table *t,
+                                          request_rec *r, int *rebuilt);
+
+/* The member for a worker, with its ID checked against the live route. */
+affinity_member *affinity_member_of(proxy_balancer *balancer,
+                                    const affinity_dir_conf *conf,
+                                    affinity_table **t,
+                                    proxy_worker *w, request_rec *r);
+
+/* Does the member's live route still match the one its ID was made from?
+ * Runs per member in domain mode and for unknown IDs: most members have no
+ * route, and one byte settles those. */
+static APR_INLINE int affinity_member_current(const affinity_member *m)
+{
+    const char *live = m->worker->s->route;
+
+    if (m->route[0] != live[0]) {
+        return 0;
+    }
+    return !m->route[0]
+           || !strncmp(m->route + 1, live + 1, sizeof(m->route) - 1);
+}
+
+/* ---- Per-request state (affinity_request.c) ----------------------------- */
+
+/* The finder runs again for the same request after a member fails, and the
+ * cookie may have been stripped from headers_in by then: what was read and
+ * tried is kept here, in r->request_config. */
+typedef struct {
+    int cookie_seen;                /* our cookie name was present */
+    apr_array_header_t *ids;        /* well-formed IDs, header order */
+    apr_array_header_t *tried;      /* proxy_worker *: failed this request */
+    proxy_worker *chosen;
+    const char *set_cookie;         /* Set-Cookie value to send, or NULL */
+    int nocache;
+    int filter_added;
+} affinity_request;
+
+affinity_request *affinity_request_get(request_rec *r,
+                                       const affinity_dir_conf *conf);
+
+static APR_INLINE int affinity_was_tried(const affinity_request *req,
+                                         const proxy_worker *w)
+{
+    int i;
+
+    for (i = 0; i < req->tried->nelts; i++) {
+        if (APR_ARRAY_IDX(req->tried, i, proxy_worker *) == w) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Usable as mod_proxy_balancer defines it, after httpd's own retry check,
+ * and not already failed for this request. */
+int affinity_usable(const affinity_request *req, proxy_worker *w,
+                    request_rec *r);
+
+/* A member for a new session, chosen exactly as byrequests does. */
+proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
+                                const affinity_request *req);
+
+/* AFFINITY_ROUTE (unset when m is NULL) and AFFINITY_STATUS. */
+void affinity_set_env(request_rec *r, const affinity_member *m,
+                      const char *status);
+
+/* ---- Ways of choosing a member ----------------------------------------- */
+
+/* affinity_cookie.c */
+proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   affinity_table *t, affinity_request *req);
+void affinity_cookie_register_hooks(apr_pool_t *p);
+
+/* affinity_domain.c */
+proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   affinity_table *t,
+                                   const affinity_request *req);
+
+#endif /* AFFINITY_PRIVATE_H */

@@ -1,0 +1,171 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_request.c: the per-request state every mode shares (the cookies
+ * read, the members tried), usability, and the new-session choice.
+ */
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+static int affinity_collect_id(void *baton, const char *value, apr_size_t len)
+{
+    apr_array_header_t *ids = baton;
+    unsigned char id[AFFINITY_ID_LEN];
+
+    if (affinity_id_from_hex(id, value, len)) {
+        memcpy(apr_array_push(ids), id, AFFINITY_ID_LEN);
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    affinity_request *req;
+} affinity_read_baton;
+
+static int affinity_read_header(void *baton, const char *key, const char *value)
+{
+    affinity_read_baton *rb = baton;
+
+    (void)key;
+    rb->req->cookie_seen += affinity_cookie_scan(value, rb->name,
+                                                 affinity_collect_id,
+                                                 rb->req->ids);
+    return 1;
+}
+
+static void affinity_strip_cookie(request_rec *r, const char *name)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(const char *));
+    int i, removed_any = 0;
+
+    for (i = 0; i < arr->nelts; i++) {
+        int removed;
+        const char *rest;
+
+        if (!e[i].key || strcasecmp(e[i].key, "Cookie")) {
+            continue;
+        }
+        rest = affinity_cookie_strip(r->pool, e[i].val, name, &removed);
+        removed_any |= removed;
+        if (rest) {
+            APR_ARRAY_PUSH(keep, const char *) = rest;
+        }
+    }
+    if (!removed_any) {
+        return;
+    }
+    apr_table_unset(r->headers_in, "Cookie");
+    for (i = 0; i < keep->nelts; i++) {
+        apr_table_addn(r->headers_in, "Cookie", APR_ARRAY_IDX(keep, i, const char *));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
+                  "AFF0013: cookie %s removed from the request to the member",
+                  name);
+}
+
+affinity_request *affinity_request_get(request_rec *r,
+                                              const affinity_dir_conf *conf)
+{
+    affinity_request *req = ap_get_module_config(r->request_config,
+                                                 &affinity_module);
+
+    if (req) {
+        /* called again: the member chosen last time failed */
+        if (req->chosen) {
+            APR_ARRAY_PUSH(req->tried, proxy_worker *) = req->chosen;
+            req->chosen = NULL;
+        }
+        return req;
+    }
+
+    req = apr_pcalloc(r->pool, sizeof(*req));
+    req->ids = apr_array_make(r->pool, 1, AFFINITY_ID_LEN);
+    req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
+    req->nocache = conf->nocache == 1;
+    if (conf->mode != AFFINITY_MODE_DOMAIN) {
+        affinity_read_baton rb;
+
+        rb.name = affinity_cookie_name_of(conf);
+        rb.req = req;
+        apr_table_do(affinity_read_header, &rb, r->headers_in, "Cookie", NULL);
+        if (req->cookie_seen && conf->remove == 1) {
+            affinity_strip_cookie(r, rb.name);
+        }
+    }
+    ap_set_module_config(r->request_config, &affinity_module, req);
+    return req;
+}
+
+
+/* Usable as mod_proxy_balancer defines it, after httpd's own retry check,
+ * and not already failed for this request (even when retry=0 revives it). */
+int affinity_usable(const affinity_request *req, proxy_worker *w,
+                           request_rec *r)
+{
+    if (affinity_was_tried(req, w)) {
+        return 0;
+    }
+    if (!PROXY_WORKER_IS_USABLE(w)) {
+        affinity_retry_worker("BALANCER", w, r->server);
+    }
+    return PROXY_WORKER_IS_USABLE(w);
+}
+
+/* ---- Choosing a member for a new session --------------------------------- */
+
+typedef struct {
+    const affinity_request *req;
+    int total_factor;
+} affinity_byrequests_baton;
+
+/* byrequests' weighting, so new sessions spread by lbfactor as operators
+ * expect; members that failed for this request are skipped */
+static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
+                                void *baton)
+{
+    affinity_byrequests_baton *b = baton;
+
+    if (affinity_was_tried(b->req, current)) {
+        return 0;
+    }
+    current->s->lbstatus += current->s->lbfactor;
+    b->total_factor += current->s->lbfactor;
+    return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
+}
+
+proxy_worker *affinity_pick_new(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       const affinity_request *req)
+{
+    affinity_byrequests_baton b;
+    proxy_worker *w;
+
+    b.req = req;
+    b.total_factor = 0;
+    w = affinity_get_best_worker(balancer, r, affinity_is_best_new, &b);
+    if (w) {
+        w->s->lbstatus -= b.total_factor;
+    }
+    return w;
+}
+
+void affinity_set_env(request_rec *r, const affinity_member *m,
+                             const char *status)
+{
+    if (m) {
+        apr_table_setn(r->subprocess_env, "AFFINITY_ROUTE", m->id_hex);
+    }
+    else {
+        apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");
+    }
+    apr_table_setn(r->subprocess_env, "AFFINITY_STATUS", status);
+}

@@ -1,0 +1,148 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_table.c: the per-process member table of each balancer.
+ *
+ * Nothing is cached that balancer-manager can change behind our back: each
+ * process keeps, per balancer, a table of the members' IDs built from the
+ * shared memory, and checks it against the shared memory on use (member
+ * count and salt on every request, a member's route whenever that member is
+ * about to be used).
+ */
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+const char *affinity_identity(apr_pool_t *p, const proxy_worker *w)
+{
+    if (*w->s->route) {
+        return w->s->route;
+    }
+    return apr_psprintf(p, "%s:%u", w->s->hostname_ex, (unsigned)w->s->port);
+}
+
+static affinity_table *affinity_table_build(proxy_balancer *balancer,
+                                            const affinity_dir_conf *conf,
+                                            request_rec *r)
+{
+    apr_pool_t *p;
+    affinity_table *t;
+    int i;
+
+    /* parent NULL: the global pool, safe to create from any thread */
+    apr_pool_create(&p, NULL);
+    apr_pool_tag(p, "affinity_table");
+    t = apr_pcalloc(p, sizeof(*t));
+    t->pool = p;
+    t->salt = conf->salt ? conf->salt : "";
+    t->salt_len = conf->salt ? conf->salt_len : 0;
+    t->nelts = balancer->workers->nelts;
+    t->members = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->members));
+    t->index = affinity_index_make(p, t->nelts);
+
+    for (i = 0; i < t->nelts; i++) {
+        affinity_member *m = &t->members[i];
+        unsigned char id[AFFINITY_ID_LEN];
+        const char *identity;
+
+        m->worker = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+        /* copy with bounds: balancer-manager strcpy()s routes in place */
+        apr_cpystrn(m->route, m->worker->s->route, sizeof(m->route));
+        identity = *m->route ? m->route
+                             : affinity_identity(p, m->worker);
+        affinity_route_id(id, t->salt, t->salt_len, identity, strlen(identity));
+        affinity_id_to_hex(m->id_hex, id);
+        m->seed = affinity_member_seed(t->salt, t->salt_len, identity,
+                                       strlen(identity));
+        affinity_index_put(t->index, id, i);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "AFF0011: %s: route table built for %d member(s)",
+                  balancer->s->name, t->nelts);
+    return t;
+}
+
+
+static affinity_table *affinity_table_rebuild(proxy_balancer *balancer,
+                                              const affinity_dir_conf *conf,
+                                              request_rec *r)
+{
+    affinity_table *old = balancer->context;
+
+    balancer->context = affinity_table_build(balancer, conf, r);
+    if (old) {
+        apr_pool_destroy(old->pool);
+    }
+    return balancer->context;
+}
+
+/* The cheap checks, on every request: members added (growth) and the salt in
+ * force.  Route edits are caught per member by affinity_member_current(). */
+affinity_table *affinity_table_get(proxy_balancer *balancer,
+                                          const affinity_dir_conf *conf,
+                                          request_rec *r)
+{
+    affinity_table *t = balancer->context;
+    const char *salt = conf->salt ? conf->salt : "";
+
+    if (t && t->nelts == balancer->workers->nelts && t->salt == salt) {
+        return t;
+    }
+    return affinity_table_rebuild(balancer, conf, r);
+}
+
+/* Every member's route as built, or rebuilt if any has changed. */
+affinity_table *affinity_table_verify_all(proxy_balancer *balancer,
+                                                 const affinity_dir_conf *conf,
+                                                 affinity_table *t,
+                                                 request_rec *r, int *rebuilt)
+{
+    int i;
+
+    for (i = 0; i < t->nelts; i++) {
+        if (!affinity_member_current(&t->members[i])) {
+            *rebuilt = 1;
+            return affinity_table_rebuild(balancer, conf, r);
+        }
+    }
+    *rebuilt = 0;
+    return t;
+}
+
+static affinity_member *affinity_table_member(affinity_table *t,
+                                              const proxy_worker *w)
+{
+    int i = w->s->index;
+
+    /* s->index is the shm slot, which is the array position unless the
+     * slotmem has holes */
+    if (i >= 0 && i < t->nelts && t->members[i].worker == w) {
+        return &t->members[i];
+    }
+    for (i = 0; i < t->nelts; i++) {
+        if (t->members[i].worker == w) {
+            return &t->members[i];
+        }
+    }
+    return NULL;
+}
+
+/* The member for a worker, with its ID checked against the live route. */
+affinity_member *affinity_member_of(proxy_balancer *balancer,
+                                           const affinity_dir_conf *conf,
+                                           affinity_table **t,
+                                           proxy_worker *w, request_rec *r)
+{
+    affinity_member *m = affinity_table_member(*t, w);
+
+    if (!m || !affinity_member_current(m)) {
+        *t = affinity_table_rebuild(balancer, conf, r);
+        m = affinity_table_member(*t, w);
+    }
+    return m;
+}
