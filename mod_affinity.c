@@ -148,7 +148,9 @@ static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
             for (i = 0; i < balancer->workers->nelts; i++) {
                 proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
                                                 proxy_worker *);
-                const char *identity = affinity_identity(ptemp, w);
+                const char *route = apr_pstrndup(ptemp, w->s->route,
+                                                 sizeof(w->s->route));
+                const char *identity = affinity_identity(ptemp, w, route);
                 proxy_worker *other = apr_hash_get(identities, identity,
                                                    APR_HASH_KEY_STRING);
                 if (other) {
