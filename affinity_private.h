@@ -107,7 +107,8 @@ struct affinity_table {
 };
 
 /* A member's identity: its route (the caller's bounded copy of s->route)
- * when set, else host:port. */
+ * when set, else the socket path of a unix-socket member, else host:port,
+ * an IPv6 address in brackets. */
 const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
                               const char *route);
 

@@ -29,13 +29,19 @@ const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
                               const char *route)
 {
     const proxy_worker_shared *s = w->s;
+    const char *host;
 
     if (*route) {
         return route;
     }
-    /* not edited at run time; read with bounds all the same */
-    return apr_psprintf(p, "%.*s:%u", (int)sizeof(s->hostname_ex),
-                        s->hostname_ex, (unsigned)s->port);
+    /* neither is edited at run time; read with bounds all the same */
+    if (*s->uds_path) {
+        return apr_pstrndup(p, s->uds_path, sizeof(s->uds_path));
+    }
+    host = apr_pstrndup(p, s->hostname_ex, sizeof(s->hostname_ex));
+    /* an IPv6 address, as in its URL, so that the port stands apart */
+    return apr_psprintf(p, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                        (unsigned)s->port);
 }
 
 static affinity_table *affinity_table_build(proxy_balancer *balancer,
