@@ -183,7 +183,8 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
                                 const affinity_request *req);
 
-/* AFFINITY_ROUTE (unset when m is NULL) and AFFINITY_STATUS. */
+/* AFFINITY_ROUTE, a copy of m's ID (unset when m is NULL), and
+ * AFFINITY_STATUS (a string that lives as long as the request). */
 void affinity_set_env(request_rec *r, const affinity_member *m,
                       const char *status);
 

@@ -51,7 +51,7 @@ SKIP: {
     start_backend($_, '--unix', $sock{$_}) for sort keys %sock;
     for my $name (sort keys %sock) {
         reachable(sub { IO::Socket::UNIX->new(Peer => $sock{$name}) })
-            or BAIL_OUT("backend $name did not listen on $sock{$name}");
+            or die("backend $name did not listen on $sock{$name}");
     }
     my %want = map { $_ => route_id('idsalt', $sock{$_}) } keys %sock;
     my %got;
@@ -84,7 +84,7 @@ SKIP: {
     ok $v6port, "the IPv6 member is listed as http://[::1]:PORT" or diag $member;
     start_backend('v6', '--ipv6', $v6port);
     reachable(sub { IO::Socket::IP->new(PeerHost => '::1', PeerPort => $v6port) })
-        or BAIL_OUT("IPv6 backend did not listen on [::1]:$v6port");
+        or die("IPv6 backend did not listen on [::1]:$v6port");
     my $r = fetch('/v6/hello.txt');
     is backend($r), 'v6', 'the IPv6 member answers';
     is cookie_value($r), route_id('idsalt', "[::1]:$v6port"),
