@@ -77,7 +77,7 @@ static affinity_member *affinity_find_named(proxy_balancer *balancer,
     affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale, at);
 
     if (stale || (!m && !known && req->ids->nelts)) {
-        *t = affinity_table_verify_all(balancer, conf, *t, r, &rebuilt);
+        *t = affinity_table_verify_all(balancer, *t, r, &rebuilt);
         if (rebuilt) {
             m = affinity_scan_ids(*t, req, r, down, &known, &stale, at);
         }
@@ -106,7 +106,6 @@ static void affinity_accept_id(affinity_request *req, const unsigned char *id,
  * values of the stock form: one string compare per member. */
 static affinity_member *affinity_legacy_member(proxy_balancer *balancer,
                                                request_rec *r,
-                                               const affinity_dir_conf *conf,
                                                affinity_table **t,
                                                const char *route)
 {
@@ -120,7 +119,7 @@ static affinity_member *affinity_legacy_member(proxy_balancer *balancer,
         apr_cpystrn(live, w->s->route, sizeof(live));
         if (*live && !strcmp(live, route)) {
             /* its ID as of the live route (rebuilds when it was edited) */
-            return affinity_member_of(balancer, conf, t, w, r);
+            return affinity_member_of(balancer, t, w, r);
         }
     }
     return NULL;
@@ -187,7 +186,7 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
             break;
 
         case AFFINITY_VALUE_LEGACY:
-            m = affinity_legacy_member(balancer, r, conf, t, v->route);
+            m = affinity_legacy_member(balancer, r, t, v->route);
             if (m && affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN)) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                               "AFF0064: %s: stock cookie value for route %s "
@@ -350,7 +349,7 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
 
-    m = w ? affinity_member_of(balancer, conf, &t, w, r) : NULL;
+    m = w ? affinity_member_of(balancer, &t, w, r) : NULL;
     affinity_set_env(r, m, status);
     if (!m) {
         req->set_cookie = NULL;
