@@ -1598,6 +1598,7 @@ def scenario_rebuild(env):
     v.notes.append("%d overlapped a route edit of their member" % ambiguous)
     v.notes.append("%d table builds" % builds)
     v.notes.append("added member served %d" % served_spare)
+    return v
 
 
 # ---- i: session lifetime under load ------------------------------------------
