@@ -18,6 +18,7 @@
 
 #include "apr.h"
 #include "apr_pools.h"
+#include "apr_time.h"
 
 #define AFFINITY_ID_LEN     20              /* SHA1 digest bytes */
 #define AFFINITY_ID_HEX_LEN (2 * AFFINITY_ID_LEN)
@@ -72,6 +73,52 @@ const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
  * shared cache never stores one client's route.  Returns existing unchanged
  * when it already says private or no-store. */
 const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
+
+/* ---- Prefix mode: route IDs on the application's cookie ----------------- */
+
+/* A prefix is the 40-hex route ID and '~' in front of the value. */
+#define AFFINITY_PREFIX_SEP '~'
+#define AFFINITY_PREFIX_LEN (AFFINITY_ID_HEX_LEN + 1)
+
+/* Does the value start with a prefix?  Returns 1 and puts the ID's bytes in
+ * id (when not NULL) if so, 0 otherwise. */
+int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
+                          const char *value, apr_size_t len);
+
+/* The Cookie header with the prefix cut off every value of the named cookie
+ * that has one (inside double quotes too: "ID~abc" becomes "abc"); one
+ * prefix per value, every other byte copied.  Pairs are found exactly as
+ * affinity_cookie_scan() finds them.  *cut says how many prefixes were cut;
+ * when none, the original header is returned. */
+const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
+                                  const char *name, int *cut);
+
+/* One Set-Cookie header value, read as RFC 6265 section 5.2 reads it. */
+typedef struct {
+    const char *name;               /* into the header, name_len bytes */
+    apr_size_t name_len;
+    const char *value;              /* into the header, inside any quotes */
+    apr_size_t value_len;
+    int quoted;                     /* the value was in double quotes */
+    int deletion;                   /* empty value, Max-Age <= 0, or no
+                                     * Max-Age and Expires <= now */
+} affinity_set_cookie_rec;
+
+/* Parses header into sc.  Returns 0 when the header sets no cookie (no '='
+ * before the first ';', or an empty name), as a user agent ignores it.
+ * Max-Age wins over Expires; the last of each counts; malformed ones are
+ * ignored. */
+int affinity_set_cookie_parse(affinity_set_cookie_rec *sc, const char *header,
+                              apr_time_t now);
+
+/* The Set-Cookie header with the value of the named cookie given the prefix
+ * id_hex~ (replacing any prefixes the value already has), or NULL when the
+ * header must pass untouched: another cookie, a deletion, or no cookie at
+ * all.  Everything but the value is copied byte for byte; a quoted value
+ * stays inside its quotes. */
+const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
+                                       const char *name, const char *id_hex,
+                                       apr_time_t now);
 
 /* ---- ID index ----------------------------------------------------------- */
 
