@@ -63,6 +63,7 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
                       conf->mode == AFFINITY_MODE_PREFIX
+                      || conf->mode == AFFINITY_MODE_LEARN
                       ? conf->mode_cookie : affinity_cookie_name_of(conf));
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     }
@@ -73,6 +74,9 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         break;
     case AFFINITY_MODE_PREFIX:
         w = affinity_find_prefix(balancer, r, conf, t, req);
+        break;
+    case AFFINITY_MODE_LEARN:
+        w = affinity_find_learn(balancer, r, conf, t, req);
         break;
     default:
         w = affinity_find_cookie(balancer, r, conf, t, req);
@@ -196,15 +200,29 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
 
     affinity_config_post_config(s);
+    if (affinity_store_post_config(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     affinity_check_balancers(ptemp, s);
     return OK;
 }
 
+static int affinity_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return affinity_store_pre_config(pconf);
+}
+
 static void affinity_register_hooks(apr_pool_t *p)
 {
+    ap_hook_pre_config(affinity_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
     affinity_prefix_register_hooks(p);
+    affinity_learn_register_hooks(p);
 }
