@@ -265,6 +265,7 @@ const char *affinity_set_store(cmd_parms *cmd, void *dconf, const char *arg);
 /* AffinityMode learn was seen: post_config sets up the store. */
 void affinity_store_learn_used(void);
 int affinity_store_pre_config(apr_pool_t *pconf);
+int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s);
 int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s);
 void affinity_store_child_init(apr_pool_t *p, server_rec *s);
 

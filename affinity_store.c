@@ -18,10 +18,15 @@
  * with the parent on a full stop.  The provider's functions are looked up
  * each generation: its DSO is unloaded and loaded again at every restart.
  *
- * Faults: a store that fails is left alone for AFFINITY_STORE_BACKOFF
- * seconds (requests fall back to rendezvous hashing at once instead of
- * waiting on it again), and says so at most once a minute, for all children
- * together (timestamps in a small shared segment, swapped atomically).
+ * Faults: a store that fails slowly (a call that took longer than
+ * AFFINITY_STORE_SLOW) is left alone for AFFINITY_STORE_BACKOFF seconds, so
+ * requests fall back to rendezvous hashing at once instead of each waiting
+ * for the provider's timeout.  A fast failure (connection refused, a pooled
+ * connection the restarted store closed) backs off nothing: it costs
+ * nothing, and the provider drops that connection, so learning resumes as
+ * soon as the store answers.  Failures are logged at most once a minute for
+ * all children together (timestamps in a small shared segment, swapped
+ * atomically).
  */
 
 #include "apr_atomic.h"
@@ -40,6 +45,7 @@ APLOG_USE_MODULE(affinity);
 #define AFFINITY_STORE_MUTEX        "affinity-store"
 #define AFFINITY_STORE_BACKOFF      2       /* seconds */
 #define AFFINITY_STORE_LOG_EVERY    60      /* seconds */
+#define AFFINITY_STORE_SLOW         apr_time_from_msec(250)
 
 typedef struct {
     volatile apr_uint32_t down_until;   /* seconds: skip the store until */
@@ -166,23 +172,15 @@ static affinity_store_rec *affinity_store_make(server_rec *s, apr_pool_t *ptemp,
     return st;
 }
 
-int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
+/* The provider named by the spec, or NULL after AFF0090 (the fix named). */
+static const ap_socache_provider_t *affinity_store_lookup(server_rec *s,
+                                                          const char *name)
 {
-    const char *spec = affinity_store_spec ? affinity_store_spec
-                                           : affinity_store_default(ptemp);
-    const char *colon = strchr(spec, ':');
-    const char *name = colon ? apr_pstrmemdup(ptemp, spec, colon - spec) : spec;
-    const char *args = colon ? colon + 1 : "";
-    const char *ukey;
-    void *found = NULL;
+    const ap_socache_provider_t *prov;
 
-    if (!affinity_learn_used) {
-        return OK;
-    }
-    affinity_store_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP,
-                                                 name,
-                                                 AP_SOCACHE_PROVIDER_VERSION);
-    if (!affinity_store_provider) {
+    prov = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                              AP_SOCACHE_PROVIDER_VERSION);
+    if (!prov) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      "AFF0090: AffinityStore%s%s: the mod_socache provider "
                      "\"%s\" is not loaded and learn mode needs it; add "
@@ -191,6 +189,47 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
                      affinity_store_where ? " at " : " (default)",
                      affinity_store_where ? affinity_store_where : "",
                      name, name, name, name);
+    }
+    return prov;
+}
+
+static const char *affinity_store_spec_of(apr_pool_t *p, const char **name,
+                                          const char **args)
+{
+    const char *spec = affinity_store_spec ? affinity_store_spec
+                                           : affinity_store_default(p);
+    const char *colon = strchr(spec, ':');
+
+    *name = colon ? apr_pstrmemdup(p, spec, colon - spec) : spec;
+    *args = colon ? colon + 1 : "";
+    return spec;
+}
+
+/* check_config: runs for apache2ctl -t too, so a missing provider is
+ * caught there and not only at the next start. */
+int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s)
+{
+    const char *name, *args;
+
+    if (!affinity_learn_used) {
+        return OK;
+    }
+    affinity_store_spec_of(ptemp, &name, &args);
+    return affinity_store_lookup(s, name) ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
+{
+    const char *name, *args;
+    const char *spec = affinity_store_spec_of(ptemp, &name, &args);
+    const char *ukey;
+    void *found = NULL;
+
+    if (!affinity_learn_used) {
+        return OK;
+    }
+    affinity_store_provider = affinity_store_lookup(s, name);
+    if (!affinity_store_provider) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ukey = apr_pstrcat(ptemp, "mod_affinity.store:", spec, NULL);
@@ -242,22 +281,42 @@ int affinity_store_available(void)
 /* A failure: back off, and say so at most once a minute for all children.
  * The key is never logged: it is derived from a session ID. */
 static void affinity_store_failed(request_rec *r, apr_status_t rv,
-                                  const char *what)
+                                  const char *what, apr_time_t took)
 {
     affinity_store_shared *sh = affinity_store->shared;
     apr_uint32_t now = affinity_store_now();
     apr_uint32_t last = apr_atomic_read32(&sh->logged);
 
-    apr_atomic_set32(&sh->down_until, now + AFFINITY_STORE_BACKOFF);
+    if (took >= AFFINITY_STORE_SLOW) {
+        apr_atomic_set32(&sh->down_until, now + AFFINITY_STORE_BACKOFF);
+    }
     if ((last == 0 || now - last >= AFFINITY_STORE_LOG_EVERY)
         && apr_atomic_cas32(&sh->logged, now, last) == last) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "AFF0091: AffinityStore %s: %s failed; learn mode "
                       "routes by rendezvous hashing and learns nothing "
-                      "until the store answers again (retried every %d s; "
-                      "said at most once a minute)", affinity_store->spec,
-                      what, AFFINITY_STORE_BACKOFF);
+                      "until the store answers again (said at most once a "
+                      "minute)", affinity_store->spec, what);
     }
+}
+
+/* The server the provider logs through.  memcache and redis log an error
+ * per failed call: with the store down, one per request.  Unless
+ * LogLevel affinity:debug (or higher) asks for them, they are given a copy
+ * of the server that logs only emergencies, and AFF0091 says it once a
+ * minute instead. */
+static server_rec *affinity_store_log_server(request_rec *r)
+{
+    server_rec *quiet;
+
+    if (affinity_store->mutex
+        || APLOG_R_MODULE_IS_LEVEL(r, APLOG_MODULE_INDEX, APLOG_DEBUG)) {
+        return r->server;
+    }
+    quiet = apr_pmemdup(r->pool, r->server, sizeof(*quiet));
+    quiet->log.level = APLOG_EMERG;
+    quiet->log.module_levels = NULL;
+    return quiet;
 }
 
 static int affinity_store_lock(request_rec *r)
@@ -269,7 +328,7 @@ static int affinity_store_lock(request_rec *r)
     }
     rv = apr_global_mutex_lock(affinity_store->mutex);
     if (rv != APR_SUCCESS) {
-        affinity_store_failed(r, rv, "locking");
+        affinity_store_failed(r, rv, "locking", 0);
         return 0;
     }
     return 1;
@@ -289,6 +348,7 @@ apr_status_t affinity_store_get(request_rec *r,
 {
     unsigned char buf[64];
     unsigned int len = sizeof(buf);
+    apr_time_t start;
     apr_status_t rv;
 
     if (!affinity_store_available()) {
@@ -297,7 +357,9 @@ apr_status_t affinity_store_get(request_rec *r,
     if (!affinity_store_lock(r)) {
         return APR_EGENERAL;
     }
-    rv = affinity_store_provider->retrieve(affinity_store->instance, r->server,
+    start = apr_time_now();
+    rv = affinity_store_provider->retrieve(affinity_store->instance,
+                                           affinity_store_log_server(r),
                                            key, AFFINITY_LEARN_KEY_LEN, buf,
                                            &len, r->pool);
     affinity_store_unlock();
@@ -309,7 +371,7 @@ apr_status_t affinity_store_get(request_rec *r,
     if (rv == APR_NOTFOUND || affinity_store->mutex) {
         return APR_NOTFOUND;
     }
-    affinity_store_failed(r, rv, "a lookup");
+    affinity_store_failed(r, rv, "a lookup", apr_time_now() - start);
     return rv;
 }
 
@@ -329,7 +391,8 @@ apr_status_t affinity_store_put(request_rec *r,
     if (!affinity_store_lock(r)) {
         return APR_EGENERAL;
     }
-    rv = affinity_store_provider->store(affinity_store->instance, r->server,
+    rv = affinity_store_provider->store(affinity_store->instance,
+                                        affinity_store_log_server(r),
                                         key, AFFINITY_LEARN_KEY_LEN,
                                         now + apr_time_from_sec(timeout),
                                         entry, sizeof(entry), r->pool);
@@ -337,7 +400,7 @@ apr_status_t affinity_store_put(request_rec *r,
     /* a full shmcb evicts old entries itself; ENOSPC means this one entry
      * did not fit, which is no reason to stop using the store */
     if (rv != APR_SUCCESS && !affinity_store->mutex) {
-        affinity_store_failed(r, rv, "a write");
+        affinity_store_failed(r, rv, "a write", apr_time_now() - now);
     }
     return rv;
 }
@@ -345,6 +408,7 @@ apr_status_t affinity_store_put(request_rec *r,
 apr_status_t affinity_store_remove(request_rec *r,
                                    const unsigned char key[AFFINITY_LEARN_KEY_LEN])
 {
+    apr_time_t start = apr_time_now();
     apr_status_t rv;
 
     if (!affinity_store_available()) {
@@ -353,11 +417,12 @@ apr_status_t affinity_store_remove(request_rec *r,
     if (!affinity_store_lock(r)) {
         return APR_EGENERAL;
     }
-    rv = affinity_store_provider->remove(affinity_store->instance, r->server,
+    rv = affinity_store_provider->remove(affinity_store->instance,
+                                         affinity_store_log_server(r),
                                          key, AFFINITY_LEARN_KEY_LEN, r->pool);
     affinity_store_unlock();
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND && !affinity_store->mutex) {
-        affinity_store_failed(r, rv, "a removal");
+        affinity_store_failed(r, rv, "a removal", apr_time_now() - start);
     }
     return rv;
 }

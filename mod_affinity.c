@@ -216,8 +216,17 @@ static int affinity_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return affinity_store_pre_config(pconf);
 }
 
+static int affinity_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                 apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    return affinity_store_check_config(ptemp, s);
+}
+
 static void affinity_register_hooks(apr_pool_t *p)
 {
+    ap_hook_check_config(affinity_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(affinity_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);

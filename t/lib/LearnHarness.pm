@@ -113,7 +113,8 @@ sub httpd_bin {
 # A front end: { dir, port, members => { m1 => port, ... }, pid_file, conf }
 # %o: module (path of mod_affinity.so), mpm (event|prefork), store (spec or
 # undef: the default), members (count, default 3), timeout
-# (AffinityStoreTimeout), extra (config lines), salt, loglevel.
+# (AffinityStoreTimeout), extra (config lines), salt, loglevel,
+# skip_modules (modules not to load).
 sub frontend {
     my (%o) = @_;
     my $dir = $o{dir} or die 'dir';
@@ -130,6 +131,7 @@ sub frontend {
         "DefaultRuntimeDir \"$dir/logs\"", "Mutex file:$dir/logs default",
         "LoadModule mpm_${mpm}_module $libexec/mod_mpm_$mpm.so",
         (map { "LoadModule ${_}_module $libexec/mod_$_.so" }
+             grep { my $m = $_; !grep { $_ eq $m } @{ $o{skip_modules} || [] } }
              qw(authz_core headers proxy proxy_http proxy_balancer
                 slotmem_shm lbmethod_byrequests socache_shmcb socache_memcache
                 socache_redis)),
