@@ -342,6 +342,15 @@ int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
     return affinity_id_from_hex(id ? id : scratch, value, AFFINITY_ID_HEX_LEN);
 }
 
+const char *affinity_prefix_skip(const char *value, apr_size_t len)
+{
+    while (affinity_prefix_parse(NULL, value, len)) {
+        value += AFFINITY_PREFIX_LEN;
+        len -= AFFINITY_PREFIX_LEN;
+    }
+    return value;
+}
+
 /* [*b, *e) trimmed of blanks, then of one pair of enclosing double quotes,
  * as affinity_cookie_scan() hands values out.  Returns 1 when quoted. */
 static int affinity_trim_value(const char **b, const char **e)
@@ -374,8 +383,11 @@ const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
         const char *v, *ve = end;
 
         if (affinity_pair_named(s, end, name, name_len, &v)) {
+            const char *rest;
+
             affinity_trim_value(&v, &ve);
-            if (affinity_prefix_parse(NULL, v, (apr_size_t)(ve - v))) {
+            rest = affinity_prefix_skip(v, (apr_size_t)(ve - v));
+            if (rest != v) {
                 if (!out) {
                     /* the result is shorter: one allocation does */
                     out = o = apr_palloc(p, strlen(header) + 1);
@@ -384,9 +396,8 @@ const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
                 }
                 memcpy(o, s, (apr_size_t)(v - s));
                 o += v - s;
-                v += AFFINITY_PREFIX_LEN;
-                memcpy(o, v, (apr_size_t)(next - v));
-                o += next - v;
+                memcpy(o, rest, (apr_size_t)(next - rest));
+                o += next - rest;
                 (*cut)++;
                 s = next;
                 continue;
@@ -521,7 +532,7 @@ const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
                                        apr_time_t now)
 {
     affinity_set_cookie_rec sc;
-    apr_size_t name_len = strlen(name), head, tail, len;
+    apr_size_t name_len = strlen(name), head, tail;
     const char *rest;
     char *out;
 
@@ -530,12 +541,7 @@ const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
         return NULL;
     }
     /* an ID already there is replaced, never stacked */
-    rest = sc.value;
-    len = sc.value_len;
-    while (affinity_prefix_parse(NULL, rest, len)) {
-        rest += AFFINITY_PREFIX_LEN;
-        len -= AFFINITY_PREFIX_LEN;
-    }
+    rest = affinity_prefix_skip(sc.value, sc.value_len);
     head = (apr_size_t)(sc.value - header);
     tail = strlen(rest);
     out = apr_palloc(p, head + AFFINITY_PREFIX_LEN + tail + 1);

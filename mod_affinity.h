@@ -85,11 +85,16 @@ const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
 int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
                           const char *value, apr_size_t len);
 
-/* The Cookie header with the prefix cut off every value of the named cookie
- * that has one (inside double quotes too: "ID~abc" becomes "abc"); one
- * prefix per value, every other byte copied.  Pairs are found exactly as
- * affinity_cookie_scan() finds them.  *cut says how many prefixes were cut;
- * when none, the original header is returned. */
+/* The value past all its leading prefixes (value itself when none).  The
+ * response side never lets a value carry more than one, so a value with
+ * several was not made here, and its application value is what follows. */
+const char *affinity_prefix_skip(const char *value, apr_size_t len);
+
+/* The Cookie header with the prefixes cut off every value of the named
+ * cookie that has any (inside double quotes too: "ID~abc" becomes "abc"),
+ * every other byte copied.  Pairs are found exactly as affinity_cookie_scan()
+ * finds them.  *cut says how many values lost prefixes; when none, the
+ * original header is returned. */
 const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *cut);
 

@@ -16,7 +16,7 @@ use File::Spec;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 52;
+plan tests => 53;
 
 my %id = map { ("pfx$_" => sha1_hex("p$_")) } 1 .. 3;
 my %member_of = reverse %id;
@@ -90,6 +90,9 @@ sub edit {
     is(backend($r), 'pfx3', 'the first prefix naming a member wins (an unknown one is passed over)');
     is(seen($r), 'a=1;JSESSIONID=zz ,  b="' . $id{pfx1} . '~x";JSESSIONID="q"; JSESSIONID=w',
        'every JSESSIONID prefix cut (whatever it names, quoted too), other cookies byte for byte');
+    $r = fetch("$P?stacked", Cookie => "JSESSIONID=$id{pfx1}~$id{pfx2}~abc");
+    ok(backend($r) eq 'pfx1' && seen($r) eq 'JSESSIONID=abc',
+       'stacked prefixes (never made here): the first routes, all are cut') or diag seen($r);
     $r = fetch("$P?other", Cookie => "x=$id{pfx1}~a; JSESSIONIDX=$id{pfx1}~b");
     is(seen($r), "x=$id{pfx1}~a; JSESSIONIDX=$id{pfx1}~b", 'other names keep their prefixes');
 }

@@ -357,12 +357,15 @@ static void test_prefix_parse(apr_pool_t *p)
     v = affinity_prefix_strip(p, "JSESSIONID=\"" ID_A "~abc\"", "JSESSIONID", &cut);
     is_str(v, "JSESSIONID=\"abc\"", "strip: inside quotes");
     v = affinity_prefix_strip(p, "JSESSIONID=" ID_A "~" ID_B "~abc", "JSESSIONID", &cut);
-    is_str(v, "JSESSIONID=" ID_B "~abc", "strip: one prefix per value");
+    is_str(v, "JSESSIONID=abc", "strip: every leading prefix of a value");
+    ok(cut == 1, "strip: counted per value");
     v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z ,JSESSIONID=" ID_A "~y",
                               "JSESSIONID", &cut);
     is_str(v, "X=" ID_A "~abc;JSESSIONID = z ,JSESSIONID=y",
            "strip: every value of the name, other cookies untouched");
     ok(cut == 2, "strip: two cut");
+    is_str(affinity_prefix_skip(ID_A "~" ID_B "~x~" ID_A, 126), "x~" ID_A,
+           "skip: past the leading prefixes only");
     {
         const char *h = "JSESSIONID=abc; other=" ID_A "~x";
         ok(affinity_prefix_strip(p, h, "JSESSIONID", &cut) == h && cut == 0,
