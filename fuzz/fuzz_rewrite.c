@@ -6,19 +6,19 @@
  */
 
 /*
- * fuzz_setcookie: prefix mode's response side, affinity_set_cookie_parse()
- * and affinity_set_cookie_prefix() on a Set-Cookie header.
+ * fuzz_rewrite: prefix mode's response side, affinity_set_cookie_prefix()
+ * (and the affinity_set_cookie_parse() it stands on) on a Set-Cookie header.
  *
  * Input: one selector byte (the cookie name, and the clock: now is either
  * 2023 or 1990), then the Set-Cookie header value.  A naive model reads the
  * header as RFC 6265 5.2 says (pair up to the first ';', name and value
- * around its first '=', blanks trimmed, one pair of quotes off the value;
- * Max-Age as '-'? digits, the last valid one winning over Expires) and must
- * agree with the parser on the name, the value, quoting and deletion
+ * around its first '=', blanks trimmed; Max-Age as '-'? digits, the last valid one winning over Expires) and must
+ * agree with the parser on the name, the value and deletion
  * (Expires dates are read with APR in both).  The rewriter must leave
  * another name, a deletion or a header without a cookie alone, and
  * otherwise change nothing but the value: head and tail byte for byte, the
- * value "ID~" then the old value without any leading prefixes; rewriting
+ * value (inside its quotes, if quoted) "ID~" then the old value without any
+ * leading prefixes; rewriting
  * its own output again gives the same bytes.
  */
 
@@ -126,8 +126,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     apr_pool_t *p;
     const char *name, *header, *pair_end, *eq, *nb, *ne, *vb, *ve, *s, *out;
     apr_time_t now;
-    affinity_set_cookie_rec sc;
-    int parsed, quoted = 0, max_age = 0, expires = 0, deletion;
+    affinity_set_cookie_t sc;
+    int parsed, max_age = 0, expires = 0, deletion;
 
     if (size < 1) {
         return 0;
@@ -151,11 +151,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         vb = eq + 1;
         ve = pair_end;
         trim(&vb, &ve);
-        if (ve - vb >= 2 && *vb == '"' && ve[-1] == '"') {
-            vb++;
-            ve--;
-            quoted = 1;
-        }
         parsed = ne > nb;
     }
     for (s = pair_end; *s; ) {
@@ -175,16 +170,22 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         }
         s = ae;
     }
-    deletion = parsed && (ve == vb || max_age < 0 || (!max_age && expires < 0));
+    deletion = parsed && (ve == vb || (ve - vb == 2 && !memcmp(vb, "\"\"", 2))
+                          || max_age < 0 || (!max_age && expires < 0));
 
     memset(&sc, 0, sizeof(sc));
-    FUZZ_CHECK(affinity_set_cookie_parse(&sc, header, now) == parsed);
+    FUZZ_CHECK(affinity_set_cookie_parse(header, now, &sc) == parsed);
     if (parsed) {
-        FUZZ_CHECK(sc.name == nb && sc.name_len == (size_t)(ne - nb));
+        FUZZ_CHECK(header + sc.name_off == nb && sc.name_len == (size_t)(ne - nb));
         FUZZ_CHECK(sc.value_len == (size_t)(ve - vb));
-        FUZZ_CHECK(sc.value_len == 0 || sc.value == vb);
-        FUZZ_CHECK(sc.quoted == quoted);
+        FUZZ_CHECK(sc.value_len == 0 || header + sc.value_off == vb);
+        FUZZ_CHECK(header + sc.attrs_off == pair_end);
         FUZZ_CHECK(sc.deletion == deletion);
+        /* the value inside its quotes is what gets the prefix */
+        if (ve - vb >= 2 && *vb == '"' && ve[-1] == '"') {
+            vb++;
+            ve--;
+        }
     }
 
     out = affinity_set_cookie_prefix(p, header, name, ID, now);
