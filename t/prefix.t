@@ -16,7 +16,7 @@ use File::Spec;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 53;
+plan tests => 54;
 
 my %id = map { ("pfx$_" => sha1_hex("p$_")) } 1 .. 3;
 my %member_of = reverse %id;
@@ -133,6 +133,11 @@ sub edit {
     is($r->code, 404, 'ProxyErrorOverride: httpd makes the error page');
     ok(!grep({ /^JSESSIONID=(?!\Q$id{pfx3}\E~)/ } set_cookies($r)),
        'and no unprefixed JSESSIONID goes out') or diag join ' | ', set_cookies($r);
+
+    $r = fetch('/pfxco/hello.txt?err-headers', Cookie => "JSESSIONID=$id{pfx2}~s");
+    is_deeply([grep { /^JSESSIONID=/ } set_cookies($r)],
+              ["JSESSIONID=$id{pfx2}~fromfront; path=/; domain=127.0.0.1"],
+              'a JSESSIONID in err_headers_out gets the prefix too');
 
     $r = fetch('/pfxnc/hello.txt?nocache', 'X-Set1' => 'JSESSIONID=nc');
     like($r->header('Cache-Control') // '', qr/private/,
