@@ -329,14 +329,24 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
 {
     affinity_learn_response *lr = baton;
     affinity_learn_state *st = lr->st;
-    affinity_set_cookie_rec sc;
+    affinity_set_cookie_t sc;
     unsigned char k[AFFINITY_LEARN_KEY_LEN];
+    const char *value;
+    apr_size_t len;
 
     (void)key;
-    if (!affinity_set_cookie_parse(&sc, header, lr->r->request_time)
+    if (!affinity_set_cookie_parse(header, lr->r->request_time, &sc)
         || sc.name_len != lr->name_len
-        || memcmp(sc.name, lr->name, lr->name_len)) {
+        || memcmp(header + sc.name_off, lr->name, lr->name_len)) {
         return 1;
+    }
+    /* the value as the client will send it back: cookie scans drop the
+     * quotes, so must we */
+    value = header + sc.value_off;
+    len = sc.value_len;
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        value++;
+        len -= 2;
     }
     if (sc.deletion) {
         /* the client's session ends: forget the value it sent, and the
@@ -347,15 +357,14 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
             lr->session_done = 1;
             lr->removed++;
         }
-        if (sc.value_len && !affinity_learn_is_session(lr, sc.value,
-                                                       sc.value_len)) {
-            affinity_learn_make_key(st, sc.value, sc.value_len, k);
+        if (len && !affinity_learn_is_session(lr, value, len)) {
+            affinity_learn_make_key(st, value, len, k);
             affinity_store_remove(lr->r, k);
             lr->removed++;
         }
         return 1;
     }
-    if (affinity_learn_is_session(lr, sc.value, sc.value_len)) {
+    if (affinity_learn_is_session(lr, value, len)) {
         /* the application sets the session's own value again: a write only
          * when the entry is not already right and fresh */
         if (!lr->session_done && st->write) {
@@ -367,7 +376,7 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
         lr->session_done = 1;
         return 1;
     }
-    affinity_learn_make_key(st, sc.value, sc.value_len, k);
+    affinity_learn_make_key(st, value, len, k);
     affinity_store_put(lr->r, k, st->served, st->timeout);
     lr->learned++;
     return 1;

@@ -46,9 +46,12 @@ static int affinity_prefix_collect(void *baton, const char *value,
     unsigned char id[AFFINITY_ID_LEN];
 
     if (affinity_prefix_parse(id, value, len)) {
+        const char *rest = affinity_prefix_skip(value, len);
+
+        /* the outermost prefix routes; the value is what follows all */
         memcpy(apr_array_push(b->req->ids), id, AFFINITY_ID_LEN);
-        value += AFFINITY_PREFIX_LEN;
-        len -= AFFINITY_PREFIX_LEN;
+        len -= (apr_size_t)(rest - value);
+        value = rest;
     }
     if (!b->req->key) {
         b->req->key = apr_pstrmemdup(b->r->pool, value, len);
@@ -99,8 +102,8 @@ void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
         }
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
-                  "AFF0070: %d route prefix(es) cut from cookie %s before "
-                  "the request goes to the member", cut, b.name);
+                  "AFF0070: route prefixes cut from %d value(s) of cookie %s "
+                  "before the request goes to the member", cut, b.name);
 }
 
 /* ---- The finder ---------------------------------------------------------- */

@@ -342,6 +342,15 @@ int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
     return affinity_id_from_hex(id ? id : scratch, value, AFFINITY_ID_HEX_LEN);
 }
 
+const char *affinity_prefix_skip(const char *value, apr_size_t len)
+{
+    while (affinity_prefix_parse(NULL, value, len)) {
+        value += AFFINITY_PREFIX_LEN;
+        len -= AFFINITY_PREFIX_LEN;
+    }
+    return value;
+}
+
 /* [*b, *e) trimmed of blanks, then of one pair of enclosing double quotes,
  * as affinity_cookie_scan() hands values out.  Returns 1 when quoted. */
 static int affinity_trim_value(const char **b, const char **e)
@@ -374,8 +383,11 @@ const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
         const char *v, *ve = end;
 
         if (affinity_pair_named(s, end, name, name_len, &v)) {
+            const char *rest;
+
             affinity_trim_value(&v, &ve);
-            if (affinity_prefix_parse(NULL, v, (apr_size_t)(ve - v))) {
+            rest = affinity_prefix_skip(v, (apr_size_t)(ve - v));
+            if (rest != v) {
                 if (!out) {
                     /* the result is shorter: one allocation does */
                     out = o = apr_palloc(p, strlen(header) + 1);
@@ -384,9 +396,8 @@ const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
                 }
                 memcpy(o, s, (apr_size_t)(v - s));
                 o += v - s;
-                v += AFFINITY_PREFIX_LEN;
-                memcpy(o, v, (apr_size_t)(next - v));
-                o += next - v;
+                memcpy(o, rest, (apr_size_t)(next - rest));
+                o += next - rest;
                 (*cut)++;
                 s = next;
                 continue;
@@ -454,8 +465,8 @@ static int affinity_expires(const char *v, const char *e, apr_time_t now)
     return 0;
 }
 
-int affinity_set_cookie_parse(affinity_set_cookie_rec *sc, const char *header,
-                              apr_time_t now)
+int affinity_set_cookie_parse(const char *header, apr_time_t now,
+                              affinity_set_cookie_t *out)
 {
     const char *pair_end = header + strcspn(header, ";");
     const char *eq = memchr(header, '=', (apr_size_t)(pair_end - header));
@@ -476,11 +487,12 @@ int affinity_set_cookie_parse(affinity_set_cookie_rec *sc, const char *header,
         return 0;
     }
     v = eq + 1;
-    sc->quoted = affinity_trim_value(&v, &ve);
-    sc->name = n;
-    sc->name_len = (apr_size_t)(ne - n);
-    sc->value = v;
-    sc->value_len = (apr_size_t)(ve - v);
+    while (v < ve && affinity_is_ows(*v)) {
+        v++;
+    }
+    while (ve > v && affinity_is_ows(ve[-1])) {
+        ve--;
+    }
 
     for (s = pair_end; *s; ) {
         const char *a = s + 1, *ae = a + strcspn(a, ";");
@@ -511,8 +523,14 @@ int affinity_set_cookie_parse(affinity_set_cookie_rec *sc, const char *header,
             expires = x ? x : expires;
         }
     }
+    out->name_off = (apr_size_t)(n - header);
+    out->name_len = (apr_size_t)(ne - n);
+    out->value_off = (apr_size_t)(v - header);
+    out->value_len = (apr_size_t)(ve - v);
+    out->attrs_off = (apr_size_t)(pair_end - header);
     /* Max-Age wins over Expires (RFC 6265 5.3 step 3) */
-    sc->deletion = !sc->value_len || max_age < 0 || (!max_age && expires < 0);
+    out->deletion = v == ve || (ve - v == 2 && v[0] == '"' && v[1] == '"')
+                    || max_age < 0 || (!max_age && expires < 0);
     return 1;
 }
 
@@ -520,23 +538,26 @@ const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
                                        const char *name, const char *id_hex,
                                        apr_time_t now)
 {
-    affinity_set_cookie_rec sc;
+    affinity_set_cookie_t sc;
     apr_size_t name_len = strlen(name), head, tail, len;
-    const char *rest;
+    const char *value, *rest;
     char *out;
 
-    if (!affinity_set_cookie_parse(&sc, header, now) || sc.deletion
-        || sc.name_len != name_len || memcmp(sc.name, name, name_len)) {
+    if (!affinity_set_cookie_parse(header, now, &sc) || sc.deletion
+        || sc.name_len != name_len
+        || memcmp(header + sc.name_off, name, name_len)) {
         return NULL;
     }
-    /* an ID already there is replaced, never stacked */
-    rest = sc.value;
+    /* inside the quotes, if any: a quoted value stays valid */
+    value = header + sc.value_off;
     len = sc.value_len;
-    while (affinity_prefix_parse(NULL, rest, len)) {
-        rest += AFFINITY_PREFIX_LEN;
-        len -= AFFINITY_PREFIX_LEN;
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        value++;
+        len -= 2;
     }
-    head = (apr_size_t)(sc.value - header);
+    /* an ID already there is replaced, never stacked */
+    rest = affinity_prefix_skip(value, len);
+    head = (apr_size_t)(value - header);
     tail = strlen(rest);
     out = apr_palloc(p, head + AFFINITY_PREFIX_LEN + tail + 1);
     memcpy(out, header, head);

@@ -85,31 +85,36 @@ const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
 int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
                           const char *value, apr_size_t len);
 
-/* The Cookie header with the prefix cut off every value of the named cookie
- * that has one (inside double quotes too: "ID~abc" becomes "abc"); one
- * prefix per value, every other byte copied.  Pairs are found exactly as
- * affinity_cookie_scan() finds them.  *cut says how many prefixes were cut;
- * when none, the original header is returned. */
+/* The value past all its leading prefixes (value itself when none).  The
+ * response side never lets a value carry more than one, so a value with
+ * several was not made here, and its application value is what follows. */
+const char *affinity_prefix_skip(const char *value, apr_size_t len);
+
+/* The Cookie header with the prefixes cut off every value of the named
+ * cookie that has any (inside double quotes too: "ID~abc" becomes "abc"),
+ * every other byte copied.  Pairs are found exactly as affinity_cookie_scan()
+ * finds them.  *cut says how many values lost prefixes; when none, the
+ * original header is returned. */
 const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *cut);
 
-/* One Set-Cookie header value, read as RFC 6265 section 5.2 reads it. */
+/* One Set-Cookie header as a member sent it, read as RFC 6265 5.2 does:
+ * offsets into the header; the value as sent (quotes kept).  (The same
+ * interface as the response branch's parser: one of the two goes at merge.) */
 typedef struct {
-    const char *name;               /* into the header, name_len bytes */
-    apr_size_t name_len;
-    const char *value;              /* into the header, inside any quotes */
-    apr_size_t value_len;
-    int quoted;                     /* the value was in double quotes */
-    int deletion;                   /* empty value, Max-Age <= 0, or no
-                                     * Max-Age and Expires <= now */
-} affinity_set_cookie_rec;
+    apr_size_t name_off, name_len;
+    apr_size_t value_off, value_len;
+    apr_size_t attrs_off;           /* the ';' that ends the pair, or the end */
+    int deletion;                   /* it removes the cookie: see below */
+} affinity_set_cookie_t;
 
-/* Parses header into sc.  Returns 0 when the header sets no cookie (no '='
- * before the first ';', or an empty name), as a user agent ignores it.
- * Max-Age wins over Expires; the last of each counts; malformed ones are
- * ignored. */
-int affinity_set_cookie_parse(affinity_set_cookie_rec *sc, const char *header,
-                              apr_time_t now);
+/* Parses a Set-Cookie header.  Returns 0, *out untouched, when it sets no
+ * cookie a browser would keep (no '=' before the first ';', or an empty
+ * name).  deletion: the value is empty (or ""), or the last valid Max-Age is
+ * <= 0, or, without a valid Max-Age, the last valid Expires is not after
+ * now. */
+int affinity_set_cookie_parse(const char *header, apr_time_t now,
+                              affinity_set_cookie_t *out);
 
 /* The Set-Cookie header with the value of the named cookie given the prefix
  * id_hex~ (replacing any prefixes the value already has), or NULL when the

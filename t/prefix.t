@@ -16,7 +16,7 @@ use File::Spec;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 52;
+plan tests => 54;
 
 my %id = map { ("pfx$_" => sha1_hex("p$_")) } 1 .. 3;
 my %member_of = reverse %id;
@@ -90,6 +90,9 @@ sub edit {
     is(backend($r), 'pfx3', 'the first prefix naming a member wins (an unknown one is passed over)');
     is(seen($r), 'a=1;JSESSIONID=zz ,  b="' . $id{pfx1} . '~x";JSESSIONID="q"; JSESSIONID=w',
        'every JSESSIONID prefix cut (whatever it names, quoted too), other cookies byte for byte');
+    $r = fetch("$P?stacked", Cookie => "JSESSIONID=$id{pfx1}~$id{pfx2}~abc");
+    ok(backend($r) eq 'pfx1' && seen($r) eq 'JSESSIONID=abc',
+       'stacked prefixes (never made here): the first routes, all are cut') or diag seen($r);
     $r = fetch("$P?other", Cookie => "x=$id{pfx1}~a; JSESSIONIDX=$id{pfx1}~b");
     is(seen($r), "x=$id{pfx1}~a; JSESSIONIDX=$id{pfx1}~b", 'other names keep their prefixes');
 }
@@ -130,6 +133,11 @@ sub edit {
     is($r->code, 404, 'ProxyErrorOverride: httpd makes the error page');
     ok(!grep({ /^JSESSIONID=(?!\Q$id{pfx3}\E~)/ } set_cookies($r)),
        'and no unprefixed JSESSIONID goes out') or diag join ' | ', set_cookies($r);
+
+    $r = fetch('/pfxco/hello.txt?err-headers', Cookie => "JSESSIONID=$id{pfx2}~s");
+    is_deeply([grep { /^JSESSIONID=/ } set_cookies($r)],
+              ["JSESSIONID=$id{pfx2}~fromfront; path=/; domain=127.0.0.1"],
+              'a JSESSIONID in err_headers_out gets the prefix too');
 
     $r = fetch('/pfxnc/hello.txt?nocache', 'X-Set1' => 'JSESSIONID=nc');
     like($r->header('Cache-Control') // '', qr/private/,

@@ -357,12 +357,15 @@ static void test_prefix_parse(apr_pool_t *p)
     v = affinity_prefix_strip(p, "JSESSIONID=\"" ID_A "~abc\"", "JSESSIONID", &cut);
     is_str(v, "JSESSIONID=\"abc\"", "strip: inside quotes");
     v = affinity_prefix_strip(p, "JSESSIONID=" ID_A "~" ID_B "~abc", "JSESSIONID", &cut);
-    is_str(v, "JSESSIONID=" ID_B "~abc", "strip: one prefix per value");
+    is_str(v, "JSESSIONID=abc", "strip: every leading prefix of a value");
+    ok(cut == 1, "strip: counted per value");
     v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z ,JSESSIONID=" ID_A "~y",
                               "JSESSIONID", &cut);
     is_str(v, "X=" ID_A "~abc;JSESSIONID = z ,JSESSIONID=y",
            "strip: every value of the name, other cookies untouched");
     ok(cut == 2, "strip: two cut");
+    is_str(affinity_prefix_skip(ID_A "~" ID_B "~x~" ID_A, 126), "x~" ID_A,
+           "skip: past the leading prefixes only");
     {
         const char *h = "JSESSIONID=abc; other=" ID_A "~x";
         ok(affinity_prefix_strip(p, h, "JSESSIONID", &cut) == h && cut == 0,
@@ -372,42 +375,40 @@ static void test_prefix_parse(apr_pool_t *p)
 
 static void test_set_cookie(apr_pool_t *p)
 {
-    affinity_set_cookie_rec sc;
+    affinity_set_cookie_t sc;
     apr_time_t now = APR_INT64_C(1700000000) * APR_USEC_PER_SEC;
 
-    ok(affinity_set_cookie_parse(&sc, " SID = \"abc\" ; Path=/", now)
-       && sc.name_len == 3 && !memcmp(sc.name, "SID", 3)
-       && sc.value_len == 3 && !memcmp(sc.value, "abc", 3) && sc.quoted
-       && !sc.deletion, "set-cookie: name, quoted value");
-    ok(!affinity_set_cookie_parse(&sc, "novalue; Path=/", now),
+    ok(affinity_set_cookie_parse(" SID = \"abc\" ; Path=/", now, &sc)
+       && sc.name_off == 1 && sc.name_len == 3 && sc.value_off == 7
+       && sc.value_len == 5 && sc.attrs_off == 13 && !sc.deletion,
+       "set-cookie: name, value as sent (quotes kept), attributes");
+    ok(!affinity_set_cookie_parse("novalue; Path=/", now, &sc),
        "set-cookie: no = before ; sets nothing");
-    ok(!affinity_set_cookie_parse(&sc, " =abc", now), "set-cookie: empty name sets nothing");
-    ok(affinity_set_cookie_parse(&sc, "SID=; Path=/", now) && sc.deletion,
+    ok(!affinity_set_cookie_parse(" =abc", now, &sc), "set-cookie: empty name sets nothing");
+    ok(affinity_set_cookie_parse("SID=; Path=/", now, &sc) && sc.deletion,
        "set-cookie: empty value is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=\"\"", now) && sc.deletion,
+    ok(affinity_set_cookie_parse("SID=\"\"", now, &sc) && sc.deletion,
        "set-cookie: empty quoted value is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Max-Age=0", now) && sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=0", now, &sc) && sc.deletion,
        "set-cookie: Max-Age=0 is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; max-age=-5", now) && sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; max-age=-5", now, &sc) && sc.deletion,
        "set-cookie: negative Max-Age is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Max-Age=60", now) && !sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=60", now, &sc) && !sc.deletion,
        "set-cookie: positive Max-Age is not");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Max-Age=6x0", now) && !sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=6x0", now, &sc) && !sc.deletion,
        "set-cookie: malformed Max-Age is ignored");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT", now)
+    ok(affinity_set_cookie_parse("SID=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT", now, &sc)
        && sc.deletion, "set-cookie: Expires at the epoch is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Expires=Sun, 06 Nov 1994 08:49:37 GMT", now)
+    ok(affinity_set_cookie_parse("SID=x; Expires=Sun, 06 Nov 1994 08:49:37 GMT", now, &sc)
        && sc.deletion, "set-cookie: Expires in the past is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Expires=Fri, 01 Jan 1960 00:00:00 GMT", now)
-       && sc.deletion, "set-cookie: Expires before the epoch is a deletion");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Expires=Fri, 31 Dec 9999 23:59:59 GMT", now)
+    ok(affinity_set_cookie_parse("SID=x; Expires=Fri, 31 Dec 9999 23:59:59 GMT", now, &sc)
        && !sc.deletion, "set-cookie: Expires in the future is not");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Expires=garbage", now) && !sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; Expires=garbage", now, &sc) && !sc.deletion,
        "set-cookie: unreadable Expires is ignored");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-                                 now) && !sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                                 now, &sc) && !sc.deletion,
        "set-cookie: Max-Age wins over Expires");
-    ok(affinity_set_cookie_parse(&sc, "SID=x; Max-Age=0; Max-Age=60", now) && !sc.deletion,
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=0; Max-Age=60", now, &sc) && !sc.deletion,
        "set-cookie: the last Max-Age counts");
 
     is_str(affinity_set_cookie_prefix(p, "SID=abc; Path=/; HttpOnly", "SID", ID_A, now),
