@@ -114,7 +114,8 @@ sub httpd_bin {
 # %o: module (path of mod_affinity.so), mpm (event|prefork), store (spec or
 # undef: the default), members (count, default 3), timeout
 # (AffinityStoreTimeout), extra (config lines), salt, loglevel,
-# skip_modules (modules not to load).
+# skip_modules (modules not to load), external ({ route => port } of members
+# running elsewhere), cookie (NAME, default SID).
 sub frontend {
     my (%o) = @_;
     my $dir = $o{dir} or die 'dir';
@@ -124,7 +125,9 @@ sub frontend {
     my $mpm = $o{mpm} || 'event';
     my $port = free_port();
     my $n = $o{members} || 3;
-    my %members = map { ("m$_" => free_port()) } 1 .. $n;
+    # external: members that run elsewhere ({ route => port }): no vhosts
+    my %members = $o{external} ? %{ $o{external} } : map { ("m$_" => free_port()) } 1 .. $n;
+    my %vhosts = $o{external} ? () : %members;
     my @c = (
         "ServerRoot \"$dir\"", 'ServerName 127.0.0.1', "PidFile \"$dir/logs/httpd.pid\"",
         "ErrorLog \"$dir/logs/error_log\"", "LogLevel " . ($o{loglevel} || 'warn'),
@@ -138,7 +141,7 @@ sub frontend {
         "LoadModule affinity_module $o{module}",
         ($> == 0 ? ('User nobody', 'Group nogroup') : ()),
         "Listen 127.0.0.1:$port",
-        (map { "Listen 127.0.0.1:$members{$_}" } sort keys %members),
+        (map { "Listen 127.0.0.1:$vhosts{$_}" } sort keys %vhosts),
         'LogFormat "%U%q %>s status=%{AFFINITY_STATUS}e worker=%{BALANCER_WORKER_NAME}e c=%{Cookie}i" learn',
         "CustomLog \"$dir/logs/access_log\" learn",
         "DocumentRoot \"$dir/htdocs\"",
@@ -154,13 +157,13 @@ sub frontend {
             "    Header always set X-Backend $m",
             '    Header always set X-Seen-Cookie "expr=%{req:Cookie}"',
             (map { "    Header always add Set-Cookie \"expr=%{req:X-Set$_}\" \"expr=-n %{req:X-Set$_}\"" } 1 .. 4),
-            '</VirtualHost>') } sort keys %members),
+            '</VirtualHost>') } sort keys %vhosts),
         '<Location /balancer-manager>', '    SetHandler balancer-manager', '</Location>',
         'ProxyPass /balancer-manager !',
         '<Proxy "balancer://app">',
         (map { "    BalancerMember \"http://127.0.0.1:$members{$_}\" route=$_" } sort keys %members),
         '    ProxySet lbmethod=affinity',
-        '    AffinityMode learn SID',
+        '    AffinityMode learn ' . ($o{cookie} || 'SID'),
         '    AffinitySalt ' . ($o{salt} // 'shared-salt'),
         ($o{timeout} ? "    AffinityStoreTimeout $o{timeout}" : ()),
         '</Proxy>',
