@@ -142,7 +142,7 @@ sub frontend {
         ($> == 0 ? ('User nobody', 'Group nogroup') : ()),
         "Listen 127.0.0.1:$port",
         (map { "Listen 127.0.0.1:$vhosts{$_}" } sort keys %vhosts),
-        'LogFormat "%U%q %>s status=%{AFFINITY_STATUS}e worker=%{BALANCER_WORKER_NAME}e c=%{Cookie}i" learn',
+        'LogFormat "%U%q %>s status=%{AFFINITY_STATUS}e worker=%{BALANCER_WORKER_NAME}e" learn',
         "CustomLog \"$dir/logs/access_log\" learn",
         "DocumentRoot \"$dir/htdocs\"",
         'KeepAliveTimeout 2',
