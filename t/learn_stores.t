@@ -23,13 +23,15 @@ use LearnHarness;
 my $mpm = Apache::Test::config()->{server}{mpm} // '';
 my @stores = ((LearnHarness::have_memcached() ? 'memcache' : ()),
               (LearnHarness::have_redis() ? 'redis' : ()));
+my $missing = @stores < 2;
+# LEARN_STORES=REGEX: only those stores (while developing)
 @stores = grep { $_ =~ /$ENV{LEARN_STORES}/ } @stores if $ENV{LEARN_STORES};
 if ($mpm ne 'event') {
     plan skip_all => 'runs its own prefork and event front ends: once, in the event pass';
 }
-plan tests => 9 + 18 * @stores;
+plan tests => 13 + 18 * @stores;
 diag 'memcached or redis-server is not installed (tools/setup installs them): '
-   . 'their tests are skipped' if @stores < 2;
+   . 'their tests are skipped' if $missing;
 
 my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
 my $top = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/learn-stores');
@@ -96,6 +98,16 @@ sub still_there {
     isnt($rc, 0, 'AffinityStore redis without mod_socache_redis: refused');
     like($out, qr/AFF0090: .*provider "redis" is not loaded.*LoadModule socache_redis_module .*a2enmod socache_redis/,
          'the message names the LoadModule line and a2enmod');
+
+    for my $case (['AffinityStoreTimeout 0', qr/AffinityStoreTimeout: "0" is not a number of seconds from 1 to 31536000/],
+                  ['<VirtualHost 127.0.0.1:1>\nAffinityStore shmcb\n</VirtualHost>', qr/AffinityStore cannot occur within <VirtualHost> section/]) {
+        my ($line, $re) = @$case;
+        $line =~ s/\\n/\n/g;
+        my $c = fe(dir => "$top/bad" . length($line), extra => [split /\n/, $line]);
+        my ($rc2, $out2) = LearnHarness::httpd_run($c, '-t');
+        isnt($rc2, 0, "refused at startup: $case->[0]");
+        like($out2, $re, 'with a message naming the directive');
+    }
 }
 
 # ---- memcached and redis ---------------------------------------------------------
