@@ -44,7 +44,7 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     const char *status;
     proxy_worker *w;
 
-    m = affinity_session_find(balancer, r, conf, &t, req, &down);
+    m = affinity_session_find(balancer, r, &t, req, &down);
     if (m) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0006: %s: cookie %s names usable member %s: kept",
@@ -74,7 +74,7 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
 
-    m = w ? affinity_member_of(balancer, conf, &t, w, r) : NULL;
+    m = w ? affinity_member_of(balancer, &t, w, r) : NULL;
     affinity_set_env(r, m, status);
     if (!m) {
         req->set_cookie = NULL;

@@ -194,7 +194,7 @@ static proxy_worker *affinity_learn_hashed(proxy_balancer *balancer,
                                            const affinity_request *req,
                                            const affinity_learn_value *v)
 {
-    return affinity_pick_hashed(balancer, r, conf, t, req,
+    return affinity_pick_hashed(balancer, r, t, req,
                                 affinity_hash64(v->value, v->len));
 }
 
@@ -224,7 +224,7 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
     st->write = 0;
     st->session = -1;
 
-    m = affinity_session_find(balancer, r, conf, &t, req, &down);
+    m = affinity_session_find(balancer, r, &t, req, &down);
     if (m) {
         const affinity_learn_value *v;
 
@@ -277,7 +277,7 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
     if (w && !m) {
-        m = affinity_member_of(balancer, conf, &t, w, r);
+        m = affinity_member_of(balancer, &t, w, r);
     }
     affinity_set_env(r, m, status);
     if (req->ids->nelts) {

@@ -109,17 +109,15 @@ void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
 /* ---- The finder ---------------------------------------------------------- */
 
 typedef struct {
-    const affinity_dir_conf *conf;
     affinity_table *t;
 } affinity_prefix_move_baton;
 
 static proxy_worker *affinity_prefix_hashed(proxy_balancer *balancer,
                                             request_rec *r,
-                                            const affinity_dir_conf *conf,
                                             affinity_table **t,
                                             const affinity_request *req)
 {
-    return affinity_pick_hashed(balancer, r, conf, t, req,
+    return affinity_pick_hashed(balancer, r, t, req,
                                 affinity_hash64(req->key, req->key_len));
 }
 
@@ -132,7 +130,7 @@ static proxy_worker *affinity_prefix_move(proxy_balancer *balancer,
 {
     affinity_prefix_move_baton *b = baton;
 
-    return affinity_prefix_hashed(balancer, r, b->conf, &b->t, req);
+    return affinity_prefix_hashed(balancer, r, &b->t, req);
 }
 
 static const char *affinity_prefix_hex(request_rec *r, const unsigned char *id)
@@ -155,7 +153,7 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
     apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
     req->served_id = NULL;
 
-    m = affinity_session_find(balancer, r, conf, &t, req, &down);
+    m = affinity_session_find(balancer, r, &t, req, &down);
     if (m) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0071: %s: prefix %s on cookie %s names usable "
@@ -177,7 +175,6 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
             affinity_prefix_move_baton mb;
 
             status = "down";
-            mb.conf = conf;
             mb.t = t;
             w = affinity_session_move(balancer, r, t, req, down,
                                       affinity_prefix_move, &mb);
@@ -185,7 +182,7 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
         }
         else if (req->cookie_seen) {
             status = "invalid";
-            w = affinity_prefix_hashed(balancer, r, conf, &t, req);
+            w = affinity_prefix_hashed(balancer, r, &t, req);
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                           "AFF0072: %s: cookie %s has no prefix naming a "
                           "member, session hashed to %s", balancer->s->name,
@@ -200,7 +197,7 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                           balancer->s->name, conf->mode_cookie,
                           w ? AFFINITY_WORKER_NAME(w) : "no member");
         }
-        m = w ? affinity_member_of(balancer, conf, &t, w, r) : NULL;
+        m = w ? affinity_member_of(balancer, &t, w, r) : NULL;
     }
 
     affinity_set_env(r, m, status);

@@ -59,7 +59,6 @@ static affinity_member *affinity_scan_ids(affinity_table *t,
  * hashing unless one changed, and the IDs are looked up once more. */
 affinity_member *affinity_session_find(proxy_balancer *balancer,
                                        request_rec *r,
-                                       const affinity_dir_conf *conf,
                                        affinity_table **t,
                                        const affinity_request *req,
                                        affinity_member **down)
@@ -68,7 +67,7 @@ affinity_member *affinity_session_find(proxy_balancer *balancer,
     affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale);
 
     if (stale || (!m && !known && req->ids->nelts)) {
-        *t = affinity_table_verify_all(balancer, conf, *t, r, &rebuilt);
+        *t = affinity_table_verify_all(balancer, *t, r, &rebuilt);
         if (rebuilt) {
             m = affinity_scan_ids(*t, req, r, down, &known, &stale);
         }

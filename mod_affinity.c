@@ -117,6 +117,17 @@ static const proxy_balancer_method affinity_method = {
 
 /* ---- Startup ------------------------------------------------------------- */
 
+/* A member as configured: a unix-socket member's URL alone hides the
+ * socket, which is what tells such members apart. */
+static const char *affinity_member_name(apr_pool_t *p, const proxy_worker *w)
+{
+    if (*w->s->uds_path) {
+        return apr_psprintf(p, "unix:%.*s|%s", (int)sizeof(w->s->uds_path),
+                            w->s->uds_path, AFFINITY_WORKER_NAME(w));
+    }
+    return AFFINITY_WORKER_NAME(w);
+}
+
 /* Warnings about balancers that use us: stickysession set (core stickiness
  * would bypass the finder) and members that share an identity. */
 static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
@@ -162,7 +173,9 @@ static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
             for (i = 0; i < balancer->workers->nelts; i++) {
                 proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
                                                 proxy_worker *);
-                const char *identity = affinity_identity(ptemp, w);
+                const char *route = apr_pstrndup(ptemp, w->s->route,
+                                                 sizeof(w->s->route));
+                const char *identity = affinity_identity(ptemp, w, route);
                 proxy_worker *other = apr_hash_get(identities, identity,
                                                    APR_HASH_KEY_STRING);
                 if (other) {
@@ -170,8 +183,9 @@ static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
                                  "AFF0003: %s: members %s and %s share the "
                                  "identity \"%s\" and so one route ID; "
                                  "give them distinct route= values",
-                                 balancer->s->name, AFFINITY_WORKER_NAME(other),
-                                 AFFINITY_WORKER_NAME(w), identity);
+                                 balancer->s->name,
+                                 affinity_member_name(ptemp, other),
+                                 affinity_member_name(ptemp, w), identity);
                 }
                 else {
                     apr_hash_set(identities, identity, APR_HASH_KEY_STRING, w);
