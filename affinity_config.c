@@ -37,6 +37,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->max_idle = -1;
     conf->max_life = -1;
     conf->legacy_routes = -1;
+    conf->store_timeout = -1;
     return conf;
 }
 
@@ -63,11 +64,21 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     }
     conf->remove = add->remove != -1 ? add->remove : base->remove;
     conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;
-    conf->mode = add->mode != AFFINITY_MODE_UNSET ? add->mode : base->mode;
     conf->max_idle = add->max_idle != -1 ? add->max_idle : base->max_idle;
     conf->max_life = add->max_life != -1 ? add->max_life : base->max_life;
     conf->legacy_routes = add->legacy_routes != -1 ? add->legacy_routes
                                                    : base->legacy_routes;
+    conf->store_timeout = add->store_timeout != -1 ? add->store_timeout
+                                                   : base->store_timeout;
+    /* a mode and its cookie NAME go together */
+    if (add->mode != AFFINITY_MODE_UNSET) {
+        conf->mode = add->mode;
+        conf->mode_cookie = add->mode_cookie;
+    }
+    else {
+        conf->mode = base->mode;
+        conf->mode_cookie = base->mode_cookie;
+    }
     return conf;
 }
 
@@ -202,21 +213,74 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* The modes AffinityMode knows; a mode that works on the application's own
+ * cookie takes its NAME as second argument. */
+static const struct {
+    const char *name;
+    affinity_mode_e mode;
+    int takes_cookie;
+} affinity_modes[] = {
+    { "cookie", AFFINITY_MODE_COOKIE, 0 },
+    { "domain", AFFINITY_MODE_DOMAIN, 0 },
+    { "prefix", AFFINITY_MODE_PREFIX, 1 },
+    { "learn", AFFINITY_MODE_LEARN, 1 },
+    { NULL, AFFINITY_MODE_UNSET, 0 }
+};
+
 static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
-                                     const char *arg)
+                                     const char *arg, const char *name)
 {
     affinity_dir_conf *conf = dconf;
+    int i;
 
-    if (!strcasecmp(arg, "cookie")) {
-        conf->mode = AFFINITY_MODE_COOKIE;
+    for (i = 0; affinity_modes[i].name; i++) {
+        if (!strcasecmp(arg, affinity_modes[i].name)) {
+            break;
+        }
     }
-    else if (!strcasecmp(arg, "domain")) {
-        conf->mode = AFFINITY_MODE_DOMAIN;
-    }
-    else {
+    if (!affinity_modes[i].name) {
         return apr_psprintf(cmd->pool, "AffinityMode: unknown mode \"%s\"; "
-                            "use cookie or domain", arg);
+                            "use cookie, domain, prefix NAME or learn NAME",
+                            arg);
     }
+    if (affinity_modes[i].takes_cookie && !name) {
+        return apr_psprintf(cmd->pool, "AffinityMode %s needs the name of the "
+                            "application's session cookie, e.g. "
+                            "AffinityMode %s JSESSIONID", affinity_modes[i].name,
+                            affinity_modes[i].name);
+    }
+    if (!affinity_modes[i].takes_cookie && name) {
+        return apr_psprintf(cmd->pool, "AffinityMode %s takes no cookie name "
+                            "(\"%s\"); name the route cookie with "
+                            "AffinityCookie", affinity_modes[i].name, name);
+    }
+    if (name && !affinity_cookie_name_valid(name)) {
+        return apr_psprintf(cmd->pool, "AffinityMode %s: \"%s\" is not a valid "
+                            "cookie name; use an RFC 6265 token (letters, "
+                            "digits and !#$%%&'*+-.^_`|~, no spaces)",
+                            affinity_modes[i].name, name);
+    }
+    conf->mode = affinity_modes[i].mode;
+    conf->mode_cookie = name;
+    if (conf->mode == AFFINITY_MODE_LEARN) {
+        affinity_store_learn_used();
+    }
+    return NULL;
+}
+
+static const char *affinity_set_store_timeout(cmd_parms *cmd, void *dconf,
+                                              const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (!apr_isdigit(*arg) || *end || v < 1 || v > 31536000) {
+        return apr_psprintf(cmd->pool, "AffinityStoreTimeout: \"%s\" is not "
+                            "a number of seconds from 1 to 31536000 (a year), "
+                            "e.g. AffinityStoreTimeout 1800", arg);
+    }
+    conf->store_timeout = (int)v;
     return NULL;
 }
 
@@ -334,9 +398,17 @@ const command_rec affinity_cmds[] = {
                  (void *)APR_OFFSETOF(affinity_dir_conf, nocache),
                  RSRC_CONF | ACCESS_CONF,
                  "On: mark responses that set the cookie Cache-Control: private"),
-    AP_INIT_TAKE1("AffinityMode", affinity_set_mode, NULL,
+    AP_INIT_TAKE12("AffinityMode", affinity_set_mode, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "cookie (default), domain, prefix NAME or learn NAME "
+                   "(NAME: the application's session cookie)"),
+    AP_INIT_TAKE1("AffinityStore", affinity_set_store, NULL, RSRC_CONF,
+                  "learn mode's store: a mod_socache provider and its "
+                  "arguments, e.g. shmcb, memcache:HOST:PORT, redis:HOST:PORT"),
+    AP_INIT_TAKE1("AffinityStoreTimeout", affinity_set_store_timeout, NULL,
                   RSRC_CONF | ACCESS_CONF,
-                  "cookie (default) or domain"),
+                  "seconds an unused learned session is remembered "
+                  "(default 1800)"),
     AP_INIT_TAKE1("AffinityCookieMaxIdle", affinity_set_lifetime, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "seconds a session may stay idle before it is balanced "

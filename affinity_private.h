@@ -48,7 +48,9 @@ extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 typedef enum {
     AFFINITY_MODE_UNSET = -1,
     AFFINITY_MODE_COOKIE = 0,
-    AFFINITY_MODE_DOMAIN = 1
+    AFFINITY_MODE_DOMAIN = 1,
+    AFFINITY_MODE_PREFIX = 2,
+    AFFINITY_MODE_LEARN = 3
 } affinity_mode_e;
 
 typedef struct {
@@ -59,10 +61,16 @@ typedef struct {
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
+    const char *mode_cookie;        /* the application's cookie NAME of
+                                     * "AffinityMode prefix|learn NAME", or
+                                     * NULL */
+    int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
     int legacy_routes;              /* -1: unset */
 } affinity_dir_conf;
+
+#define AFFINITY_STORE_TIMEOUT_DEFAULT 1800
 
 extern const command_rec affinity_cmds[];
 void *affinity_create_dir_config(apr_pool_t *p, char *dir);
@@ -205,6 +213,13 @@ typedef struct {
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
     int filter_added;
+    /* prefix mode (ids holds the IDs of the prefixes, in header order) */
+    const char *key;                /* first value of the application's
+                                     * cookie, without its prefix */
+    apr_size_t key_len;
+    const char *served_id;          /* hex ID of the member chosen */
+    const char *carried_id;         /* hex ID the request carried, or NULL */
+    struct affinity_learn_state *learn;     /* learn mode */
 } affinity_request;
 
 affinity_request *affinity_request_get(request_rec *r,
@@ -237,6 +252,32 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
 void affinity_set_env(request_rec *r, const affinity_member *m,
                       const char *status);
 
+/* ---- Sessions (affinity_session.c) -------------------------------------- */
+
+/* The member named by the first of the request's IDs (req->ids) that names
+ * a usable member, or NULL; then *down is the first named member that is
+ * not usable, if any.  Routes edited live are caught here. */
+affinity_member *affinity_session_find(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       affinity_table **t,
+                                       const affinity_request *req,
+                                       affinity_member **down);
+
+/* Where a session goes whose member is not usable, the mode's way. */
+typedef proxy_worker *affinity_move_fn(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       const affinity_request *req,
+                                       void *baton);
+
+/* The session's member down is not usable: its Route Redirect if that is
+ * usable; else NULL when nofailover is On (the client gets 503); else the
+ * member move() picks (NULL: none left). */
+proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
+                                    affinity_table *t,
+                                    const affinity_request *req,
+                                    const affinity_member *down,
+                                    affinity_move_fn *move, void *baton);
+
 /* ---- Ways of choosing a member ----------------------------------------- */
 
 /* affinity_cookie.c */
@@ -250,10 +291,58 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
                                    affinity_table *t, affinity_request *req);
 void affinity_cookie_register_hooks(apr_pool_t *p);
 
+/* affinity_prefix.c */
+void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
+                          affinity_request *req);
+proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   affinity_table *t, affinity_request *req);
+void affinity_prefix_register_hooks(apr_pool_t *p);
+
+/* affinity_learn.c */
+void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
+                         affinity_request *req);
+proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  affinity_table *t, affinity_request *req);
+void affinity_learn_register_hooks(apr_pool_t *p);
+
 /* affinity_domain.c */
+/* The member a key maps to by weighted rendezvous hashing over the usable,
+ * non-draining members (lbsets, spares and standbys as mod_proxy does them). */
+proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
+                                   affinity_table **t,
+                                   const affinity_request *req,
+                                   apr_uint64_t key);
 proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t,
                                    const affinity_request *req);
+
+/* ---- Learn mode's store (affinity_store.c) ---------------------------- */
+
+/* AffinityStore PROVIDER[:ARGS] (server config) */
+const char *affinity_set_store(cmd_parms *cmd, void *dconf, const char *arg);
+/* AffinityMode learn was seen: post_config sets up the store. */
+void affinity_store_learn_used(void);
+int affinity_store_pre_config(apr_pool_t *pconf);
+int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s);
+int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s);
+void affinity_store_child_init(apr_pool_t *p, server_rec *s);
+
+/* Is the store set up and not backing off after a failure? */
+int affinity_store_available(void);
+/* APR_SUCCESS: found (id, *written); APR_NOTFOUND: no entry; anything
+ * else: the store failed or is backing off (logged, rate-limited). */
+apr_status_t affinity_store_get(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written);
+apr_status_t affinity_store_put(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                const unsigned char id[AFFINITY_ID_LEN],
+                                int timeout);
+apr_status_t affinity_store_remove(request_rec *r,
+                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN]);
 
 #endif /* AFFINITY_PRIVATE_H */

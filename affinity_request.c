@@ -111,7 +111,13 @@ affinity_request *affinity_request_get(request_rec *r,
     req->info = apr_array_make(r->pool, 1, sizeof(affinity_id_info));
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
     req->nocache = conf->nocache == 1;
-    if (conf->mode != AFFINITY_MODE_DOMAIN) {
+    if (conf->mode == AFFINITY_MODE_PREFIX) {
+        affinity_prefix_read(r, conf, req);
+    }
+    else if (conf->mode == AFFINITY_MODE_LEARN) {
+        affinity_learn_read(r, conf, req);
+    }
+    else if (conf->mode != AFFINITY_MODE_DOMAIN) {
         affinity_read_baton rb;
 
         rb.name = affinity_cookie_name_of(conf);

@@ -14,8 +14,11 @@
  * there; anything else gets a new member, chosen by lbfactor exactly like
  * byrequests, and a cookie naming it.  Domain mode (affinity_domain.c): the
  * member is picked by weighted rendezvous hashing of the request's host; no
- * cookie is involved.  Both work on one per-process member table
- * (affinity_table.c) and one per-request state (affinity_request.c).
+ * cookie is involved.  Prefix mode (affinity_prefix.c): the route ID rides
+ * as a prefix on the application's own session cookie.  All work on one
+ * per-process member table (affinity_table.c), one per-request state
+ * (affinity_request.c) and, for sessions, one set of rules for a member that
+ * is not usable (affinity_session.c).
  *
  * This file: the module record, the provider and its finder, and the
  * startup checks.
@@ -55,7 +58,8 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
     affinity_table *t = affinity_table_get(balancer, conf, r);
     proxy_worker *w;
 
-    if (conf->mode != AFFINITY_MODE_DOMAIN) {
+    /* cookie mode: what the cookie's values are worth (dates, stock routes) */
+    if (conf->mode == AFFINITY_MODE_COOKIE || conf->mode == AFFINITY_MODE_UNSET) {
         affinity_cookie_resolve(balancer, r, conf, &t, req);
     }
     if (req->ids->nelts) {
@@ -63,15 +67,25 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
 
         affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
-                      affinity_cookie_name_of(conf));
+                      conf->mode == AFFINITY_MODE_PREFIX
+                      || conf->mode == AFFINITY_MODE_LEARN
+                      ? conf->mode_cookie : affinity_cookie_name_of(conf));
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     }
 
-    if (conf->mode == AFFINITY_MODE_DOMAIN) {
+    switch (conf->mode) {
+    case AFFINITY_MODE_DOMAIN:
         w = affinity_find_domain(balancer, r, conf, t, req);
-    }
-    else {
+        break;
+    case AFFINITY_MODE_PREFIX:
+        w = affinity_find_prefix(balancer, r, conf, t, req);
+        break;
+    case AFFINITY_MODE_LEARN:
+        w = affinity_find_learn(balancer, r, conf, t, req);
+        break;
+    default:
         w = affinity_find_cookie(balancer, r, conf, t, req);
+        break;
     }
     req->chosen = w;
     return w;
@@ -205,6 +219,9 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
 
     affinity_config_post_config(s);
+    if (affinity_store_post_config(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     /* once per (re)start, so the log says which build is running */
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
@@ -214,21 +231,35 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-/* Runs for httpd -t too, before the logs are open: the message goes to the
- * console. */
+static int affinity_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return affinity_store_pre_config(pconf);
+}
+
+/* Runs for httpd -t too, before the logs are open: the messages go to the
+ * console.  Both checks run, so that every error is told at once. */
 static int affinity_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp, server_rec *s)
 {
     (void)pconf;
     (void)plog;
-    (void)ptemp;
-    return affinity_config_check(s);
+    int lifetimes = affinity_config_check(s);
+    int stores = affinity_store_check_config(ptemp, s);
+
+    return lifetimes != OK ? lifetimes : stores;
 }
 
 static void affinity_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_config(affinity_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(affinity_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
+    affinity_prefix_register_hooks(p);
+    affinity_learn_register_hooks(p);
 }
