@@ -56,6 +56,7 @@ typedef struct {
     const char *cookie_attrs;       /* as sent, Path always present */
     const char *salt;               /* NULL: unset; may hold any bytes */
     apr_size_t salt_len;
+    const char *salt_kind;          /* none, random, file or string (status) */
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
@@ -145,6 +146,7 @@ typedef struct {
     apr_array_header_t *ids;        /* well-formed IDs, header order */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
+    proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
     int filter_added;
@@ -192,5 +194,9 @@ proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t,
                                    const affinity_request *req);
+
+/* ---- Status handler and counters (affinity_status.c) ------------------- */
+
+void affinity_status_register_hooks(apr_pool_t *p);
 
 #endif /* AFFINITY_PRIVATE_H */

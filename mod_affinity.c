@@ -70,6 +70,7 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         w = affinity_find_cookie(balancer, r, conf, t, req);
     }
     req->chosen = w;
+    req->balancer = balancer;
     return w;
 }
 
@@ -197,4 +198,5 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
+    affinity_status_register_hooks(p);
 }
