@@ -1244,9 +1244,11 @@ static void affinity_html(request_rec *r, affinity_view *v)
              "<title>mod_affinity status</title>\n<style>\n"
              "body{font-family:sans-serif;margin:1em 2em}"
              "table{border-collapse:collapse;margin:.5em 0 1em}"
-             "th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left}"
+             "th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;"
+             "white-space:nowrap}"
              "th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-             "code{font-size:.9em}.bad{color:#a00}.ok{color:#060}"
+             "table{font-size:.92em}code{font-size:.95em}.bad{color:#a00}"
+             ".ok{color:#060}"
              ".bar{display:inline-block;height:.8em;background:#4a7ab5;"
              "vertical-align:middle}\n"
              "</style></head><body>\n<h1>mod_affinity status for ", r);
