@@ -164,12 +164,27 @@ static int affinity_rec_is(affinity_counter *rec, const char *bkey,
            && !strncmp(rec->member, member, sizeof(rec->member));
 }
 
+/* At post_config: READY records by label, so that finding the records of
+ * many members is not quadratic. */
+static apr_hash_t *affinity_rec_index;
+
+static const char *affinity_rec_key(apr_pool_t *p, const char *bkey,
+                                    const char *member)
+{
+    return apr_pstrcat(p, bkey, "\n", member, NULL);
+}
+
 static affinity_counter *affinity_rec_find(const char *bkey, const char *member)
 {
     apr_array_header_t *segs = affinity_counters_store->segs;
     int i;
     apr_uint32_t j;
 
+    if (affinity_rec_index) {
+        apr_pool_t *p = apr_hash_pool_get(affinity_rec_index);
+        return apr_hash_get(affinity_rec_index, affinity_rec_key(p, bkey, member),
+                            APR_HASH_KEY_STRING);
+    }
     for (i = 0; i < segs->nelts; i++) {
         affinity_segment *seg = &APR_ARRAY_IDX(segs, i, affinity_segment);
         for (j = 0; j < seg->n; j++) {
@@ -179,6 +194,33 @@ static affinity_counter *affinity_rec_find(const char *bkey, const char *member)
         }
     }
     return NULL;
+}
+
+static void affinity_rec_index_build(apr_pool_t *p)
+{
+    apr_array_header_t *segs = affinity_counters_store->segs;
+    int i;
+    apr_uint32_t j;
+
+    affinity_rec_index = apr_hash_make(p);
+    for (i = 0; i < segs->nelts; i++) {
+        affinity_segment *seg = &APR_ARRAY_IDX(segs, i, affinity_segment);
+        for (j = 0; j < seg->n; j++) {
+            affinity_counter *rec = &seg->recs[j];
+            const char *key;
+
+            if (rec->state != AFFINITY_REC_READY) {
+                continue;
+            }
+            key = affinity_rec_key(p, apr_pstrndup(p, rec->balancer,
+                                                   sizeof(rec->balancer)),
+                                   apr_pstrndup(p, rec->member, sizeof(rec->member)));
+            /* the first of duplicates, as a linear search would find */
+            if (!apr_hash_get(affinity_rec_index, key, APR_HASH_KEY_STRING)) {
+                apr_hash_set(affinity_rec_index, key, APR_HASH_KEY_STRING, rec);
+            }
+        }
+    }
 }
 
 /* Takes a free record and leaves it in state to (READY: labelled). */
@@ -205,6 +247,11 @@ static affinity_counter *affinity_rec_take(apr_uint32_t to, const char *bkey,
                 apr_cpystrn(rec->member, member, sizeof(rec->member));
             }
             apr_atomic_xchg32(&rec->state, to);
+            if (to == AFFINITY_REC_READY && affinity_rec_index) {
+                apr_pool_t *p = apr_hash_pool_get(affinity_rec_index);
+                apr_hash_set(affinity_rec_index, affinity_rec_key(p, bkey, member),
+                             APR_HASH_KEY_STRING, rec);
+            }
             return rec;
         }
     }
@@ -335,6 +382,7 @@ static void affinity_counters_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     }
 
     /* records this generation needs that no earlier one made */
+    affinity_rec_index_build(ptemp);
     for (b = 0; b < bals->nelts; b++) {
         affinity_bal_ref *ref = &APR_ARRAY_IDX(bals, b, affinity_bal_ref);
         proxy_balancer *balancer = ref->balancer;
@@ -391,6 +439,8 @@ static void affinity_counters_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
         }
         apr_hash_set(affinity_counters_map, &bc->s, sizeof(bc->s), bc);
     }
+    /* ptemp's: children find records by a linear search */
+    affinity_rec_index = NULL;
 }
 
 /* First use, in this process, of a member added live: claim the record the
@@ -490,6 +540,11 @@ static int affinity_status_count(request_rec *r)
         AFFINITY_INC64(&rec->count[st]);
     }
     return DECLINED;
+}
+
+static int affinity_counting(void)
+{
+    return affinity_counters_store && affinity_counters_store->segs->nelts;
 }
 
 /* Sums of every READY record, by "bkey\nmember". */
@@ -821,8 +876,10 @@ static void affinity_parse_id_query(apr_pool_t *p, const char *in,
     while (apr_isspace(*v)) {
         v++;
     }
+    /* NAME=VALUE as pasted from a Cookie header; a prefixed value may
+     * itself hold '=' after its '~' */
     eq = strchr(v, '=');
-    if (eq && eq - v < 40) {
+    if (eq && (!strchr(v, '~') || eq < strchr(v, '~'))) {
         q->cookie_name = apr_pstrndup(p, v, eq - v);
         v = eq + 1;
     }
@@ -1254,7 +1311,7 @@ static void affinity_html(request_rec *r, affinity_view *v)
              "</style></head><body>\n<h1>mod_affinity status for ", r);
     ap_rvputs(r, H(ap_get_server_name(r)), "</h1>\n<dl><dt>Server Version: ",
               H(ap_get_server_description()), "</dt>\n<dt>Counting since: ",
-              affinity_counters_store
+              affinity_counting()
               ? affinity_time_text(r->pool, affinity_counters_store->since)
               : "(counters unavailable)", " (kept across graceful restarts)</dt>\n",
               NULL);
@@ -1432,8 +1489,8 @@ static void affinity_json(request_rec *r, affinity_view *v)
     ap_rprintf(r, "{\"version\":%d,\"server\":{\"name\":\"%s\",\"generation\":%d,"
                "\"counting\":%s", AFFINITY_STATUS_JSON_VERSION,
                J(ap_get_server_name(r)), ap_state_query(AP_SQ_CONFIG_GEN),
-               affinity_counters_store ? "true" : "false");
-    if (affinity_counters_store) {
+               affinity_counting() ? "true" : "false");
+    if (affinity_counting()) {
         ap_rprintf(r, ",\"counting_since\":%" APR_TIME_T_FMT,
                    apr_time_sec(affinity_counters_store->since));
     }

@@ -19,7 +19,7 @@ use POSIX ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 69;
+plan tests => 70;
 
 my $json = JSON::PP->new;
 my @statuses = qw(valid new invalid down domain other);
@@ -276,7 +276,7 @@ counts_become('stcount', $before, \%tally,
     my $id = $stid{backend2};
     for my $case (["$id", 'id'], ["STC=$id", 'id'], ["\"$id\"", 'id'],
                   ["$id.1700000000.1800000000.abcdef", 'id+suffix'],
-                  ["APPSESS=$id~s3ssion-value", 'prefixed']) {
+                  ["APPSESS=$id~s3ssion-value", 'prefixed'], ["$id~dmFsdWU=", 'prefixed']) {
         my ($value, $form) = @$case;
         my $doc = status_json('&id=' . uri_escape($value));
         my $l = $doc->{lookup}{id};
