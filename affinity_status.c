@@ -720,6 +720,8 @@ static const char *affinity_mode_name(affinity_mode_e mode)
         return "cookie";
     case AFFINITY_MODE_DOMAIN:
         return "domain";
+    case AFFINITY_MODE_PREFIX:
+        return "prefix";
     }
     return "unknown";
 }
@@ -727,6 +729,19 @@ static const char *affinity_mode_name(affinity_mode_e mode)
 static int affinity_is_domain(const affinity_view_balancer *vb)
 {
     return vb->conf->mode == AFFINITY_MODE_DOMAIN;
+}
+
+/* The cookie the balancer reads: ours, or in prefix mode the application's
+ * (whose value the module prefixes with the route ID; attributes NULL). */
+static const char *affinity_view_cookie(const affinity_dir_conf *c,
+                                        const char **attrs)
+{
+    if (c->mode == AFFINITY_MODE_PREFIX && c->mode_cookie) {
+        *attrs = NULL;
+        return c->mode_cookie;
+    }
+    *attrs = affinity_cookie_attrs_of(c);
+    return affinity_cookie_name_of(c);
 }
 
 static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
@@ -747,7 +762,7 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
     m->redirect = apr_pstrndup(p, s->redirect, sizeof(s->redirect));
     memset(&fake, 0, sizeof(fake));
     fake.s = s;
-    m->identity = *m->route ? m->route : affinity_identity(p, &fake);
+    m->identity = affinity_identity(p, &fake, m->route);
     affinity_route_id(id, vb->salt, vb->salt_len, m->identity, strlen(m->identity));
     affinity_id_to_hex(m->id_hex, id);
     m->seed = affinity_member_seed(vb->salt, vb->salt_len, m->identity,
@@ -1328,13 +1343,13 @@ static void affinity_html(request_rec *r, affinity_view *v)
                                                           affinity_view_balancer);
         const affinity_dir_conf *c = vb->conf;
         apr_uint64_t unrouted = 0;
+        const char *attrs, *cookie = affinity_view_cookie(c, &attrs);
 
         ap_rvputs(r, "<hr>\n<h2>", H(vb->name), "</h2>\n<table><tr><th>Mode</th>"
                   "<th>Cookie</th><th>Cookie attributes</th><th>Salt</th>"
                   "<th>No failover</th><th>Max members</th></tr>\n<tr><td>",
-                  affinity_mode_name(c->mode), "</td><td>",
-                  H(affinity_cookie_name_of(c)), "</td><td>",
-                  H(affinity_cookie_attrs_of(c)), "</td><td>",
+                  affinity_mode_name(c->mode), "</td><td>", H(cookie), "</td><td>",
+                  attrs ? H(attrs) : "(the application's; prefixed)", "</td><td>",
                   c->salt_kind ? c->salt_kind : "none", "</td><td>",
                   vb->balancer->s->sticky_force ? "On" : "Off", "</td>", NULL);
         ap_rprintf(r, "<td class=\"n\">%d</td></tr></table>\n",
@@ -1504,11 +1519,13 @@ static void affinity_json(request_rec *r, affinity_view *v)
         const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
                                                           affinity_view_balancer);
         const affinity_dir_conf *c = vb->conf;
+        const char *attrs, *cookie = affinity_view_cookie(c, &attrs);
 
         ap_rvputs(r, b ? "," : "", "{\"name\":\"", J(vb->name), "\",\"mode\":\"",
                   affinity_mode_name(c->mode), "\",\"cookie\":{\"name\":\"",
-                  J(affinity_cookie_name_of(c)), "\",\"attributes\":\"",
-                  J(affinity_cookie_attrs_of(c)), "\"},\"salt\":\"",
+                  J(cookie), "\",\"attributes\":",
+                  attrs ? apr_pstrcat(r->pool, "\"", J(attrs), "\"", NULL) : "null",
+                  "},\"salt\":\"",
                   c->salt_kind ? c->salt_kind : "none", "\",\"nofailover\":",
                   vb->balancer->s->sticky_force ? "true" : "false", NULL);
         ap_rprintf(r, ",\"max_members\":%d,\"members\":[", vb->balancer->max_workers);
