@@ -19,7 +19,7 @@ use POSIX ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 70;
+plan tests => 73;
 
 my $json = JSON::PP->new;
 my @statuses = qw(valid new invalid down domain other);
@@ -306,6 +306,20 @@ counts_become('stcount', $before, \%tally,
     edit('stcount', 'backend1', w_wr => '');
     $l = status_json("&id=$stid{backend1}")->{lookup}{id};
     is scalar @{ $l->{matches} }, 1, 'route restored: the old ID is back';
+}
+
+# ---- prefix mode (t/conf/prefix.conf.in: balancer://pfx, JSESSIONID) -------------------
+{
+    my $pfx = balancer_of(status_json(), 'pfx');
+    is join(' ', $pfx->{mode}, $pfx->{cookie}{name}, $pfx->{cookie}{attributes} // 'null'),
+       'prefix JSESSIONID null', 'prefix mode: mode and the application cookie';
+    my ($p2) = grep { $_->{route} eq 'p2' } @{ $pfx->{members} };
+    my $value = "JSESSIONID=$p2->{route_id}~app-session-1";
+    my $l = status_json('&id=' . uri_escape($value))->{lookup}{id};
+    my ($m) = grep { $_->{balancer} eq 'balancer://pfx' } @{ $l->{matches} };
+    is join(' ', $l->{form}, $l->{suffix}, $m ? $m->{member} : '-', $m && $m->{honoured} ? 1 : 0),
+       "prefixed ~app-session-1 $p2->{name} 1", '?id= of a prefixed application cookie';
+    is one('/pfx/', Cookie => $value), 'pfx2', 'and the module sends it there';
 }
 
 # ---- a Route Redirect ------------------------------------------------------------------
