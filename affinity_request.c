@@ -95,11 +95,12 @@ affinity_request *affinity_request_get(request_rec *r,
     req = apr_pcalloc(r->pool, sizeof(*req));
     req->ids = apr_array_make(r->pool, 1, AFFINITY_ID_LEN);
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
-    req->nocache = conf->nocache == 1;
+    /* AffinityNoCache is On unless said Off */
+    req->nocache = conf->nocache != 0;
     if (conf->mode != AFFINITY_MODE_DOMAIN) {
         affinity_read_baton rb;
 
-        rb.name = affinity_cookie_name_of(conf);
+        rb.name = req->cookie_name = affinity_cookie_name_of(conf);
         rb.req = req;
         apr_table_do(affinity_read_header, &rb, r->headers_in, "Cookie", NULL);
         if (req->cookie_seen && conf->remove == 1) {

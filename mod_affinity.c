@@ -15,7 +15,8 @@
  * byrequests, and a cookie naming it.  Domain mode (affinity_domain.c): the
  * member is picked by weighted rendezvous hashing of the request's host; no
  * cookie is involved.  Both work on one per-process member table
- * (affinity_table.c) and one per-request state (affinity_request.c).
+ * (affinity_table.c) and one per-request state (affinity_request.c); what
+ * the response carries is decided in one place (affinity_response.c).
  *
  * This file: the module record, the provider and its finder, and the
  * startup checks.
@@ -70,6 +71,7 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         w = affinity_find_cookie(balancer, r, conf, t, req);
     }
     req->chosen = w;
+    affinity_response_prepare(r, req);
     return w;
 }
 
@@ -196,5 +198,5 @@ static void affinity_register_hooks(apr_pool_t *p)
 {
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    affinity_cookie_register_hooks(p);
+    affinity_response_register_hooks(p);
 }
