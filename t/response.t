@@ -11,7 +11,7 @@ use Apache::TestRequest;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 36;
+plan tests => 39;
 
 my %id;
 for my $m ('respback1', 'respback2') {
@@ -110,6 +110,16 @@ like $log, qr/AFF0030: the member's own Set-Cookie of ROUTEID dropped/,
     'the drop is in the trace log (AFF0030)';
 like $log, qr/AFF0031: the member deletes cookie ROUTEID: passed on/,
     'and so is the deletion (AFF0031)';
+
+# ---- 10. responses without a body still carry the cookie ----------------------
+$res = Apache::TestRequest::HEAD('/resp/hello.txt?head');
+@c = affinity_cookies($res);
+is scalar(@c), 1, 'HEAD: a new session gets one cookie';
+$res = fetch('/resp/hello.txt?lm', Cookie => "ROUTEID=$id{respback1}");
+my $lm = $res->header('Last-Modified');
+$res = fetch('/resp/hello.txt?notmodified', 'If-Modified-Since' => $lm);
+is $res->code, 304, '304 from the member';
+is scalar(affinity_cookies($res)), 1, '304: a new session gets its cookie';
 
 # ---- 8. the Cookie header: commas and joined lines ------------------------------
 my ($b1, $b2) = @id{qw(respback1 respback2)};
