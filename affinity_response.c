@@ -95,9 +95,9 @@ typedef struct {
     request_rec *r;
     const affinity_request *req;
     apr_size_t name_len;
-    apr_array_header_t *keep;       /* values kept, in order */
-    int dropped;
-    int *ours;                      /* ours seen so far (both tables) */
+    apr_array_header_t *keep;       /* NULL: only look; else values kept */
+    int drop;                       /* something is to be dropped */
+    int ours;                       /* ours seen so far (both tables) */
 } affinity_cookie_walk;
 
 static int affinity_is_ours(const affinity_request *req, const char *v)
@@ -106,42 +106,47 @@ static int affinity_is_ours(const affinity_request *req, const char *v)
            && (v == req->set_cookie || !strcmp(v, req->set_cookie));
 }
 
+/* Is v a Set-Cookie to drop: a second copy of ours, or the member's own
+ * cookie of our name that does not delete it? */
+static int affinity_cookie_drops(affinity_cookie_walk *w, const char *v)
+{
+    affinity_set_cookie_t sc;
+
+    if (affinity_is_ours(w->req, v)) {
+        return w->ours++ > 0;
+    }
+    if (!affinity_set_cookie_parse(v, w->r->request_time, &sc)
+        || sc.name_len != w->name_len
+        || memcmp(v + sc.name_off, w->req->cookie_name, w->name_len)) {
+        return 0;
+    }
+    if (!w->keep) {             /* said once, on the first look */
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r, sc.deletion
+                      ? "AFF0031: the member deletes cookie %s: passed on"
+                      : "AFF0030: the member's own Set-Cookie of %s dropped: "
+                        "the balancer owns that cookie (only a deletion "
+                        "passes)", w->req->cookie_name);
+    }
+    return !sc.deletion;
+}
+
 static int affinity_walk_cookie(void *baton, const char *key, const char *v)
 {
     affinity_cookie_walk *w = baton;
-    affinity_set_cookie_t sc;
 
     (void)key;
-    if (affinity_is_ours(w->req, v)) {
-        if (!(*w->ours)++) {
-            APR_ARRAY_PUSH(w->keep, const char *) = v;
-        }
-        else {
-            w->dropped = 1;
-        }
-        return 1;
+    if (affinity_cookie_drops(w, v)) {
+        w->drop = 1;
     }
-    if (affinity_set_cookie_parse(v, w->r->request_time, &sc)
-        && sc.name_len == w->name_len
-        && !memcmp(v + sc.name_off, w->req->cookie_name, w->name_len)) {
-        if (!sc.deletion) {
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r,
-                          "AFF0030: the member's own Set-Cookie of %s dropped: "
-                          "the balancer owns that cookie (only a deletion "
-                          "passes)", w->req->cookie_name);
-            w->dropped = 1;
-            return 1;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r,
-                      "AFF0031: the member deletes cookie %s: passed on",
-                      w->req->cookie_name);
+    else if (w->keep) {
+        APR_ARRAY_PUSH(w->keep, const char *) = v;
     }
-    APR_ARRAY_PUSH(w->keep, const char *) = v;
     return 1;
 }
 
 /* The member's cookies of our name out of one table (ours kept once);
- * other cookies keep their order. */
+ * other cookies keep their order.  A first look allocates nothing: most
+ * responses have nothing to drop. */
 static void affinity_fix_cookies(request_rec *r, const affinity_request *req,
                                  apr_table_t *t, int *ours)
 {
@@ -151,13 +156,18 @@ static void affinity_fix_cookies(request_rec *r, const affinity_request *req,
     w.r = r;
     w.req = req;
     w.name_len = strlen(req->cookie_name);
-    w.keep = apr_array_make(r->pool, 4, sizeof(const char *));
-    w.dropped = 0;
-    w.ours = ours;
+    w.keep = NULL;
+    w.drop = 0;
+    w.ours = *ours;
     apr_table_do(affinity_walk_cookie, &w, t, "Set-Cookie", NULL);
-    if (!w.dropped) {
+    if (!w.drop) {
+        *ours = w.ours;
         return;
     }
+    w.keep = apr_array_make(r->pool, 4, sizeof(const char *));
+    w.ours = *ours;
+    apr_table_do(affinity_walk_cookie, &w, t, "Set-Cookie", NULL);
+    *ours = w.ours;
     apr_table_unset(t, "Set-Cookie");
     for (i = 0; i < w.keep->nelts; i++) {
         apr_table_addn(t, "Set-Cookie", APR_ARRAY_IDX(w.keep, i, const char *));

@@ -20,8 +20,8 @@ sub conf_port {
     my ($name) = @_;
     my $conf = Apache::Test::vars('t_conf') . '/response.conf';
     open my $fh, '<', $conf or die "$conf: $!\n";
-    while (<$fh>) {
-        return $1 if /^\s*Define\s+\Q$name\E\s+(\d+)/;
+    while (my $line = <$fh>) {
+        return $1 if $line =~ /^\s*Define\s+\Q$name\E\s+(\d+)/;
     }
     die "no Define $name in $conf\n";
 }
