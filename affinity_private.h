@@ -48,7 +48,8 @@ extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 typedef enum {
     AFFINITY_MODE_UNSET = -1,
     AFFINITY_MODE_COOKIE = 0,
-    AFFINITY_MODE_DOMAIN = 1
+    AFFINITY_MODE_DOMAIN = 1,
+    AFFINITY_MODE_PREFIX = 2
 } affinity_mode_e;
 
 typedef struct {
@@ -59,6 +60,8 @@ typedef struct {
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
+    const char *mode_cookie;        /* the application's cookie NAME of
+                                     * "AffinityMode prefix NAME", or NULL */
 } affinity_dir_conf;
 
 extern const command_rec affinity_cmds[];
@@ -88,36 +91,44 @@ typedef struct {
     apr_uint64_t seed;                          /* domain-mode hash seed */
 } affinity_member;
 
-/* One per balancer and process, hung on balancer->context (unused by httpd
- * 2.4) and only touched with the balancer's thread mutex held, as the finder
- * always is. */
-typedef struct {
+/* One per balancer, salt and process.  A balancer reached from sections with
+ * different salts keeps one table per salt, side by side in a short list on
+ * balancer->context (unused by httpd 2.4); sections with equal salt bytes
+ * share one.  Only touched with the balancer's thread mutex held, as the
+ * finder always is, and freed by a rebuild: nothing that outlives the finder
+ * (env, notes, headers, cookies, logs written later) may point into it, so
+ * whatever a request keeps is copied into r->pool. */
+typedef struct affinity_table affinity_table;
+struct affinity_table {
     apr_pool_t *pool;               /* the table's own; dropped on rebuild */
-    const char *salt;               /* the salt the IDs were made with */
+    affinity_table *next;           /* the same balancer, another salt */
+    const char *salt;               /* the salt the IDs were made with (a copy) */
     apr_size_t salt_len;
     int nelts;
     affinity_member *members;       /* parallel to balancer->workers */
     affinity_index *index;          /* route ID -> members[] slot */
-} affinity_table;
+};
 
-/* A member's identity: its route=, else host:port. */
-const char *affinity_identity(apr_pool_t *p, const proxy_worker *w);
+/* A member's identity: its route (the caller's bounded copy of s->route)
+ * when set, else the socket path of a unix-socket member, else host:port,
+ * an IPv6 address in brackets. */
+const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
+                              const char *route);
 
-/* The balancer's table, rebuilt first when members were added or the salt
- * in force differs. */
+/* The table for the balancer and the salt in force, built first when there
+ * is none for that salt yet, rebuilt when members were added. */
 affinity_table *affinity_table_get(proxy_balancer *balancer,
                                    const affinity_dir_conf *conf,
                                    request_rec *r);
 
 /* The table with every member's route as built, rebuilt if any changed. */
 affinity_table *affinity_table_verify_all(proxy_balancer *balancer,
-                                          const affinity_dir_conf *conf,
                                           affinity_table *t,
                                           request_rec *r, int *rebuilt);
 
-/* The member for a worker, with its ID checked against the live route. */
+/* The member for a worker, with its ID checked against the live route
+ * (*t is rebuilt when it is not: members of the old *t are gone). */
 affinity_member *affinity_member_of(proxy_balancer *balancer,
-                                    const affinity_dir_conf *conf,
                                     affinity_table **t,
                                     proxy_worker *w, request_rec *r);
 
@@ -156,6 +167,12 @@ typedef struct {
     apr_table_t *seen_err_headers_out;  /* whether a member answered */
     int seen_headers_n, seen_err_headers_n;
     const char *seen_status_line;
+    /* prefix mode (ids holds the IDs of the prefixes, in header order) */
+    const char *key;                /* first value of the application's
+                                     * cookie, without its prefix */
+    apr_size_t key_len;
+    const char *served_id;          /* hex ID of the member chosen */
+    const char *carried_id;         /* hex ID the request carried, or NULL */
 } affinity_request;
 
 affinity_request *affinity_request_get(request_rec *r,
@@ -183,9 +200,36 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
                                 const affinity_request *req);
 
-/* AFFINITY_ROUTE (unset when m is NULL) and AFFINITY_STATUS. */
+/* AFFINITY_ROUTE, a copy of m's ID (unset when m is NULL), and
+ * AFFINITY_STATUS (a string that lives as long as the request). */
 void affinity_set_env(request_rec *r, const affinity_member *m,
                       const char *status);
+
+/* ---- Sessions (affinity_session.c) -------------------------------------- */
+
+/* The member named by the first of the request's IDs (req->ids) that names
+ * a usable member, or NULL; then *down is the first named member that is
+ * not usable, if any.  Routes edited live are caught here. */
+affinity_member *affinity_session_find(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       affinity_table **t,
+                                       const affinity_request *req,
+                                       affinity_member **down);
+
+/* Where a session goes whose member is not usable, the mode's way. */
+typedef proxy_worker *affinity_move_fn(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       const affinity_request *req,
+                                       void *baton);
+
+/* The session's member down is not usable: its Route Redirect if that is
+ * usable; else NULL when nofailover is On (the client gets 503); else the
+ * member move() picks (NULL: none left). */
+proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
+                                    affinity_table *t,
+                                    const affinity_request *req,
+                                    const affinity_member *down,
+                                    affinity_move_fn *move, void *baton);
 
 /* ---- Ways of choosing a member ----------------------------------------- */
 
@@ -194,7 +238,21 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req);
 
+/* affinity_prefix.c */
+void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
+                          affinity_request *req);
+proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   affinity_table *t, affinity_request *req);
+void affinity_prefix_register_hooks(apr_pool_t *p);
+
 /* affinity_domain.c */
+/* The member a key maps to by weighted rendezvous hashing over the usable,
+ * non-draining members (lbsets, spares and standbys as mod_proxy does them). */
+proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
+                                   affinity_table **t,
+                                   const affinity_request *req,
+                                   apr_uint64_t key);
 proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t,

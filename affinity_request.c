@@ -97,7 +97,10 @@ affinity_request *affinity_request_get(request_rec *r,
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
     /* AffinityNoCache is On unless said Off */
     req->nocache = conf->nocache != 0;
-    if (conf->mode != AFFINITY_MODE_DOMAIN) {
+    if (conf->mode == AFFINITY_MODE_PREFIX) {
+        affinity_prefix_read(r, conf, req);
+    }
+    else if (conf->mode != AFFINITY_MODE_DOMAIN) {
         affinity_read_baton rb;
 
         rb.name = req->cookie_name = affinity_cookie_name_of(conf);
@@ -164,11 +167,13 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
     return w;
 }
 
+/* The ID is copied: m lives in a table that another thread's finder may
+ * free while this request's filters, error page and log still read it. */
 void affinity_set_env(request_rec *r, const affinity_member *m,
-                             const char *status)
+                      const char *status)
 {
     if (m) {
-        apr_table_setn(r->subprocess_env, "AFFINITY_ROUTE", m->id_hex);
+        apr_table_set(r->subprocess_env, "AFFINITY_ROUTE", m->id_hex);
     }
     else {
         apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");

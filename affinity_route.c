@@ -10,6 +10,7 @@
  * Depends on APR and APR-util only; see mod_affinity.h.
  */
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "apr_date.h"
@@ -129,14 +130,16 @@ static void affinity_trim(const char **b, const char **e)
     }
 }
 
-/* Is the trimmed pair [pair, end) named name?  Sets *value to what follows
- * '='. */
+/* Is the pair [pair, end) named name?  Sets *value to what follows '='. */
 static int affinity_pair_named(const char *pair, const char *end,
                                const char *name, apr_size_t name_len,
                                const char **value)
 {
     const char *eq, *name_end;
 
+    while (pair < end && affinity_is_ows(*pair)) {
+        pair++;
+    }
     eq = memchr(pair, '=', (apr_size_t)(end - pair));
     if (!eq) {
         return 0;
@@ -231,122 +234,6 @@ const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
     }
     *o = '\0';
     return last ? out : NULL;
-}
-
-/* ---- Set-Cookie ---------------------------------------------------------- */
-
-/* Max-Age's delta-seconds (RFC 6265 5.2.2): an optional '-', then digits.
- * Returns 1 when valid, *nonpositive telling whether it is <= 0; the
- * magnitude never matters, so nothing can overflow. */
-static int affinity_max_age(const char *b, const char *e, int *nonpositive)
-{
-    int negative = 0, nonzero = 0;
-
-    if (b < e && *b == '-') {
-        negative = 1;
-        b++;
-    }
-    if (b == e) {
-        return 0;
-    }
-    for (; b < e; b++) {
-        if (*b < '0' || *b > '9') {
-            return 0;
-        }
-        nonzero |= *b != '0';
-    }
-    *nonpositive = negative || !nonzero;
-    return 1;
-}
-
-/* Expires: 1 when the date is valid, *past telling whether it is not after
- * now.  apr_date_parse_rfc() answers 0 both for a bad date and for the
- * epoch, the date applications delete cookies with most: a date that fails
- * is read again a year later, and one that then lands exactly on
- * 1971-01-01 00:00:00 GMT was the epoch.  Dates are short: a longer value
- * is not one. */
-static int affinity_expires(const char *b, const char *e, apr_time_t now,
-                            int *past)
-{
-    char date[64], *y;
-    apr_time_t t;
-
-    if ((apr_size_t)(e - b) >= sizeof(date)) {
-        return 0;
-    }
-    memcpy(date, b, (apr_size_t)(e - b));
-    date[e - b] = '\0';
-    t = apr_date_parse_rfc(date);
-    if (t == APR_DATE_BAD) {
-        for (y = strstr(date, "1970"); y; y = strstr(y + 1, "1970")) {
-            if ((y == date || !apr_isdigit(y[-1])) && !apr_isdigit(y[4])) {
-                break;
-            }
-        }
-        if (!y) {
-            return 0;
-        }
-        y[3] = '1';
-        if (apr_date_parse_rfc(date) != apr_time_from_sec(365 * 86400)) {
-            return 0;
-        }
-    }
-    *past = t <= now;
-    return 1;
-}
-
-int affinity_set_cookie_parse(const char *header, apr_time_t now,
-                              affinity_set_cookie_t *out)
-{
-    const char *pair_end = header + strcspn(header, ";");
-    const char *name = header, *name_end, *value, *value_end, *s;
-    int max_age = -1, expires = -1;     /* -1: none valid; else deletes */
-
-    value = memchr(header, '=', (apr_size_t)(pair_end - header));
-    if (!value) {
-        return 0;
-    }
-    name_end = value++;
-    value_end = pair_end;
-    affinity_trim(&name, &name_end);
-    affinity_trim(&value, &value_end);
-    if (name == name_end) {
-        return 0;
-    }
-
-    for (s = pair_end; *s; ) {
-        const char *av = s + 1, *av_end = av + strcspn(av, ";");
-        const char *an_end = memchr(av, '=', (apr_size_t)(av_end - av));
-        const char *v = an_end ? an_end + 1 : av_end, *v_end = av_end;
-        int d;
-
-        if (!an_end) {
-            an_end = av_end;
-        }
-        s = av_end;
-        affinity_trim(&av, &an_end);
-        affinity_trim(&v, &v_end);
-        if (an_end - av == 7 && !strncasecmp(av, "max-age", 7)) {
-            if (affinity_max_age(v, v_end, &d)) {
-                max_age = d;
-            }
-        }
-        else if (an_end - av == 7 && !strncasecmp(av, "expires", 7)) {
-            if (affinity_expires(v, v_end, now, &d)) {
-                expires = d;
-            }
-        }
-    }
-    out->name_off = (apr_size_t)(name - header);
-    out->name_len = (apr_size_t)(name_end - name);
-    out->value_off = (apr_size_t)(value - header);
-    out->value_len = (apr_size_t)(value_end - value);
-    out->attrs_off = (apr_size_t)(pair_end - header);
-    out->deletion = value == value_end
-                    || (value_end - value == 2 && !memcmp(value, "\"\"", 2))
-                    || max_age == 1
-                    || (max_age == -1 && expires == 1);
-    return 1;
 }
 
 /* ---- Directive values ---------------------------------------------------- */
@@ -500,6 +387,248 @@ const char *affinity_cache_control_private(apr_pool_t *p, const char *existing)
         *o++ = ' ';
     }
     strcpy(o, "private");
+    return out;
+}
+
+/* ---- Prefix mode ----------------------------------------------------------- */
+
+int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
+                          const char *value, apr_size_t len)
+{
+    unsigned char scratch[AFFINITY_ID_LEN];
+
+    if (len < AFFINITY_PREFIX_LEN || value[AFFINITY_ID_HEX_LEN] != AFFINITY_PREFIX_SEP) {
+        return 0;
+    }
+    return affinity_id_from_hex(id ? id : scratch, value, AFFINITY_ID_HEX_LEN);
+}
+
+const char *affinity_prefix_skip(const char *value, apr_size_t len)
+{
+    while (affinity_prefix_parse(NULL, value, len)) {
+        value += AFFINITY_PREFIX_LEN;
+        len -= AFFINITY_PREFIX_LEN;
+    }
+    return value;
+}
+
+/* [*b, *e) trimmed of blanks, then of one pair of enclosing double quotes,
+ * as affinity_cookie_scan() hands values out.  Returns 1 when quoted. */
+static int affinity_trim_value(const char **b, const char **e)
+{
+    while (*b < *e && affinity_is_ows(**b)) {
+        (*b)++;
+    }
+    while (*e > *b && affinity_is_ows((*e)[-1])) {
+        (*e)--;
+    }
+    if (*e - *b >= 2 && **b == '"' && (*e)[-1] == '"') {
+        (*b)++;
+        (*e)--;
+        return 1;
+    }
+    return 0;
+}
+
+const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
+                                  const char *name, int *cut)
+{
+    apr_size_t name_len = strlen(name);
+    const char *s = header;
+    char *out = NULL, *o = NULL;
+
+    *cut = 0;
+    while (*s) {
+        const char *next, *end, *v, *ve;
+        int joined;
+
+        /* pairs as affinity_cookie_scan() reads them: a bare ',' is part of
+         * a value, whose bytes are never touched */
+        end = affinity_pair_end(s, &next, &joined);
+        ve = end;
+
+        if (affinity_pair_named(s, end, name, name_len, &v)) {
+            const char *rest;
+
+            affinity_trim_value(&v, &ve);
+            rest = affinity_prefix_skip(v, (apr_size_t)(ve - v));
+            if (rest != v) {
+                if (!out) {
+                    /* the result is shorter: one allocation does */
+                    out = o = apr_palloc(p, strlen(header) + 1);
+                    memcpy(o, header, (apr_size_t)(s - header));
+                    o += s - header;
+                }
+                memcpy(o, s, (apr_size_t)(v - s));
+                o += v - s;
+                memcpy(o, rest, (apr_size_t)(next - rest));
+                o += next - rest;
+                (*cut)++;
+                s = next;
+                continue;
+            }
+        }
+        if (out) {
+            memcpy(o, s, (apr_size_t)(next - s));
+            o += next - s;
+        }
+        s = next;
+    }
+    if (!out) {
+        return header;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Max-Age (RFC 6265 5.2.2): an optional '-' and digits, else ignored.
+ * Returns 1 for a positive age, -1 for zero or less, 0 when ignored. */
+static int affinity_max_age(const char *v, const char *e)
+{
+    int negative = v < e && *v == '-', positive = 0;
+
+    v += negative;
+    if (v == e) {
+        return 0;
+    }
+    for (; v < e; v++) {
+        if (!apr_isdigit(*v)) {
+            return 0;
+        }
+        positive |= *v != '0';
+    }
+    return positive && !negative ? 1 : -1;
+}
+
+/* Expires: 1 in the future, -1 at or before now, 0 ignored.  APR answers 0
+ * both for a date it cannot read and for dates up to the epoch, the usual
+ * way to delete a cookie ("Thu, 01 Jan 1970 00:00:00 GMT"): a four-digit
+ * year up to 1970 in a date APR refused means the past. */
+static int affinity_expires(const char *v, const char *e, apr_time_t now)
+{
+    char buf[128];
+    apr_size_t len = (apr_size_t)(e - v);
+    apr_time_t t;
+    const char *d;
+
+    if (!len || len >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    t = apr_date_parse_rfc(buf);
+    if (t != APR_DATE_BAD) {
+        return t <= now ? -1 : 1;
+    }
+    for (d = buf; *d; d++) {
+        if (apr_isdigit(d[0]) && apr_isdigit(d[1]) && apr_isdigit(d[2])
+            && apr_isdigit(d[3]) && !apr_isdigit(d[4])
+            && (d == buf || !apr_isdigit(d[-1]))) {
+            return atoi(d) <= 1970 ? -1 : 0;
+        }
+    }
+    return 0;
+}
+
+int affinity_set_cookie_parse(const char *header, apr_time_t now,
+                              affinity_set_cookie_t *out)
+{
+    const char *pair_end = header + strcspn(header, ";");
+    const char *eq = memchr(header, '=', (apr_size_t)(pair_end - header));
+    const char *n = header, *ne, *v, *ve = pair_end, *s;
+    int max_age = 0, expires = 0;
+
+    if (!eq) {
+        return 0;
+    }
+    ne = eq;
+    while (n < ne && affinity_is_ows(*n)) {
+        n++;
+    }
+    while (ne > n && affinity_is_ows(ne[-1])) {
+        ne--;
+    }
+    if (ne == n) {
+        return 0;
+    }
+    v = eq + 1;
+    while (v < ve && affinity_is_ows(*v)) {
+        v++;
+    }
+    while (ve > v && affinity_is_ows(ve[-1])) {
+        ve--;
+    }
+
+    for (s = pair_end; *s; ) {
+        const char *a = s + 1, *ae = a + strcspn(a, ";");
+        const char *av, *ave = ae, *an_end;
+
+        s = ae;
+        av = memchr(a, '=', (apr_size_t)(ae - a));
+        an_end = av ? av : ae;
+        av = av ? av + 1 : ae;
+        while (a < an_end && affinity_is_ows(*a)) {
+            a++;
+        }
+        while (an_end > a && affinity_is_ows(an_end[-1])) {
+            an_end--;
+        }
+        while (av < ave && affinity_is_ows(*av)) {
+            av++;
+        }
+        while (ave > av && affinity_is_ows(ave[-1])) {
+            ave--;
+        }
+        if (an_end - a == 7 && !strncasecmp(a, "max-age", 7)) {
+            int m = affinity_max_age(av, ave);
+            max_age = m ? m : max_age;
+        }
+        else if (an_end - a == 7 && !strncasecmp(a, "expires", 7)) {
+            int x = affinity_expires(av, ave, now);
+            expires = x ? x : expires;
+        }
+    }
+    out->name_off = (apr_size_t)(n - header);
+    out->name_len = (apr_size_t)(ne - n);
+    out->value_off = (apr_size_t)(v - header);
+    out->value_len = (apr_size_t)(ve - v);
+    out->attrs_off = (apr_size_t)(pair_end - header);
+    /* Max-Age wins over Expires (RFC 6265 5.3 step 3) */
+    out->deletion = v == ve || (ve - v == 2 && v[0] == '"' && v[1] == '"')
+                    || max_age < 0 || (!max_age && expires < 0);
+    return 1;
+}
+
+const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
+                                       const char *name, const char *id_hex,
+                                       apr_time_t now)
+{
+    affinity_set_cookie_t sc;
+    apr_size_t name_len = strlen(name), head, tail, len;
+    const char *value, *rest;
+    char *out;
+
+    if (!affinity_set_cookie_parse(header, now, &sc) || sc.deletion
+        || sc.name_len != name_len
+        || memcmp(header + sc.name_off, name, name_len)) {
+        return NULL;
+    }
+    /* inside the quotes, if any: a quoted value stays valid */
+    value = header + sc.value_off;
+    len = sc.value_len;
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        value++;
+        len -= 2;
+    }
+    /* an ID already there is replaced, never stacked */
+    rest = affinity_prefix_skip(value, len);
+    head = (apr_size_t)(value - header);
+    tail = strlen(rest);
+    out = apr_palloc(p, head + AFFINITY_PREFIX_LEN + tail + 1);
+    memcpy(out, header, head);
+    memcpy(out + head, id_hex, AFFINITY_ID_HEX_LEN);
+    out[head + AFFINITY_ID_HEX_LEN] = AFFINITY_PREFIX_SEP;
+    memcpy(out + head + AFFINITY_PREFIX_LEN, rest, tail + 1);
     return out;
 }
 

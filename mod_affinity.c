@@ -14,9 +14,12 @@
  * there; anything else gets a new member, chosen by lbfactor exactly like
  * byrequests, and a cookie naming it.  Domain mode (affinity_domain.c): the
  * member is picked by weighted rendezvous hashing of the request's host; no
- * cookie is involved.  Both work on one per-process member table
- * (affinity_table.c) and one per-request state (affinity_request.c); what
- * the response carries is decided in one place (affinity_response.c).
+ * cookie is involved.  Prefix mode (affinity_prefix.c): the route ID rides
+ * as a prefix on the application's own session cookie.  All work on one
+ * per-process member table (affinity_table.c), one per-request state
+ * (affinity_request.c) and, for sessions, one set of rules for a member that
+ * is not usable (affinity_session.c).  What a cookie-mode response carries
+ * is decided in one place (affinity_response.c).
  *
  * This file: the module record, the provider and its finder, and the
  * startup checks.
@@ -61,15 +64,21 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
 
         affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
-                      affinity_cookie_name_of(conf));
+                      conf->mode == AFFINITY_MODE_PREFIX
+                      ? conf->mode_cookie : affinity_cookie_name_of(conf));
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     }
 
-    if (conf->mode == AFFINITY_MODE_DOMAIN) {
+    switch (conf->mode) {
+    case AFFINITY_MODE_DOMAIN:
         w = affinity_find_domain(balancer, r, conf, t, req);
-    }
-    else {
+        break;
+    case AFFINITY_MODE_PREFIX:
+        w = affinity_find_prefix(balancer, r, conf, t, req);
+        break;
+    default:
         w = affinity_find_cookie(balancer, r, conf, t, req);
+        break;
     }
     req->chosen = w;
     affinity_response_prepare(r, req);
@@ -105,6 +114,17 @@ static const proxy_balancer_method affinity_method = {
 };
 
 /* ---- Startup ------------------------------------------------------------- */
+
+/* A member as configured: a unix-socket member's URL alone hides the
+ * socket, which is what tells such members apart. */
+static const char *affinity_member_name(apr_pool_t *p, const proxy_worker *w)
+{
+    if (*w->s->uds_path) {
+        return apr_psprintf(p, "unix:%.*s|%s", (int)sizeof(w->s->uds_path),
+                            w->s->uds_path, AFFINITY_WORKER_NAME(w));
+    }
+    return AFFINITY_WORKER_NAME(w);
+}
 
 /* Warnings about balancers that use us: stickysession set (core stickiness
  * would bypass the finder) and members that share an identity. */
@@ -151,7 +171,9 @@ static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
             for (i = 0; i < balancer->workers->nelts; i++) {
                 proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
                                                 proxy_worker *);
-                const char *identity = affinity_identity(ptemp, w);
+                const char *route = apr_pstrndup(ptemp, w->s->route,
+                                                 sizeof(w->s->route));
+                const char *identity = affinity_identity(ptemp, w, route);
                 proxy_worker *other = apr_hash_get(identities, identity,
                                                    APR_HASH_KEY_STRING);
                 if (other) {
@@ -159,8 +181,9 @@ static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
                                  "AFF0003: %s: members %s and %s share the "
                                  "identity \"%s\" and so one route ID; "
                                  "give them distinct route= values",
-                                 balancer->s->name, AFFINITY_WORKER_NAME(other),
-                                 AFFINITY_WORKER_NAME(w), identity);
+                                 balancer->s->name,
+                                 affinity_member_name(ptemp, other),
+                                 affinity_member_name(ptemp, w), identity);
                 }
                 else {
                     apr_hash_set(identities, identity, APR_HASH_KEY_STRING, w);
@@ -204,4 +227,5 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_response_register_hooks(p);
+    affinity_prefix_register_hooks(p);
 }
