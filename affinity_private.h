@@ -49,7 +49,8 @@ typedef enum {
     AFFINITY_MODE_UNSET = -1,
     AFFINITY_MODE_COOKIE = 0,
     AFFINITY_MODE_DOMAIN = 1,
-    AFFINITY_MODE_PREFIX = 2
+    AFFINITY_MODE_PREFIX = 2,
+    AFFINITY_MODE_LEARN = 3
 } affinity_mode_e;
 
 typedef struct {
@@ -62,8 +63,12 @@ typedef struct {
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
     const char *mode_cookie;        /* the application's cookie NAME of
-                                     * "AffinityMode prefix NAME", or NULL */
+                                     * "AffinityMode prefix|learn NAME", or
+                                     * NULL */
+    int store_timeout;              /* AffinityStoreTimeout, -1: unset */
 } affinity_dir_conf;
+
+#define AFFINITY_STORE_TIMEOUT_DEFAULT 1800
 
 extern const command_rec affinity_cmds[];
 void *affinity_create_dir_config(apr_pool_t *p, char *dir);
@@ -157,16 +162,25 @@ typedef struct {
     apr_array_header_t *ids;        /* well-formed IDs, header order */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
+    const char *cookie_name;        /* cookie mode: the cookie's name */
     proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
+    /* the response side (affinity_response.c) */
     int filter_added;
+    int answered;                   /* the member's response was seen */
+    const char *sent_cookie;        /* put in headers_out by the finder */
+    apr_table_t *seen_headers_out;  /* as the finder left them, to tell */
+    apr_table_t *seen_err_headers_out;  /* whether a member answered */
+    int seen_headers_n, seen_err_headers_n;
+    const char *seen_status_line;
     /* prefix mode (ids holds the IDs of the prefixes, in header order) */
     const char *key;                /* first value of the application's
                                      * cookie, without its prefix */
     apr_size_t key_len;
     const char *served_id;          /* hex ID of the member chosen */
     const char *carried_id;         /* hex ID the request carried, or NULL */
+    struct affinity_learn_state *learn;     /* learn mode */
 } affinity_request;
 
 affinity_request *affinity_request_get(request_rec *r,
@@ -231,7 +245,6 @@ proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
 proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req);
-void affinity_cookie_register_hooks(apr_pool_t *p);
 
 /* affinity_prefix.c */
 void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
@@ -240,6 +253,14 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req);
 void affinity_prefix_register_hooks(apr_pool_t *p);
+
+/* affinity_learn.c */
+void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
+                         affinity_request *req);
+proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  affinity_table *t, affinity_request *req);
+void affinity_learn_register_hooks(apr_pool_t *p);
 
 /* affinity_domain.c */
 /* The member a key maps to by weighted rendezvous hashing over the usable,
@@ -252,6 +273,49 @@ proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t,
                                    const affinity_request *req);
+
+/* ---- Learn mode's store (affinity_store.c) ---------------------------- */
+
+/* AffinityStore PROVIDER[:ARGS] (server config) */
+const char *affinity_set_store(cmd_parms *cmd, void *dconf, const char *arg);
+/* AffinityMode learn was seen: post_config sets up the store. */
+void affinity_store_learn_used(void);
+int affinity_store_pre_config(apr_pool_t *pconf);
+int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s);
+int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s);
+void affinity_store_child_init(apr_pool_t *p, server_rec *s);
+
+/* Is the store set up and not backing off after a failure? */
+int affinity_store_available(void);
+/* APR_SUCCESS: found (id, *written); APR_NOTFOUND: no entry; anything
+ * else: the store failed or is backing off (logged, rate-limited). */
+apr_status_t affinity_store_get(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written);
+apr_status_t affinity_store_put(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                const unsigned char id[AFFINITY_ID_LEN],
+                                int timeout);
+apr_status_t affinity_store_remove(request_rec *r,
+                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN]);
+
+/* ---- The response (affinity_response.c) -------------------------------- */
+
+/* Called by the finder after every choice it makes for a request (a retried
+ * finder calls it again): readies the response side for what req says now. */
+void affinity_response_prepare(request_rec *r, affinity_request *req);
+
+/* Puts the response's Set-Cookie and Cache-Control in order for req, in
+ * r->headers_out and r->err_headers_out: the member's own cookies of our
+ * name are dropped unless they delete it, ours (req->set_cookie) is there
+ * exactly once (added to target when missing), and a response setting ours
+ * is kept out of shared caches (AffinityNoCache).  Call it only once the
+ * member has answered. */
+void affinity_response_fixup(request_rec *r, const affinity_request *req,
+                             apr_table_t *target);
+
+void affinity_response_register_hooks(apr_pool_t *p);
 
 /* ---- Status handler and counters (affinity_status.c) ------------------- */
 

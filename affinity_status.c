@@ -61,7 +61,7 @@ APLOG_USE_MODULE(affinity);
 #define AFFINITY_NSTATUS 16
 #define AFFINITY_STATUS_OTHER (AFFINITY_NSTATUS - 1)
 static const char *const affinity_status_names[] = {
-    "valid", "new", "invalid", "down", "domain"
+    "valid", "new", "invalid", "down", "domain", "unknown"
 };
 #define AFFINITY_NAMED (int)(sizeof(affinity_status_names) \
                              / sizeof(affinity_status_names[0]))
@@ -722,6 +722,8 @@ static const char *affinity_mode_name(affinity_mode_e mode)
         return "domain";
     case AFFINITY_MODE_PREFIX:
         return "prefix";
+    case AFFINITY_MODE_LEARN:
+        return "learn";
     }
     return "unknown";
 }
@@ -736,7 +738,8 @@ static int affinity_is_domain(const affinity_view_balancer *vb)
 static const char *affinity_view_cookie(const affinity_dir_conf *c,
                                         const char **attrs)
 {
-    if (c->mode == AFFINITY_MODE_PREFIX && c->mode_cookie) {
+    if ((c->mode == AFFINITY_MODE_PREFIX || c->mode == AFFINITY_MODE_LEARN)
+        && c->mode_cookie) {
         *attrs = NULL;
         return c->mode_cookie;
     }
@@ -779,7 +782,8 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
                  ? m->count[affinity_status_index("domain")]
                  : m->count[affinity_status_index("new")]
                    + m->count[affinity_status_index("invalid")]
-                   + m->count[affinity_status_index("down")];
+                   + m->count[affinity_status_index("down")]
+                   + m->count[affinity_status_index("unknown")];
     vb->started += m->started;
 }
 
@@ -1349,7 +1353,7 @@ static void affinity_html(request_rec *r, affinity_view *v)
                   "<th>Cookie</th><th>Cookie attributes</th><th>Salt</th>"
                   "<th>No failover</th><th>Max members</th></tr>\n<tr><td>",
                   affinity_mode_name(c->mode), "</td><td>", H(cookie), "</td><td>",
-                  attrs ? H(attrs) : "(the application's; prefixed)", "</td><td>",
+                  attrs ? H(attrs) : "(the application's)", "</td><td>",
                   c->salt_kind ? c->salt_kind : "none", "</td><td>",
                   vb->balancer->s->sticky_force ? "On" : "Off", "</td>", NULL);
         ap_rprintf(r, "<td class=\"n\">%d</td></tr></table>\n",

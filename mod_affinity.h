@@ -47,16 +47,24 @@ int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
  * surrounding double quotes removed.  Return non-zero to stop the scan. */
 typedef int affinity_cookie_fn(void *baton, const char *value, apr_size_t len);
 
-/* Scans one Cookie header value ("a=1; b=2").  ';' and ',' separate pairs
- * (httpd joins repeated Cookie headers with ", "); pairs without '=' are
- * skipped.  Returns how many values of the cookie were seen. */
+/* How a Cookie header is cut into pairs (affinity_cookie_scan and
+ * affinity_cookie_strip agree): a pair ends at ';', or at ", " (a comma and
+ * a space), which is how httpd joins repeated Cookie header lines; any other
+ * comma belongs to the pair it is in ("pref=x,ROUTEID=1" is one pair named
+ * pref).  Blanks around a pair, its name and its value are not part of
+ * them; a pair without '=' has no name. */
+
+/* Scans one Cookie header value ("a=1; b=2").  Returns how many values of
+ * the cookie were seen. */
 int affinity_cookie_scan(const char *header, const char *name,
                          affinity_cookie_fn *fn, void *baton);
 
-/* Returns the header without any pair named name (each cut out with the
- * separator after it, the rest copied byte for byte), or NULL when nothing
- * else is left.  *removed tells whether anything was taken out; when not,
- * the original header is returned. */
+/* Returns the header without any pair named name, or NULL when nothing else
+ * is left.  The other pairs keep their bytes; between two of them the bytes
+ * that separated them are kept when they are only ';' and blanks, and
+ * become "; " where a pair was taken out or httpd had joined two lines with
+ * ", " (RFC 6265's separator, as HTTP/2 joins cookies).  *removed tells
+ * whether anything was taken out; when not, the header itself is returned. */
 const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *removed);
 
@@ -68,10 +76,14 @@ int affinity_cookie_name_valid(const char *name);
 const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
                                   const char **err);
 
-/* Cache-Control for a response that sets a route cookie: the backend's
- * directives (may be NULL) with "public" dropped and "private" added, so a
- * shared cache never stores one client's route.  Returns existing unchanged
- * when it already says private or no-store. */
+/* Cache-Control for a response that sets a route cookie, so that a shared
+ * cache never stores one client's route.  existing: the member's
+ * directives, every Cache-Control line joined with ", " (NULL when there is
+ * none).  Directives are split at commas outside quoted strings.  Returned
+ * unchanged when a directive is a plain private or a no-store; otherwise
+ * every directive but public and a qualified private (private="...",
+ * which a shared cache may still store) is kept, trimmed, joined with
+ * ", ", and "private" is added. */
 const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
 
 /* ---- Prefix mode: route IDs on the application's cookie ----------------- */
@@ -124,6 +136,41 @@ int affinity_set_cookie_parse(const char *header, apr_time_t now,
 const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
                                        const char *name, const char *id_hex,
                                        apr_time_t now);
+
+/* ---- Learn mode: what the store holds ------------------------------------ */
+
+/* The store key of a session value: HMAC-SHA1 keyed with the salt over the
+ * balancer's name, a NUL and the value, so the store (and anyone who reads
+ * it) never sees a session ID, and two balancers never share an entry. */
+#define AFFINITY_LEARN_KEY_LEN AFFINITY_ID_LEN
+void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                        const char *salt, apr_size_t salt_len,
+                        const char *balancer, const char *value,
+                        apr_size_t len);
+
+/* HMAC-SHA1 (RFC 2104) of data under key. */
+void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
+                        const void *key, apr_size_t key_len,
+                        const void *data, apr_size_t len);
+
+/* An entry: the member's route ID (20 bytes), then the time it was written
+ * (seconds since the epoch, 8 bytes big-endian): the refresh rule needs the
+ * age, and the providers do not say when an entry expires. */
+#define AFFINITY_LEARN_ENTRY_LEN (AFFINITY_ID_LEN + 8)
+void affinity_learn_entry_encode(unsigned char entry[AFFINITY_LEARN_ENTRY_LEN],
+                                 const unsigned char id[AFFINITY_ID_LEN],
+                                 apr_int64_t written);
+/* Returns 1 and fills id and *written when entry is one of ours, else 0. */
+int affinity_learn_entry_decode(const unsigned char *entry, apr_size_t len,
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written);
+
+/* What a hit does with an entry written at written (seconds) when the
+ * timeout is timeout seconds, at now: 0 use it as is, 1 use it and write it
+ * again (older than a quarter of the timeout), -1 it has expired (treat as
+ * absent: not every provider expires entries to the second). */
+int affinity_learn_entry_age(apr_int64_t written, apr_int64_t now,
+                             apr_int64_t timeout);
 
 /* ---- ID index ----------------------------------------------------------- */
 
