@@ -11,17 +11,9 @@
  * lbfactor exactly like byrequests, and a cookie naming it.
  */
 
-#include "http_request.h"
-#include "util_filter.h"
-
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
-
-static ap_filter_rec_t *affinity_cookie_filter_handle;
-
-static apr_status_t affinity_cookie_filter(ap_filter_t *f,
-                                           apr_bucket_brigade *bb);
 
 /* ---- Session lifetime and stock values ------------------------------------ */
 
@@ -156,7 +148,7 @@ static int affinity_reissue_due(const affinity_dir_conf *conf,
     return affinity_stamp_refresh_due(info->last, now, affinity_max_idle_of(conf));
 }
 
-/* Records the Set-Cookie naming m for the response filter. */
+/* Records the Set-Cookie naming m; the response side sends it. */
 static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
                                   const affinity_dir_conf *conf,
                                   const affinity_table *t, affinity_request *req,
@@ -173,14 +165,10 @@ static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
                               affinity_stamp_date(apr_time_sec(r->request_time)));
         value = buf;
     }
+    /* the response side (affinity_response.c) sends it */
     req->set_cookie = apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=",
                                   value, "; ", affinity_cookie_attrs_of(conf),
                                   NULL);
-    if (!req->filter_added) {
-        ap_add_output_filter_handle(affinity_cookie_filter_handle, NULL, r,
-                                    r->connection);
-        req->filter_added = 1;
-    }
 }
 
 /* A session whose member is not usable starts over on a new member, and
@@ -270,66 +258,4 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                           affinity_stamp_date(apr_time_sec(r->request_time)));
     apr_table_setn(r->subprocess_env, "BALANCER_ROUTE_CHANGED", "1");
     return m->worker;
-}
-
-/* ---- The response ------------------------------------------------------- */
-
-static void affinity_add_cookie(request_rec *r, const affinity_request *req,
-                                apr_table_t *headers)
-{
-    apr_table_addn(headers, "Set-Cookie", req->set_cookie);
-    if (req->nocache) {
-        const char *cc = apr_table_get(r->headers_out, "Cache-Control");
-        apr_table_unset(r->headers_out, "Cache-Control");
-        apr_table_setn(headers, "Cache-Control",
-                       affinity_cache_control_private(r->pool, cc));
-    }
-}
-
-/* Added by the finder once a cookie must be set; runs after mod_proxy has
- * put the member's headers in place, so the cookie names the member that
- * served.  A response httpd made itself (member unreachable) never reaches
- * this filter: error pages start a new filter chain. */
-static apr_status_t affinity_cookie_filter(ap_filter_t *f,
-                                           apr_bucket_brigade *bb)
-{
-    request_rec *r = f->r;
-    const affinity_request *req = ap_get_module_config(r->request_config,
-                                                       &affinity_module);
-
-    if (req && req->set_cookie && req->chosen) {
-        affinity_add_cookie(r, req, r->headers_out);
-    }
-    ap_remove_output_filter(f);
-    return ap_pass_brigade(f->next, bb);
-}
-
-/* An error page after a member did answer (ProxyErrorOverride) still sets
- * the cookie; one after no member answered (503, 502) does not, and then the
- * log must not name a member either. */
-static void affinity_insert_error_filter(request_rec *r)
-{
-    const affinity_request *req = ap_get_module_config(r->request_config,
-                                                       &affinity_module);
-
-    if (!req) {
-        return;
-    }
-    if (req->chosen && apr_table_get(r->notes, "proxy-status")) {
-        if (req->set_cookie) {
-            affinity_add_cookie(r, req, r->err_headers_out);
-        }
-        return;
-    }
-    apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");
-    apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
-}
-
-void affinity_cookie_register_hooks(apr_pool_t *p)
-{
-    ap_hook_insert_error_filter(affinity_insert_error_filter, NULL, NULL,
-                                APR_HOOK_MIDDLE);
-    affinity_cookie_filter_handle =
-        ap_register_output_filter("AFFINITY_COOKIE", affinity_cookie_filter,
-                                  NULL, AP_FTYPE_CONTENT_SET);
 }

@@ -58,6 +58,7 @@ typedef struct {
     const char *cookie_attrs;       /* as sent, Path always present */
     const char *salt;               /* NULL: unset; may hold any bytes */
     apr_size_t salt_len;
+    const char *salt_kind;          /* none, random, file or string (status) */
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
@@ -210,9 +211,18 @@ typedef struct {
     apr_array_header_t *info;       /* affinity_id_info, parallel to ids */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
+    const char *cookie_name;        /* cookie mode: the cookie's name */
+    proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
+    /* the response side (affinity_response.c) */
     int filter_added;
+    int answered;                   /* the member's response was seen */
+    const char *sent_cookie;        /* put in headers_out by the finder */
+    apr_table_t *seen_headers_out;  /* as the finder left them, to tell */
+    apr_table_t *seen_err_headers_out;  /* whether a member answered */
+    int seen_headers_n, seen_err_headers_n;
+    const char *seen_status_line;
     /* prefix mode (ids holds the IDs of the prefixes, in header order) */
     const char *key;                /* first value of the application's
                                      * cookie, without its prefix */
@@ -289,7 +299,6 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
 proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req);
-void affinity_cookie_register_hooks(apr_pool_t *p);
 
 /* affinity_prefix.c */
 void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
@@ -344,5 +353,26 @@ apr_status_t affinity_store_put(request_rec *r,
                                 int timeout);
 apr_status_t affinity_store_remove(request_rec *r,
                                    const unsigned char key[AFFINITY_LEARN_KEY_LEN]);
+
+/* ---- The response (affinity_response.c) -------------------------------- */
+
+/* Called by the finder after every choice it makes for a request (a retried
+ * finder calls it again): readies the response side for what req says now. */
+void affinity_response_prepare(request_rec *r, affinity_request *req);
+
+/* Puts the response's Set-Cookie and Cache-Control in order for req, in
+ * r->headers_out and r->err_headers_out: the member's own cookies of our
+ * name are dropped unless they delete it, ours (req->set_cookie) is there
+ * exactly once (added to target when missing), and a response setting ours
+ * is kept out of shared caches (AffinityNoCache).  Call it only once the
+ * member has answered. */
+void affinity_response_fixup(request_rec *r, const affinity_request *req,
+                             apr_table_t *target);
+
+void affinity_response_register_hooks(apr_pool_t *p);
+
+/* ---- Status handler and counters (affinity_status.c) ------------------- */
+
+void affinity_status_register_hooks(apr_pool_t *p);
 
 #endif /* AFFINITY_PRIVATE_H */

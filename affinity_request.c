@@ -58,11 +58,15 @@ static int affinity_read_header(void *baton, const char *key, const char *value)
     return 1;
 }
 
+/* AffinityCookieRemove: the member gets one Cookie header holding every
+ * other pair, the lines joined with "; " (RFC 6265, as HTTP/2 joins them);
+ * httpd has already joined an HTTP/1.1 request's lines into one with ", ",
+ * which affinity_cookie_strip() reads as a separator too. */
 static void affinity_strip_cookie(request_rec *r, const char *name)
 {
     const apr_array_header_t *arr = apr_table_elts(r->headers_in);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(const char *));
+    const char *joined = NULL;
     int i, removed_any = 0;
 
     for (i = 0; i < arr->nelts; i++) {
@@ -75,15 +79,16 @@ static void affinity_strip_cookie(request_rec *r, const char *name)
         rest = affinity_cookie_strip(r->pool, e[i].val, name, &removed);
         removed_any |= removed;
         if (rest) {
-            APR_ARRAY_PUSH(keep, const char *) = rest;
+            joined = joined ? apr_pstrcat(r->pool, joined, "; ", rest, NULL)
+                            : rest;
         }
     }
     if (!removed_any) {
         return;
     }
     apr_table_unset(r->headers_in, "Cookie");
-    for (i = 0; i < keep->nelts; i++) {
-        apr_table_addn(r->headers_in, "Cookie", APR_ARRAY_IDX(keep, i, const char *));
+    if (joined) {
+        apr_table_setn(r->headers_in, "Cookie", joined);
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
                   "AFF0013: cookie %s removed from the request to the member",
@@ -110,7 +115,8 @@ affinity_request *affinity_request_get(request_rec *r,
     req->ids = apr_array_make(r->pool, 1, AFFINITY_ID_LEN);
     req->info = apr_array_make(r->pool, 1, sizeof(affinity_id_info));
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
-    req->nocache = conf->nocache == 1;
+    /* AffinityNoCache is On unless said Off */
+    req->nocache = conf->nocache != 0;
     if (conf->mode == AFFINITY_MODE_PREFIX) {
         affinity_prefix_read(r, conf, req);
     }
@@ -120,7 +126,7 @@ affinity_request *affinity_request_get(request_rec *r,
     else if (conf->mode != AFFINITY_MODE_DOMAIN) {
         affinity_read_baton rb;
 
-        rb.name = affinity_cookie_name_of(conf);
+        rb.name = req->cookie_name = affinity_cookie_name_of(conf);
         rb.req = req;
         rb.pool = r->pool;
         rb.legacy = conf->legacy_routes == 1;

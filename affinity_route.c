@@ -82,20 +82,55 @@ int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
 
 /* ---- Cookies ------------------------------------------------------------- */
 
-/* Cookie headers separate pairs with ';' and allow blanks around them
- * (RFC 6265 5.2 is lenient, so are we).  ',' separates too: httpd joins a
- * request's repeated Cookie headers with ", ". */
+/* Blanks around pairs, names and values (RFC 6265 5.2 is lenient, so are
+ * we). */
 static int affinity_is_ows(char c)
 {
     return c == ' ' || c == '\t';
 }
 
-static int affinity_is_pair_sep(char c)
+/* The end of the pair that starts at s: the next ';', or the next ", "
+ * (httpd joins repeated Cookie header lines with it); a comma not followed
+ * by a space is part of the pair.  *next: where the following pair starts;
+ * *joined: the pair ends at a ", " join. */
+static const char *affinity_pair_end(const char *s, const char **next,
+                                     int *joined)
 {
-    return c == ';' || c == ',';
+    const char *e = s;
+
+    for (;;) {
+        e += strcspn(e, ";,");
+        if (*e == ';') {
+            *next = e + 1;
+            *joined = 0;
+            return e;
+        }
+        if (*e == ',' && e[1] == ' ') {
+            *next = e + 2;
+            *joined = 1;
+            return e;
+        }
+        if (!*e) {
+            *next = e;
+            *joined = 0;
+            return e;
+        }
+        e++;
+    }
 }
 
-/* Is [pair, end) a pair named name?  Sets *value to what follows '='. */
+/* [*b, *e) without blanks at either end */
+static void affinity_trim(const char **b, const char **e)
+{
+    while (*b < *e && affinity_is_ows(**b)) {
+        (*b)++;
+    }
+    while (*e > *b && affinity_is_ows((*e)[-1])) {
+        (*e)--;
+    }
+}
+
+/* Is the pair [pair, end) named name?  Sets *value to what follows '='. */
 static int affinity_pair_named(const char *pair, const char *end,
                                const char *name, apr_size_t name_len,
                                const char **value)
@@ -123,22 +158,18 @@ int affinity_cookie_scan(const char *header, const char *name,
 {
     apr_size_t name_len = strlen(name);
     const char *p = header;
-    int seen = 0;
+    int seen = 0, joined;
 
     while (*p) {
-        const char *pair = p, *end = p + strcspn(p, ";,");
-        const char *value, *value_end = end;
+        const char *pair = p, *end = affinity_pair_end(p, &p, &joined);
+        const char *value, *value_end;
 
-        p = *end ? end + 1 : end;
+        affinity_trim(&pair, &end);
         if (!affinity_pair_named(pair, end, name, name_len, &value)) {
             continue;
         }
-        while (value < value_end && affinity_is_ows(*value)) {
-            value++;
-        }
-        while (value_end > value && affinity_is_ows(value_end[-1])) {
-            value_end--;
-        }
+        value_end = end;
+        affinity_trim(&value, &value_end);
         if (value_end - value >= 2 && *value == '"' && value_end[-1] == '"') {
             value++;
             value_end--;
@@ -151,46 +182,61 @@ int affinity_cookie_scan(const char *header, const char *name,
     return seen;
 }
 
-/* Pairs named name are cut out with the separator after them; everything
- * else is copied byte for byte, so the result is never longer. */
+/* Is [b, e) only ';' and blanks: nothing a client meant as a pair? */
+static int affinity_only_separators(const char *b, const char *e)
+{
+    for (; b < e; b++) {
+        if (*b != ';' && !affinity_is_ows(*b)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *removed)
 {
-    apr_size_t name_len = strlen(name), len;
-    const char *s = header, *value;
-    char *out, *o, *start;
+    apr_size_t name_len = strlen(name), len = strlen(header);
+    const char *s = header, *value, *last = NULL;
+    char *out, *o;
+    int joined;
 
     *removed = 0;
-    out = o = apr_palloc(p, strlen(header) + 1);
+    /* every kept pair but the first may get a 2-byte "; " where the input
+     * had a 1-byte ';': at most twice as long */
+    out = o = apr_palloc(p, 2 * len + 1);
     while (*s) {
-        const char *end = s + strcspn(s, ";,");
-        const char *next = *end ? end + 1 : end;
+        const char *pair = s, *end = affinity_pair_end(s, &s, &joined);
 
-        if (affinity_pair_named(s, end, name, name_len, &value)) {
+        affinity_trim(&pair, &end);
+        if (pair == end) {
+            continue;
+        }
+        if (affinity_pair_named(pair, end, name, name_len, &value)) {
             *removed = 1;
+            continue;
         }
-        else {
-            memcpy(o, s, (apr_size_t)(next - s));
-            o += next - s;
+        if (last && affinity_only_separators(last, pair)) {
+            /* neighbours as sent: keep their separator byte for byte */
+            memcpy(o, last, (apr_size_t)(pair - last));
+            o += pair - last;
         }
-        s = next;
+        else if (last) {
+            memcpy(o, "; ", 2);
+            o += 2;
+        }
+        memcpy(o, pair, (apr_size_t)(end - pair));
+        o += end - pair;
+        last = end;
     }
     if (!*removed) {
         return header;
     }
     *o = '\0';
-
-    start = out;
-    while (affinity_is_ows(*start) || affinity_is_pair_sep(*start)) {
-        start++;
-    }
-    len = strlen(start);
-    while (len && (affinity_is_ows(start[len - 1])
-                   || affinity_is_pair_sep(start[len - 1]))) {
-        start[--len] = '\0';
-    }
-    return len ? start : NULL;
+    return last ? out : NULL;
 }
+
+/* ---- Directive values ---------------------------------------------------- */
 
 int affinity_cookie_name_valid(const char *name)
 {
@@ -263,61 +309,76 @@ const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
     return *attrs ? apr_pstrcat(p, "Path=/; ", attrs, NULL) : "Path=/";
 }
 
-/* Does a comma-separated directive list hold the directive (any case,
- * with or without a value)? */
-static int affinity_has_directive(const char *list, const char *directive)
+/* The next Cache-Control directive at or after s: [*d, *e) trimmed, empty
+ * when there is none.  A directive ends at a comma outside a quoted string
+ * (RFC 9110 5.6.4: backslash escapes the next byte inside one).  Returns
+ * where the search goes on. */
+static const char *affinity_next_directive(const char *s, const char **d,
+                                           const char **e)
 {
-    apr_size_t dlen = strlen(directive);
-    const char *s = list;
+    int quoted = 0;
 
-    while (*s) {
-        while (*s == ',' || affinity_is_ows(*s)) {
+    while (*s == ',' || affinity_is_ows(*s)) {
+        s++;
+    }
+    *d = s;
+    for (; *s && (quoted || *s != ','); s++) {
+        if (quoted && *s == '\\' && s[1]) {
             s++;
         }
-        if (!strncasecmp(s, directive, dlen)
-            && (s[dlen] == '\0' || s[dlen] == ',' || s[dlen] == '='
-                || affinity_is_ows(s[dlen]))) {
-            return 1;
-        }
-        while (*s && *s != ',') {
-            s++;
+        else if (*s == '"') {
+            quoted = !quoted;
         }
     }
-    return 0;
+    *e = s;
+    while (*e > *d && affinity_is_ows((*e)[-1])) {
+        (*e)--;
+    }
+    return s;
+}
+
+/* Is the directive [d, e) named name (any case)?  *qualified: it has a
+ * value ("name=..."). */
+static int affinity_directive_is(const char *d, const char *e,
+                                 const char *name, int *qualified)
+{
+    apr_size_t n = strlen(name);
+    const char *v;
+
+    if ((apr_size_t)(e - d) < n || strncasecmp(d, name, n)) {
+        return 0;
+    }
+    /* then nothing, or '=', blanks allowed: not "publicity" */
+    for (v = d + n; v < e && affinity_is_ows(*v); v++) {
+    }
+    *qualified = v < e && *v == '=';
+    return v == e || *qualified;
 }
 
 const char *affinity_cache_control_private(apr_pool_t *p, const char *existing)
 {
-    const char *s;
+    const char *s, *d, *e;
     char *out, *o;
+    int q;
 
     if (!existing || !*existing) {
         return "private";
     }
-    if (affinity_has_directive(existing, "private")
-        || affinity_has_directive(existing, "no-store")) {
-        return existing;
+    for (s = existing; *s; ) {
+        s = affinity_next_directive(s, &d, &e);
+        if ((affinity_directive_is(d, e, "private", &q) && !q)
+            || affinity_directive_is(d, e, "no-store", &q)) {
+            return existing;
+        }
     }
 
-    /* copy every directive but "public", then add "private"; each
-     * directive (at least one byte) is followed by ", " */
+    /* each directive kept (at least one byte) is followed by ", ": at most
+     * three times the input, plus "private" */
     out = o = apr_palloc(p, 3 * strlen(existing) + sizeof("private"));
     for (s = existing; *s; ) {
-        const char *d, *e;
-
-        while (*s == ',' || affinity_is_ows(*s)) {
-            s++;
-        }
-        d = s;
-        while (*s && *s != ',') {
-            s++;
-        }
-        e = s;
-        while (e > d && affinity_is_ows(e[-1])) {
-            e--;
-        }
-        if (e == d || affinity_has_directive(apr_pstrmemdup(p, d, e - d),
-                                             "public")) {
+        s = affinity_next_directive(s, &d, &e);
+        if (d == e || affinity_directive_is(d, e, "public", &q)
+            || affinity_directive_is(d, e, "private", &q)) {
             continue;
         }
         memcpy(o, d, (apr_size_t)(e - d));
@@ -378,9 +439,13 @@ const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
 
     *cut = 0;
     while (*s) {
-        const char *end = s + strcspn(s, ";,");
-        const char *next = *end ? end + 1 : end;
-        const char *v, *ve = end;
+        const char *next, *end, *v, *ve;
+        int joined;
+
+        /* pairs as affinity_cookie_scan() reads them: a bare ',' is part of
+         * a value, whose bytes are never touched */
+        end = affinity_pair_end(s, &next, &joined);
+        ve = end;
 
         if (affinity_pair_named(s, end, name, name_len, &v)) {
             const char *rest;

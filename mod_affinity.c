@@ -18,7 +18,8 @@
  * as a prefix on the application's own session cookie.  All work on one
  * per-process member table (affinity_table.c), one per-request state
  * (affinity_request.c) and, for sessions, one set of rules for a member that
- * is not usable (affinity_session.c).
+ * is not usable (affinity_session.c).  What a cookie-mode response carries
+ * is decided in one place (affinity_response.c).
  *
  * This file: the module record, the provider and its finder, and the
  * startup checks.
@@ -88,6 +89,8 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         break;
     }
     req->chosen = w;
+    req->balancer = balancer;
+    affinity_response_prepare(r, req);
     return w;
 }
 
@@ -259,7 +262,8 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    affinity_cookie_register_hooks(p);
+    affinity_response_register_hooks(p);
     affinity_prefix_register_hooks(p);
     affinity_learn_register_hooks(p);
+    affinity_status_register_hooks(p);
 }

@@ -48,16 +48,24 @@ int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
  * surrounding double quotes removed.  Return non-zero to stop the scan. */
 typedef int affinity_cookie_fn(void *baton, const char *value, apr_size_t len);
 
-/* Scans one Cookie header value ("a=1; b=2").  ';' and ',' separate pairs
- * (httpd joins repeated Cookie headers with ", "); pairs without '=' are
- * skipped.  Returns how many values of the cookie were seen. */
+/* How a Cookie header is cut into pairs (affinity_cookie_scan and
+ * affinity_cookie_strip agree): a pair ends at ';', or at ", " (a comma and
+ * a space), which is how httpd joins repeated Cookie header lines; any other
+ * comma belongs to the pair it is in ("pref=x,ROUTEID=1" is one pair named
+ * pref).  Blanks around a pair, its name and its value are not part of
+ * them; a pair without '=' has no name. */
+
+/* Scans one Cookie header value ("a=1; b=2").  Returns how many values of
+ * the cookie were seen. */
 int affinity_cookie_scan(const char *header, const char *name,
                          affinity_cookie_fn *fn, void *baton);
 
-/* Returns the header without any pair named name (each cut out with the
- * separator after it, the rest copied byte for byte), or NULL when nothing
- * else is left.  *removed tells whether anything was taken out; when not,
- * the original header is returned. */
+/* Returns the header without any pair named name, or NULL when nothing else
+ * is left.  The other pairs keep their bytes; between two of them the bytes
+ * that separated them are kept when they are only ';' and blanks, and
+ * become "; " where a pair was taken out or httpd had joined two lines with
+ * ", " (RFC 6265's separator, as HTTP/2 joins cookies).  *removed tells
+ * whether anything was taken out; when not, the header itself is returned. */
 const char *affinity_cookie_strip(apr_pool_t *p, const char *header,
                                   const char *name, int *removed);
 
@@ -69,10 +77,14 @@ int affinity_cookie_name_valid(const char *name);
 const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
                                   const char **err);
 
-/* Cache-Control for a response that sets a route cookie: the backend's
- * directives (may be NULL) with "public" dropped and "private" added, so a
- * shared cache never stores one client's route.  Returns existing unchanged
- * when it already says private or no-store. */
+/* Cache-Control for a response that sets a route cookie, so that a shared
+ * cache never stores one client's route.  existing: the member's
+ * directives, every Cache-Control line joined with ", " (NULL when there is
+ * none).  Directives are split at commas outside quoted strings.  Returned
+ * unchanged when a directive is a plain private or a no-store; otherwise
+ * every directive but public and a qualified private (private="...",
+ * which a shared cache may still store) is kept, trimmed, joined with
+ * ", ", and "private" is added. */
 const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
 
 /* ---- Prefix mode: route IDs on the application's cookie ----------------- */

@@ -13,8 +13,10 @@
  *    characters (tab allowed); otherwise its result holds none, has no
  *    leading or trailing blank or ';', always has a Path attribute, and is
  *    the trimmed input, with "Path=/; " in front when it had no Path.
- *  - affinity_cache_control_private always says private (or no-store), and
- *    is exactly the input's directives minus "public", plus "private".
+ *  - affinity_cache_control_private: directives split at commas outside
+ *    quoted strings (backslash escapes inside them); the input unchanged
+ *    when a directive is a plain private or a no-store, else exactly its
+ *    directives minus public and qualified private, plus "private".
  */
 
 #include <string.h>
@@ -70,14 +72,23 @@ static int model_has_path(const char *s)
     }
 }
 
-/* Does the trimmed directive [b, e) have the name d (alone, "d=..." or
- * "d ...")? */
-static int model_is_directive(const char *b, const char *e, const char *d)
+/* Does the trimmed directive [b, e) have the name d: d alone, or followed
+ * by blanks and then nothing or '=', or by '='?  *q: it has a value. */
+static int model_is_directive(const char *b, const char *e, const char *d,
+                              int *q)
 {
     size_t n = strlen(d);
+    const char *v;
 
-    return (size_t)(e - b) >= n && !strncasecmp(b, d, n)
-           && ((size_t)(e - b) == n || b[n] == '=' || is_ows(b[n]));
+    if ((size_t)(e - b) < n || strncasecmp(b, d, n)) {
+        return 0;
+    }
+    v = b + n;
+    while (v < e && is_ows(*v)) {
+        v++;
+    }
+    *q = v < e && *v == '=';
+    return v == e || *q;
 }
 
 static void check_attrs(apr_pool_t *p, const char *in)
@@ -130,15 +141,23 @@ static void check_cache_control(apr_pool_t *p, const char *in)
 {
     const char *out = affinity_cache_control_private(p, in), *s;
     char *want, *w;
-    int has_private = 0;
+    int keep = 0, q;
 
     FUZZ_CHECK(out != NULL);
     want = w = calloc(1, 3 * strlen(in) + sizeof("private"));
     for (s = in; ; ) {
-        const char *e = strchr(s, ','), *b, *t;
+        const char *e = s, *b, *t;
+        int quoted = 0;
 
-        if (!e) {
-            e = s + strlen(s);
+        /* the directive ends at a comma outside quotes */
+        while (*e && (quoted || *e != ',')) {
+            if (quoted && *e == '\\' && e[1]) {
+                e++;
+            }
+            else if (*e == '"') {
+                quoted = !quoted;
+            }
+            e++;
         }
         b = s;
         t = e;
@@ -148,11 +167,12 @@ static void check_cache_control(apr_pool_t *p, const char *in)
         while (t > b && is_ows(t[-1])) {
             t--;
         }
-        if (model_is_directive(b, t, "private")
-            || model_is_directive(b, t, "no-store")) {
-            has_private = 1;
+        if ((model_is_directive(b, t, "private", &q) && !q)
+            || model_is_directive(b, t, "no-store", &q)) {
+            keep = 1;
         }
-        if (t > b && !model_is_directive(b, t, "public")) {
+        if (t > b && !model_is_directive(b, t, "public", &q)
+            && !model_is_directive(b, t, "private", &q)) {
             memcpy(w, b, (size_t)(t - b));
             w += t - b;
             memcpy(w, ", ", 2);
@@ -167,7 +187,7 @@ static void check_cache_control(apr_pool_t *p, const char *in)
     if (!*in) {
         FUZZ_CHECK(!strcmp(out, "private"));
     }
-    else if (has_private) {
+    else if (keep) {
         FUZZ_CHECK(out == in);
     }
     else {

@@ -10,8 +10,8 @@
  * affinity_prefix_strip() on a Cookie header.
  *
  * Input: one selector byte (the cookie name: one of a few fixed ones), then
- * the Cookie header value.  A naive model splits the header on ';' and ',',
- * and for every pair named name whose value (blanks trimmed, one pair of
+ * the Cookie header value.  A naive model splits the header at ';' and at
+ * ", " (a bare ',' is part of a value), and for every pair named name whose value (blanks trimmed, one pair of
  * double quotes removed) starts with 40 lowercase hex digits and '~', cuts
  * those 41 bytes and any more such prefixes right after; every other byte is
  * copied.  The stripped header must be
@@ -104,9 +104,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
     model = o = calloc(1, hlen + 1);
     for (s = header; *s; ) {
-        const char *e = s + strcspn(s, ";,");
-        const char *next = *e ? e + 1 : e;
-        const char *b = s, *eq, *ne, *v, *ve = e;
+        const char *e = s, *next;
+        const char *b = s, *eq, *ne, *v, *ve;
+
+        while (*e && *e != ';' && !(*e == ',' && e[1] == ' ')) {
+            e++;
+        }
+        next = !*e ? e : *e == ';' ? e + 1 : e + 2;
+        ve = e;
 
         while (b < e && is_ows(*b)) {
             b++;

@@ -41,7 +41,8 @@ $res = fetch('/options/cc.txt', Cookie => "SESS=$id");
 is $res->header('Cache-Control'), 'public, max-age=60',
     'a response setting no cookie keeps the member\'s Cache-Control';
 
-# Defaults elsewhere: nothing removed, no Cache-Control added.
+# Defaults elsewhere: nothing removed; a new cookie is kept out of shared
+# caches.
 $res = fetch('/app/cc.txt', Cookie => 'a=1');
-is $res->header('Cache-Control'), 'public, max-age=60', 'AffinityNoCache Off by default';
+is $res->header('Cache-Control'), 'max-age=60, private', 'AffinityNoCache On by default';
 like $res->header('X-Seen-Cookie'), qr/^a=1/, 'AffinityCookieRemove Off by default';

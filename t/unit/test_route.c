@@ -128,8 +128,22 @@ static void test_cookie_scan(void)
 
     memset(&c, 0, sizeof(c));
     affinity_cookie_scan("x=1, ROUTEID=two,ROUTEID=three", "ROUTEID", collect, &c);
-    ok(c.n == 2 && !strcmp(c.values[0], "two") && !strcmp(c.values[1], "three"),
-       "Cookie headers joined by httpd with ', ' are split");
+    ok(c.n == 1 && !strcmp(c.values[0], "two,ROUTEID=three"),
+       "', ' (httpd's join of two lines) separates, a bare ',' does not");
+
+    memset(&c, 0, sizeof(c));
+    affinity_cookie_scan("pref=x,ROUTEID=b3; ROUTEID=b2", "ROUTEID", collect, &c);
+    ok(c.n == 1 && !strcmp(c.values[0], "b2"),
+       "issue 9.8: a cookie hidden in another's value after ',' is not read");
+
+    memset(&c, 0, sizeof(c));
+    affinity_cookie_scan("a=1, ROUTEID=id; b=2", "ROUTEID", collect, &c);
+    ok(c.n == 1 && !strcmp(c.values[0], "id"),
+       "the cookie in the second of two joined Cookie lines is read");
+
+    memset(&c, 0, sizeof(c));
+    affinity_cookie_scan("a=\"x,y\",ROUTEID=1;ROUTEID=2,", "ROUTEID", collect, &c);
+    ok(c.n == 1 && !strcmp(c.values[0], "2,"), "a trailing bare comma is value");
 
     memset(&c, 0, sizeof(c));
     ok(affinity_cookie_scan("", "ROUTEID", collect, &c) == 0, "empty header");
@@ -155,11 +169,90 @@ static void test_cookie_strip(apr_pool_t *p)
                                  &removed),
            "ROUTEIDX=1; flag", "similar names and bare flags kept");
     is_str(affinity_cookie_strip(p, "a;b;c;d;e;f;g;h;ROUTEID=", "ROUTEID", &removed),
-           "a;b;c;d;e;f;g;h", "other pairs copied byte for byte");
+           "a;b;c;d;e;f;g;h", "separators between untouched pairs kept as sent");
+    is_str(affinity_cookie_strip(p, "a;ROUTEID=;b;ROUTEID=;c;ROUTEID=;d", "ROUTEID",
+                                 &removed),
+           "a; b; c; d", "'; ' where a pair was cut, within bounds");
     is_str(affinity_cookie_strip(p, "x=1, ROUTEID=y, z=\"a;b\"", "ROUTEID", &removed),
-           "x=1, z=\"a;b\"", "comma-joined Cookie headers stripped");
+           "x=1; z=\"a;b\"", "joined lines rejoined with '; ', z's bytes kept");
     is_str(affinity_cookie_strip(p, "x=1;ROUTEID", "ROUTEID", &removed),
            "x=1;ROUTEID", "a bare flag of the same name is not a pair");
+    is_str(affinity_cookie_strip(p, "pref=x,ROUTEID=b3; ROUTEID=b2", "ROUTEID",
+                                 &removed),
+           "pref=x,ROUTEID=b3", "issue 9.8: pref keeps its bytes");
+    is_str(affinity_cookie_strip(p, "a=1, ROUTEID=id; b=2", "ROUTEID", &removed),
+           "a=1; b=2", "issue 9.8: two Cookie lines become one, joined by '; '");
+    is_str(affinity_cookie_strip(p, "a=1, b=2; ROUTEID=id", "ROUTEID", &removed),
+           "a=1; b=2", "a join between kept pairs becomes '; ' too");
+    is_str(affinity_cookie_strip(p, " ;a=1 ;; b=2 ; ROUTEID=1;", "ROUTEID", &removed),
+           "a=1 ;; b=2", "blanks and stray separators at the ends trimmed");
+}
+
+static void test_member_set_cookie(void)
+{
+    /* 2026-11-29 12:00:00 GMT */
+    apr_time_t now = apr_time_from_sec(1795953600);
+    affinity_set_cookie_t sc;
+    const char *h;
+
+    h = " ROUTEID = abc ; Path=/; HttpOnly";
+    ok(affinity_set_cookie_parse(h, now, &sc) == 1, "a cookie");
+    ok(sc.name_len == 7 && !strncmp(h + sc.name_off, "ROUTEID", 7), "name trimmed");
+    ok(sc.value_len == 3 && !strncmp(h + sc.value_off, "abc", 3), "value trimmed");
+    ok(h[sc.attrs_off] == ';' && sc.attrs_off == 15, "attributes start at ';'");
+    ok(!sc.deletion, "a value without expiry sets");
+
+    h = "sid=\"q\"";
+    ok(affinity_set_cookie_parse(h, now, &sc) && sc.value_len == 3
+       && sc.attrs_off == strlen(h), "quotes kept in the value; no attributes");
+
+    ok(!affinity_set_cookie_parse("novalue; Path=/", now, &sc), "no '=': no cookie");
+    ok(!affinity_set_cookie_parse(" =x", now, &sc), "empty name: no cookie");
+    ok(!affinity_set_cookie_parse("", now, &sc), "empty header: no cookie");
+    ok(!affinity_set_cookie_parse("a; b=c", now, &sc),
+       "'=' only in an attribute: no cookie");
+
+    ok(affinity_set_cookie_parse("R=; Path=/", now, &sc) && sc.deletion,
+       "empty value deletes");
+    ok(affinity_set_cookie_parse("R=\"\"", now, &sc) && sc.deletion,
+       "empty quoted value deletes");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=0", now, &sc) && sc.deletion,
+       "Max-Age=0 deletes");
+    ok(affinity_set_cookie_parse("R=1; max-age = -5", now, &sc) && sc.deletion,
+       "negative Max-Age deletes, any case, blanks");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=-0", now, &sc) && sc.deletion,
+       "-0 is <= 0");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=000000000000000000000000000001",
+                                 now, &sc) && !sc.deletion,
+       "long positive Max-Age keeps, without overflow");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=99999999999999999999999", now, &sc)
+       && !sc.deletion, "huge Max-Age keeps");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=1x", now, &sc) && !sc.deletion,
+       "invalid Max-Age ignored");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=-", now, &sc) && !sc.deletion,
+       "a lone '-' is not a Max-Age");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=0; Max-Age=60", now, &sc)
+       && !sc.deletion, "the last Max-Age wins");
+    ok(affinity_set_cookie_parse("R=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                                 now, &sc) && sc.deletion,
+       "Expires at the epoch deletes (apr_date_parse_rfc reads it as 0)");
+    ok(affinity_set_cookie_parse("R=1; expires=Thu, 01-Jan-1970 00:00:01 GMT",
+                                 now, &sc) && sc.deletion,
+       "Expires in the past, cookie-style date, deletes");
+    ok(affinity_set_cookie_parse("R=1; Expires=Sun, 29 Nov 2026 11:59:59 GMT",
+                                 now, &sc) && sc.deletion,
+       "a second before now deletes");
+    ok(affinity_set_cookie_parse("R=1; Expires=Sun, 29 Nov 2026 12:00:01 GMT",
+                                 now, &sc) && !sc.deletion,
+       "a second after now keeps");
+    ok(affinity_set_cookie_parse("R=1; Expires=yesterday", now, &sc)
+       && !sc.deletion, "a bad date is ignored");
+    ok(affinity_set_cookie_parse("R=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; "
+                                 "Max-Age=3600", now, &sc) && !sc.deletion,
+       "Max-Age wins over Expires");
+    ok(affinity_set_cookie_parse("R=1; Max-Age=0x; Expires=Thu, 01 Jan 1970 "
+                                 "00:00:00 GMT", now, &sc) && sc.deletion,
+       "an invalid Max-Age leaves Expires in force");
 }
 
 static void test_directive_values(apr_pool_t *p)
@@ -201,6 +294,24 @@ static void test_directive_values(apr_pool_t *p)
            "a, b, c, d, e, f, g, h, private", "tight commas widened within bounds");
     is_str(affinity_cache_control_private(p, "s-maxage=9, publicity=1"),
            "s-maxage=9, publicity=1, private", "only the public directive dropped");
+    is_str(affinity_cache_control_private(p, "public, max-age=600, no-store"),
+           "public, max-age=600, no-store",
+           "issue 9.2: two Cache-Control lines joined, no-store in the second");
+    is_str(affinity_cache_control_private(p, "public, max-age=600, private"),
+           "public, max-age=600, private", "private in the second line kept");
+    is_str(affinity_cache_control_private(p, "public, private=\"X-Foo\", max-age=9"),
+           "max-age=9, private",
+           "a qualified private does not cover the cookie: made plain");
+    is_str(affinity_cache_control_private(p, "no-cache=\"a, private, b\", public"),
+           "no-cache=\"a, private, b\", private",
+           "commas and names inside a quoted string are not directives");
+    is_str(affinity_cache_control_private(p, "x=\"q\\\", public\", s-maxage=1"),
+           "x=\"q\\\", public\", s-maxage=1, private",
+           "an escaped quote does not end the quoted string");
+    is_str(affinity_cache_control_private(p, "No-Store=1"), "No-Store=1",
+           "no-store in any case, even with a value");
+    is_str(affinity_cache_control_private(p, ", ,"), "private",
+           "nothing but commas");
 }
 
 static void test_index(apr_pool_t *p)
@@ -359,9 +470,9 @@ static void test_prefix_parse(apr_pool_t *p)
     v = affinity_prefix_strip(p, "JSESSIONID=" ID_A "~" ID_B "~abc", "JSESSIONID", &cut);
     is_str(v, "JSESSIONID=abc", "strip: every leading prefix of a value");
     ok(cut == 1, "strip: counted per value");
-    v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z ,JSESSIONID=" ID_A "~y",
+    v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z, JSESSIONID=" ID_A "~y",
                               "JSESSIONID", &cut);
-    is_str(v, "X=" ID_A "~abc;JSESSIONID = z ,JSESSIONID=y",
+    is_str(v, "X=" ID_A "~abc;JSESSIONID = z, JSESSIONID=y",
            "strip: every value of the name, other cookies untouched");
     ok(cut == 2, "strip: two cut");
     is_str(affinity_prefix_skip(ID_A "~" ID_B "~x~" ID_A, 126), "x~" ID_A,
@@ -491,6 +602,7 @@ int main(void)
     test_route_ids(p);
     test_cookie_scan();
     test_cookie_strip(p);
+    test_member_set_cookie();
     test_directive_values(p);
     test_index(p);
     test_domain_vectors();

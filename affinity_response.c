@@ -1,0 +1,404 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_response.c: what the response to a balanced request carries.
+ *
+ * affinity_response_fixup() decides the Set-Cookie and Cache-Control
+ * headers: the member's own cookies of our name go unless they delete it
+ * (HAProxy's insert mode), ours is there exactly once when a member
+ * answered, and a response that sets ours is kept out of shared caches.  It
+ * runs wherever the response leaves httpd:
+ *
+ *  - AFFINITY_RESPONSE, an output filter the finder adds, of a type just
+ *    below mod_headers' (AP_FTYPE_CONTENT_SET), so it runs after mod_proxy
+ *    has put the member's headers in place and before mod_headers' filter:
+ *    `Header edit/unset Set-Cookie` see our cookie as they see the
+ *    member's, and mod_cache (AP_FTYPE_CONTENT_SET + 1) sees the result;
+ *  - httpd's own error page after a member answered (ProxyErrorOverride):
+ *    the insert_error_filter hook, in err_headers_out, the only table such a
+ *    page keeps;
+ *  - a local ErrorDocument (an internal redirect): the new request inherits
+ *    the cookie (in err_headers_out, which it shares with the original, so
+ *    that `Header always` rules see it) and our environment variables;
+ *  - a 101 Switching Protocols (websockets) goes out through
+ *    ap_send_interim_response(), past every filter: for a request asking to
+ *    upgrade, the finder puts the cookie in headers_out, whose Set-Cookie
+ *    entries mod_proxy_http keeps when it copies the member's headers in.
+ *
+ * Whether a member answered, on the error paths, is read from what the
+ * scheme handlers leave behind (affinity_member_answered()).
+ */
+
+#include "http_request.h"
+#include "util_filter.h"
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+
+static ap_filter_rec_t *affinity_response_filter_handle;
+
+/* The variables the module sets for logging: an error document's request
+ * gets them under their own names (httpd renames the original's REDIRECT_*) */
+static const char *const affinity_env_names[] = {
+    "AFFINITY_ROUTE", "AFFINITY_STATUS", "BALANCER_ROUTE_CHANGED",
+    "BALANCER_SESSION_ROUTE", "BALANCER_SESSION_STICKY", NULL
+};
+
+/* ---- Whether a member answered -------------------------------------------- */
+
+/* Remembers what the scheme handler is about to change. */
+static void affinity_snapshot(request_rec *r, affinity_request *req)
+{
+    req->seen_headers_out = r->headers_out;
+    req->seen_headers_n = apr_table_elts(r->headers_out)->nelts;
+    req->seen_err_headers_out = r->err_headers_out;
+    req->seen_err_headers_n = apr_table_elts(r->err_headers_out)->nelts;
+    req->seen_status_line = r->status_line;
+}
+
+/* Did the member chosen last answer?  Not the status: with
+ * ProxyErrorOverride a member's 503 and mod_proxy's own look alike, and
+ * mod_proxy_http resets r->status.  Every scheme handler leaves a trace of
+ * an answer, and none of them when it could not get one:
+ *  - our filter saw the response (every scheme, no error override);
+ *  - "proxy-status" (mod_proxy_http, once it read a status line) or
+ *    "proxy-error-override" (mod_proxy_http and mod_proxy_ajp) in r->notes;
+ *  - r->status_line set (mod_proxy_http, ajp and uwsgi from the status line;
+ *    fcgi and scgi from the script's Status header, without which a script
+ *    cannot answer with an error);
+ *  - the member's headers put in headers_out or err_headers_out (the table
+ *    replaced or grown: uwsgi, which clears status_line on override; CGI
+ *    scripts' headers land in err_headers_out).
+ * mod_proxy's own failures (no member, connection refused or reset,
+ * timeout) touch none of these. */
+static int affinity_member_answered(request_rec *r, const affinity_request *req)
+{
+    return req->answered
+           || apr_table_get(r->notes, "proxy-status")
+           || apr_table_get(r->notes, "proxy-error-override")
+           || r->status_line != req->seen_status_line
+           || r->headers_out != req->seen_headers_out
+           || apr_table_elts(r->headers_out)->nelts != req->seen_headers_n
+           || r->err_headers_out != req->seen_err_headers_out
+           || apr_table_elts(r->err_headers_out)->nelts != req->seen_err_headers_n;
+}
+
+/* ---- Set-Cookie ------------------------------------------------------------ */
+
+typedef struct {
+    request_rec *r;
+    const affinity_request *req;
+    apr_size_t name_len;
+    apr_array_header_t *keep;       /* NULL: only look; else values kept */
+    int drop;                       /* something is to be dropped */
+    int ours;                       /* ours seen so far (both tables) */
+} affinity_cookie_walk;
+
+static int affinity_is_ours(const affinity_request *req, const char *v)
+{
+    return req->set_cookie
+           && (v == req->set_cookie || !strcmp(v, req->set_cookie));
+}
+
+/* Is v a Set-Cookie to drop: a second copy of ours, or the member's own
+ * cookie of our name that does not delete it? */
+static int affinity_cookie_drops(affinity_cookie_walk *w, const char *v)
+{
+    affinity_set_cookie_t sc;
+
+    if (affinity_is_ours(w->req, v)) {
+        return w->ours++ > 0;
+    }
+    if (!affinity_set_cookie_parse(v, w->r->request_time, &sc)
+        || sc.name_len != w->name_len
+        || memcmp(v + sc.name_off, w->req->cookie_name, w->name_len)) {
+        return 0;
+    }
+    if (!w->keep) {             /* said once, on the first look */
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r, sc.deletion
+                      ? "AFF0031: the member deletes cookie %s: passed on"
+                      : "AFF0030: the member's own Set-Cookie of %s dropped: "
+                        "the balancer owns that cookie (only a deletion "
+                        "passes)", w->req->cookie_name);
+    }
+    return !sc.deletion;
+}
+
+static int affinity_walk_cookie(void *baton, const char *key, const char *v)
+{
+    affinity_cookie_walk *w = baton;
+
+    (void)key;
+    if (affinity_cookie_drops(w, v)) {
+        w->drop = 1;
+    }
+    else if (w->keep) {
+        APR_ARRAY_PUSH(w->keep, const char *) = v;
+    }
+    return 1;
+}
+
+/* The member's cookies of our name out of one table (ours kept once);
+ * other cookies keep their order.  A first look allocates nothing: most
+ * responses have nothing to drop. */
+static void affinity_fix_cookies(request_rec *r, const affinity_request *req,
+                                 apr_table_t *t, int *ours)
+{
+    affinity_cookie_walk w;
+    int i;
+
+    w.r = r;
+    w.req = req;
+    w.name_len = strlen(req->cookie_name);
+    w.keep = NULL;
+    w.drop = 0;
+    w.ours = *ours;
+    apr_table_do(affinity_walk_cookie, &w, t, "Set-Cookie", NULL);
+    if (!w.drop) {
+        *ours = w.ours;
+        return;
+    }
+    w.keep = apr_array_make(r->pool, 4, sizeof(const char *));
+    w.ours = *ours;
+    apr_table_do(affinity_walk_cookie, &w, t, "Set-Cookie", NULL);
+    *ours = w.ours;
+    apr_table_unset(t, "Set-Cookie");
+    for (i = 0; i < w.keep->nelts; i++) {
+        apr_table_addn(t, "Set-Cookie", APR_ARRAY_IDX(w.keep, i, const char *));
+    }
+}
+
+/* Removes the entries of t named key whose value is v. */
+static void affinity_table_drop(request_rec *r, apr_table_t *t,
+                                const char *key, const char *v)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(const char *));
+    int i, found = 0;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && !strcasecmp(e[i].key, key)) {
+            if (e[i].val == v) {
+                found = 1;
+            }
+            else {
+                APR_ARRAY_PUSH(keep, const char *) = e[i].val;
+            }
+        }
+    }
+    if (!found) {
+        return;
+    }
+    apr_table_unset(t, key);
+    for (i = 0; i < keep->nelts; i++) {
+        apr_table_addn(t, key, APR_ARRAY_IDX(keep, i, const char *));
+    }
+}
+
+/* ---- Cache-Control --------------------------------------------------------- */
+
+static int affinity_join_line(void *baton, const char *key, const char *v)
+{
+    request_rec *r = ((void **)baton)[0];
+    const char **joined = ((void **)baton)[1];
+
+    (void)key;
+    *joined = *joined ? apr_pstrcat(r->pool, *joined, ", ", v, NULL) : v;
+    return 1;
+}
+
+/* Every Cache-Control line of both tables is one list of directives: the
+ * member's no-store or private, in any line, stays in force. */
+static void affinity_fix_cache_control(request_rec *r, apr_table_t *target)
+{
+    const char *joined = NULL, *cc;
+    void *baton[2];
+
+    baton[0] = r;
+    baton[1] = &joined;
+    apr_table_do(affinity_join_line, baton, r->headers_out, "Cache-Control",
+                 NULL);
+    apr_table_do(affinity_join_line, baton, r->err_headers_out,
+                 "Cache-Control", NULL);
+    cc = affinity_cache_control_private(r->pool, joined);
+    if (cc == joined) {
+        return;
+    }
+    apr_table_unset(r->headers_out, "Cache-Control");
+    apr_table_unset(r->err_headers_out, "Cache-Control");
+    apr_table_setn(target, "Cache-Control", cc);
+}
+
+/* ---- The fixup --------------------------------------------------------------- */
+
+void affinity_response_fixup(request_rec *r, const affinity_request *req,
+                             apr_table_t *target)
+{
+    int ours = 0;
+
+    if (!req->cookie_name) {
+        return;
+    }
+    affinity_fix_cookies(r, req, r->headers_out, &ours);
+    affinity_fix_cookies(r, req, r->err_headers_out, &ours);
+    if (!req->set_cookie) {
+        return;
+    }
+    if (!ours) {
+        apr_table_addn(target, "Set-Cookie", req->set_cookie);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "AFF0032: the response sets cookie %s (in %s)",
+                  req->cookie_name,
+                  target == r->headers_out ? "headers_out" : "err_headers_out");
+    if (req->nocache) {
+        affinity_fix_cache_control(r, target);
+    }
+}
+
+/* ---- Where the response leaves ----------------------------------------------- */
+
+void affinity_response_prepare(request_rec *r, affinity_request *req)
+{
+    /* a retried finder: the cookie of the member that failed goes */
+    if (req->sent_cookie) {
+        affinity_table_drop(r, r->headers_out, "Set-Cookie", req->sent_cookie);
+        req->sent_cookie = NULL;
+    }
+    /* only an upgrade can be answered by a 101, which no filter sees; other
+     * interim responses (100 Continue) need no cookie */
+    if (req->set_cookie && apr_table_get(r->headers_in, "Upgrade")) {
+        apr_table_addn(r->headers_out, "Set-Cookie", req->set_cookie);
+        req->sent_cookie = req->set_cookie;
+    }
+    affinity_snapshot(r, req);
+    if (req->cookie_name && !req->filter_added) {
+        ap_add_output_filter_handle(affinity_response_filter_handle, NULL, r,
+                                    r->connection);
+        req->filter_added = 1;
+    }
+}
+
+/* The state of the request whose member serves r: r's own, or, for an
+ * error document, the original's.  *error_doc tells which. */
+static affinity_request *affinity_response_state(request_rec *r,
+                                                 request_rec **origin,
+                                                 int *error_doc)
+{
+    request_rec *o;
+
+    *error_doc = 0;
+    for (o = r; o; o = o->prev) {
+        affinity_request *req = ap_get_module_config(o->request_config,
+                                                     &affinity_module);
+        if (req) {
+            *origin = o;
+            return req;
+        }
+        *error_doc = 1;
+    }
+    return NULL;
+}
+
+/* Added by the finder: the member's response passes here, so it answered.
+ * Added for an error document too (affinity_response_redirected()); a
+ * response httpd makes itself after the member failed never passes: error
+ * pages start a new filter chain. */
+static apr_status_t affinity_response_filter(ap_filter_t *f,
+                                             apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r, *origin;
+    int error_doc;
+    affinity_request *req = affinity_response_state(r, &origin, &error_doc);
+
+    if (req) {
+        req->answered = 1;
+        affinity_response_fixup(r, req, error_doc ? r->err_headers_out
+                                                  : r->headers_out);
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* No member answered: nothing may name one. */
+static void affinity_unanswered(request_rec *r)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "AFF0033: no member answered: the error response sets no "
+                  "cookie and AFFINITY_ROUTE is unset");
+    apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");
+    apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
+}
+
+/* httpd's own error page (ap_send_error_response): it sends err_headers_out
+ * only.  After ProxyErrorOverride the member did answer, and the page
+ * names it. */
+static void affinity_insert_error_filter(request_rec *r)
+{
+    affinity_request *req = ap_get_module_config(r->request_config,
+                                                 &affinity_module);
+
+    if (!req) {
+        return;
+    }
+    if (req->chosen && affinity_member_answered(r, req)) {
+        affinity_response_fixup(r, req, r->err_headers_out);
+    }
+    else {
+        affinity_unanswered(r);
+    }
+}
+
+/* A local ErrorDocument (or a script's local redirect): a new request whose
+ * environment and filters are its own.  Our variables follow (httpd would
+ * only keep them as REDIRECT_*), and so does the cookie when the member
+ * answered. */
+static void affinity_response_redirected(request_rec *r)
+{
+    request_rec *origin;
+    affinity_request *req;
+    int error_doc, answered, i;
+
+    if (!r->prev) {
+        return;
+    }
+    req = affinity_response_state(r->prev, &origin, &error_doc);
+    if (!req) {
+        return;
+    }
+    answered = req->chosen && affinity_member_answered(origin, req);
+    if (!answered) {
+        affinity_unanswered(origin);
+    }
+    for (i = 0; affinity_env_names[i]; i++) {
+        const char *v = apr_table_get(origin->subprocess_env,
+                                      affinity_env_names[i]);
+        if (v) {
+            apr_table_set(r->subprocess_env, affinity_env_names[i], v);
+        }
+    }
+    if (answered && req->cookie_name) {
+        ap_add_output_filter_handle(affinity_response_filter_handle, NULL, r,
+                                    r->connection);
+    }
+}
+
+void affinity_response_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_insert_error_filter(affinity_insert_error_filter, NULL, NULL,
+                                APR_HOOK_MIDDLE);
+    ap_hook_insert_filter(affinity_response_redirected, NULL, NULL,
+                          APR_HOOK_MIDDLE);
+    /* one below mod_headers' type: see the top of this file */
+    affinity_response_filter_handle =
+        ap_register_output_filter("AFFINITY_RESPONSE", affinity_response_filter,
+                                  NULL, AP_FTYPE_CONTENT_SET - 1);
+}
