@@ -61,7 +61,7 @@ APLOG_USE_MODULE(affinity);
 #define AFFINITY_NSTATUS 16
 #define AFFINITY_STATUS_OTHER (AFFINITY_NSTATUS - 1)
 static const char *const affinity_status_names[] = {
-    "valid", "new", "invalid", "down", "domain", "unknown"
+    "valid", "new", "invalid", "down", "domain", "unknown", "expired", "legacy"
 };
 #define AFFINITY_NAMED (int)(sizeof(affinity_status_names) \
                              / sizeof(affinity_status_names[0]))
@@ -783,7 +783,8 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
                  : m->count[affinity_status_index("new")]
                    + m->count[affinity_status_index("invalid")]
                    + m->count[affinity_status_index("down")]
-                   + m->count[affinity_status_index("unknown")];
+                   + m->count[affinity_status_index("unknown")]
+                   + m->count[affinity_status_index("expired")];
     vb->started += m->started;
 }
 
