@@ -143,11 +143,21 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
             w = m->worker;
         }
         else if (balancer->s->sticky_force) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+            apr_uint32_t more = 0;
+            /* one line per balancer every 10 s at most: a flood of such
+             * requests must not flood the log; trace1 shows each one */
+            int loud = affinity_warning_on(conf, 9)
+                       && affinity_log_allowed(balancer, AFFINITY_LOG_NOFAILOVER,
+                                               r->request_time, &more);
+
+            ap_log_rerror(APLOG_MARK, loud ? APLOG_WARNING : APLOG_TRACE1, 0, r,
                           "AFF0009: %s: member %s of this session is not "
                           "usable and nofailover is On: refusing to move the "
-                          "session", balancer->s->name,
-                          AFFINITY_WORKER_NAME(down->worker));
+                          "session (503)%s", balancer->s->name,
+                          AFFINITY_WORKER_NAME(down->worker),
+                          more ? apr_psprintf(r->pool, "; %u more such "
+                                              "request(s) since the last "
+                                              "such line", more) : "");
             affinity_set_env(r, NULL, status);
             req->set_cookie = NULL;
             return NULL;
@@ -166,7 +176,14 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         w = affinity_pick_new(balancer, r, req);
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0007: %s: %s, new session on %s", balancer->s->name,
-                      req->cookie_seen ? "cookie names no member" : "no cookie",
+                      !req->cookie_seen ? "no cookie"
+                      : !req->ids->nelts ? apr_psprintf(r->pool,
+                            "cookie %s malformed (not 40 lowercase hex "
+                            "digits)", affinity_cookie_name_of(conf))
+                      : apr_psprintf(r->pool, "cookie %s names no member "
+                            "(%d unknown ID(s), %d malformed value(s))",
+                            affinity_cookie_name_of(conf), req->ids->nelts,
+                            req->malformed),
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
 

@@ -51,6 +51,19 @@ typedef enum {
     AFFINITY_MODE_DOMAIN = 1
 } affinity_mode_e;
 
+/* The directives whose place in the configuration files is kept, for the
+ * configuration check (affinity_check.c) to name file and line.  A new
+ * directive adds itself before AFFINITY_DIRECTIVE_COUNT. */
+typedef enum {
+    AFFINITY_DIRECTIVE_COOKIE,
+    AFFINITY_DIRECTIVE_SALT,
+    AFFINITY_DIRECTIVE_REMOVE,
+    AFFINITY_DIRECTIVE_NOCACHE,
+    AFFINITY_DIRECTIVE_MODE,
+    AFFINITY_DIRECTIVE_WARNINGS,
+    AFFINITY_DIRECTIVE_COUNT
+} affinity_directive_e;
+
 typedef struct {
     const char *cookie_name;        /* NULL: unset */
     const char *cookie_attrs;       /* as sent, Path always present */
@@ -59,6 +72,12 @@ typedef struct {
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
+    /* AffinityWarnings: int tag, positive on, negative off, in order
+     * (outer sections first, so the last word on a tag wins); NULL: unset */
+    apr_array_header_t *warnings;
+    /* where each directive was set in this section or an outer one; NULL:
+     * unset (the nodes live as long as the configuration) */
+    const ap_directive_t *set_at[AFFINITY_DIRECTIVE_COUNT];
 } affinity_dir_conf;
 
 extern const command_rec affinity_cmds[];
@@ -68,6 +87,10 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
 /* Says at startup whether AffinitySalt random made a new salt or kept the
  * running server's (AFF0004, AFF0005). */
 void affinity_config_post_config(server_rec *s);
+
+/* Is the warning with this tag number (9 for AFF0009) on where conf is in
+ * force?  AffinityWarnings -AFFnnnn turns one off. */
+int affinity_warning_on(const affinity_dir_conf *conf, int tag);
 
 static APR_INLINE const char *affinity_cookie_name_of(const affinity_dir_conf *conf)
 {
@@ -142,6 +165,7 @@ static APR_INLINE int affinity_member_current(const affinity_member *m)
  * tried is kept here, in r->request_config. */
 typedef struct {
     int cookie_seen;                /* our cookie name was present */
+    int malformed;                  /* values that are not IDs (AFF0007) */
     apr_array_header_t *ids;        /* well-formed IDs, header order */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
@@ -178,6 +202,32 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
 /* AFFINITY_ROUTE (unset when m is NULL) and AFFINITY_STATUS. */
 void affinity_set_env(request_rec *r, const affinity_member *m,
                       const char *status);
+
+/* ---- Configuration check and log hygiene (affinity_check.c) ----------- */
+
+/* Warnings AffinityWarnings may turn off: 1 if tag is one of them. */
+int affinity_warning_known(int tag);
+
+/* The configuration check, at every start and graceful restart (the
+ * real post_config pass); apache2ctl -t runs it from test_config. */
+void affinity_check_config(apr_pool_t *p, server_rec *s);
+void affinity_check_register_hooks(apr_pool_t *p);
+
+/* Per-request warnings that a flood could repeat: may this one be logged
+ * now?  At most one line per balancer, kind and process every
+ * AFFINITY_LOG_INTERVAL; *suppressed: how many were not logged since the
+ * last one that was.  Called with the balancer's thread mutex held or not. */
+#define AFFINITY_LOG_INTERVAL 10    /* seconds */
+typedef enum {
+    AFFINITY_LOG_NOFAILOVER,        /* AFF0009 */
+    AFFINITY_LOG_KINDS
+} affinity_log_kind_e;
+int affinity_log_allowed(const proxy_balancer *balancer,
+                         affinity_log_kind_e kind, apr_time_t now,
+                         apr_uint32_t *suppressed);
+
+/* The lbmethod this module provides (mod_affinity.c). */
+extern const proxy_balancer_method affinity_method;
 
 /* ---- Ways of choosing a member ----------------------------------------- */
 

@@ -15,11 +15,14 @@
 APLOG_USE_MODULE(affinity);
 static int affinity_collect_id(void *baton, const char *value, apr_size_t len)
 {
-    apr_array_header_t *ids = baton;
+    affinity_request *req = baton;
     unsigned char id[AFFINITY_ID_LEN];
 
     if (affinity_id_from_hex(id, value, len)) {
-        memcpy(apr_array_push(ids), id, AFFINITY_ID_LEN);
+        memcpy(apr_array_push(req->ids), id, AFFINITY_ID_LEN);
+    }
+    else {
+        req->malformed++;   /* for AFF0007: malformed, not unknown */
     }
     return 0;
 }
@@ -36,7 +39,7 @@ static int affinity_read_header(void *baton, const char *key, const char *value)
     (void)key;
     rb->req->cookie_seen += affinity_cookie_scan(value, rb->name,
                                                  affinity_collect_id,
-                                                 rb->req->ids);
+                                                 rb->req);
     return 1;
 }
 

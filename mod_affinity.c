@@ -17,11 +17,9 @@
  * cookie is involved.  Both work on one per-process member table
  * (affinity_table.c) and one per-request state (affinity_request.c).
  *
- * This file: the module record, the provider and its finder, and the
- * startup checks.
+ * This file: the module record, the provider and its finder, and startup.
+ * The configuration check is in affinity_check.c.
  */
-
-#include "apr_hash.h"
 
 #include "http_core.h"
 #include "ap_provider.h"
@@ -92,7 +90,7 @@ static apr_status_t affinity_age(proxy_balancer *balancer, server_rec *s)
     return APR_SUCCESS;
 }
 
-static const proxy_balancer_method affinity_method = {
+const proxy_balancer_method affinity_method = {
     "affinity",
     &affinity_finder,
     NULL,
@@ -102,70 +100,6 @@ static const proxy_balancer_method affinity_method = {
 };
 
 /* ---- Startup ------------------------------------------------------------- */
-
-/* Warnings about balancers that use us: stickysession set (core stickiness
- * would bypass the finder) and members that share an identity. */
-static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
-{
-    module *proxy = ap_find_linked_module("mod_proxy.c");
-    apr_hash_t *seen = apr_hash_make(ptemp);
-    server_rec *s;
-
-    if (!proxy) {
-        return;
-    }
-    for (s = main_s; s; s = s->next) {
-        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
-        int b;
-
-        if (!psf || !psf->balancers) {
-            continue;
-        }
-        for (b = 0; b < psf->balancers->nelts; b++) {
-            proxy_balancer *balancer = &APR_ARRAY_IDX(psf->balancers, b,
-                                                      proxy_balancer);
-            apr_hash_t *identities;
-            int i;
-
-            /* virtual hosts hold copies of the main server's balancers;
-             * the copies share the shared-data pointer: key on its value */
-            if (balancer->lbmethod != &affinity_method
-                || apr_hash_get(seen, &balancer->s, sizeof(balancer->s))) {
-                continue;
-            }
-            apr_hash_set(seen, &balancer->s, sizeof(balancer->s), "");
-
-            if (*balancer->s->sticky) {
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                             "AFF0002: %s uses lbmethod=affinity together with "
-                             "stickysession=%s: httpd's own stickiness then "
-                             "bypasses mod_affinity for matching routes; "
-                             "remove stickysession", balancer->s->name,
-                             balancer->s->sticky);
-            }
-
-            identities = apr_hash_make(ptemp);
-            for (i = 0; i < balancer->workers->nelts; i++) {
-                proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
-                                                proxy_worker *);
-                const char *identity = affinity_identity(ptemp, w);
-                proxy_worker *other = apr_hash_get(identities, identity,
-                                                   APR_HASH_KEY_STRING);
-                if (other) {
-                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                                 "AFF0003: %s: members %s and %s share the "
-                                 "identity \"%s\" and so one route ID; "
-                                 "give them distinct route= values",
-                                 balancer->s->name, AFFINITY_WORKER_NAME(other),
-                                 AFFINITY_WORKER_NAME(w), identity);
-                }
-                else {
-                    apr_hash_set(identities, identity, APR_HASH_KEY_STRING, w);
-                }
-            }
-        }
-    }
-}
 
 static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
@@ -188,7 +122,7 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     affinity_config_post_config(s);
 
-    affinity_check_balancers(ptemp, s);
+    affinity_check_config(ptemp, s);
     return OK;
 }
 
@@ -197,4 +131,5 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
+    affinity_check_register_hooks(p);
 }
