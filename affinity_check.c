@@ -53,6 +53,7 @@ typedef struct {
     server_rec *s;                  /* where it was first seen */
     const proxy_dir_conf *pd;       /* its path or regex */
     const affinity_dir_conf *own;   /* only what the section itself sets */
+    const affinity_dir_conf *in_force;  /* with the server's, for warnings */
     int ours;                       /* sets an Affinity* directive */
     int affinity;                   /* applies to an lbmethod=affinity balancer */
     int domain;                     /* ... of which in domain mode */
@@ -248,6 +249,9 @@ static void affinity_gather(affinity_ck *ck)
                 sec->s = s;
                 sec->pd = ap_get_module_config(v, ck->proxy);
                 sec->own = affinity_conf_of(ck, v);
+                sec->in_force = affinity_merge(ck->p,
+                                               affinity_conf_of(ck, s->lookup_defaults),
+                                               sec->own);
                 sec->ours = affinity_sets_any(sec->own);
                 apr_hash_set(seen, apr_pmemdup(ck->p, &v, sizeof(v)), sizeof(v),
                              sec);
@@ -573,7 +577,7 @@ static void affinity_check_sections(affinity_ck *ck)
             }
         }
         if (sec->other) {
-            affinity_finding(ck, 42, APLOG_WARNING, sec->s, sec->own, at,
+            affinity_finding(ck, 42, APLOG_WARNING, sec->s, sec->in_force, at,
                              "%s in <Proxy %s> has no effect: %s uses "
                              "lbmethod=%s, not affinity; add ProxySet "
                              "lbmethod=affinity to the section",
@@ -581,7 +585,7 @@ static void affinity_check_sections(affinity_ck *ck)
                              sec->other->s->lbpname);
         }
         else if (!strncasecmp(sec->pd->p, "balancer:", 9) || sec->pd->r) {
-            affinity_finding(ck, 42, APLOG_WARNING, sec->s, sec->own, at,
+            affinity_finding(ck, 42, APLOG_WARNING, sec->s, sec->in_force, at,
                              "%s in <Proxy %s> has no effect: no balancer of "
                              "that name is defined; check the name against "
                              "the one ProxyPass uses", at->directive,
@@ -612,7 +616,7 @@ static void affinity_check_domain(affinity_ck *ck)
             const ap_directive_t *at = sec->own->set_at[cookie_directives[d]];
 
             if (at) {
-                affinity_finding(ck, 45, APLOG_WARNING, sec->s, sec->own, at,
+                affinity_finding(ck, 45, APLOG_WARNING, sec->s, sec->in_force, at,
                                  "%s in <Proxy %s> has no effect: AffinityMode "
                                  "domain is in force there, and domain mode "
                                  "reads and sets no cookie; remove it",
