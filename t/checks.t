@@ -149,7 +149,7 @@ my @clean = (
     '<VirtualHost *:PORT>', 'ServerName app.example', 'ProxyPass "/app/" "balancer://app/"', '</VirtualHost>',
 );
 
-plan tests => 6 * @traps + 11;
+plan tests => 6 * @traps + 13;
 
 my %all_tags;
 for my $t (@traps) {
@@ -234,6 +234,18 @@ for my $t (@traps) {
     } 1 .. 6;
     is scalar @same, 6, 'and sticks to its member';
     Apache::TestRequest::module('default');
+}
+
+# AFF0007 (trace1) says whether a value was malformed or an unknown ID.
+{
+    fetch('/app/index.html', Cookie => 'ROUTEID=' . ('A' x 40));
+    fetch('/app/index.html', Cookie => 'ROUTEID=' . ('a' x 40) . '; ROUTEID=xyz');
+    my $log = '';
+    wait_until(5, sub { $log = error_log_text(); $log =~ /AFF0007: .*unknown ID/ });
+    like $log, qr/AFF0007: balancer:\/\/app: cookie ROUTEID malformed \(not 40 lowercase hex digits\), new session/,
+        'AFF0007 names an uppercase ID malformed';
+    like $log, qr/AFF0007: balancer:\/\/app: cookie ROUTEID names no member \(1 unknown ID\(s\), 1 malformed value\(s\)\), new session/,
+        'and a well-formed ID that names no member unknown';
 }
 
 # 10,000 requests whose member is disabled, with nofailover: 503 each, and
