@@ -66,6 +66,7 @@ typedef struct {
     proxy_balancer *balancer;
     const char *path;
     const affinity_dir_conf *conf;  /* in force for those requests */
+    int shadowed;                   /* main server's, inherited by a vhost */
 } affinity_ck_user;
 
 typedef struct {
@@ -217,6 +218,7 @@ static void affinity_add_user(affinity_ck *ck, server_rec *s,
         }
     }
     u = apr_array_push(ck->users);
+    u->shadowed = 0;
     u->s = s;
     u->balancer = b;
     u->path = a->fake;
@@ -284,6 +286,21 @@ static void affinity_gather(affinity_ck *ck)
 
             if (pd && pd->alias) {
                 affinity_add_user(ck, s, psf, pd->alias);
+            }
+        }
+    }
+    /* A virtual host inherits the main server's ProxyPass: say it once, for
+     * the virtual hosts, which are the ones that serve the requests. */
+    for (i = 0; i < ck->users->nelts; i++) {
+        affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+
+        for (j = 0; !u->s->is_virtual && j < ck->users->nelts; j++) {
+            const affinity_ck_user *v = &APR_ARRAY_IDX(ck->users, j, affinity_ck_user);
+
+            if (v->s->is_virtual && !strcmp(v->path, u->path)
+                && !strcmp(v->balancer->s->name, u->balancer->s->name)) {
+                u->shadowed = 1;
+                break;
             }
         }
     }
@@ -640,7 +657,7 @@ static void affinity_check_cookies(affinity_ck *ck)
         const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
         const char *path, *domain;
 
-        if (u->conf->mode == AFFINITY_MODE_DOMAIN) {
+        if (u->shadowed || u->conf->mode == AFFINITY_MODE_DOMAIN) {
             continue;
         }
         path = affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Path");
@@ -661,7 +678,7 @@ static void affinity_check_cookies(affinity_ck *ck)
             const affinity_ck_user *v = &APR_ARRAY_IDX(ck->users, j, affinity_ck_user);
             const char *vpath, *vdomain;
 
-            if (v->s != u->s || !strcmp(v->balancer->s->name, u->balancer->s->name)
+            if (v->s != u->s || v->shadowed || !strcmp(v->balancer->s->name, u->balancer->s->name)
                 || v->conf->mode == AFFINITY_MODE_DOMAIN
                 || strcmp(affinity_cookie_name_of(u->conf),
                           affinity_cookie_name_of(v->conf))
@@ -784,7 +801,7 @@ static void affinity_check_secure(affinity_ck *ck)
         const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
         const ap_directive_t *vh;
 
-        if (u->conf->mode == AFFINITY_MODE_DOMAIN
+        if (u->shadowed || u->conf->mode == AFFINITY_MODE_DOMAIN
             || !affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Secure")
             || (u->s->server_scheme && !strcasecmp(u->s->server_scheme, "https"))) {
             continue;
