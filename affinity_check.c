@@ -13,9 +13,16 @@
  * every start and graceful restart (the real post_config pass).  It looks
  * for configurations that httpd accepts but that quietly break stickiness,
  * and says so with one tagged warning per finding, naming the file and line
- * of the directive or the balancer.  Each check is one function in
- * affinity_checks[]: a new mode adds its own there.  AffinityWarnings
- * -AFFnnnn turns a warning off where the operator has judged it.
+ * of the directive or the balancer.  AffinityWarnings -AFFnnnn turns a
+ * warning off where the operator has judged it.
+ *
+ * To add a check (a new mode, a new directive): write one function taking
+ * the affinity_ck (the servers' <Proxy> sections, and the ways requests
+ * reach each affinity balancer with the configuration in force there),
+ * report through affinity_finding(), list the function in affinity_checks[]
+ * and its tag in affinity_silenceable[], and add the tag to the README's
+ * table.  A directive records where it was set with affinity_set_at()
+ * (affinity_config.c) so that the warning can name its file and line.
  */
 
 #include "apr_atomic.h"
@@ -73,7 +80,7 @@ typedef struct {
     apr_pool_t *p;
     server_rec *main_s;
     module *proxy;
-    apr_array_header_t *sections;   /* affinity_ck_section */
+    apr_array_header_t *sections;   /* affinity_ck_section * */
     apr_array_header_t *users;      /* affinity_ck_user */
     apr_hash_t *said;               /* findings already logged */
     const affinity_dir_conf *empty; /* nothing set */
@@ -246,8 +253,8 @@ static void affinity_gather(affinity_ck *ck)
                 sec = apr_hash_get(seen, &v, sizeof(v));
             }
             else {
-                sec = apr_array_push(ck->sections);
-                memset(sec, 0, sizeof(*sec));
+                sec = apr_pcalloc(ck->p, sizeof(*sec));
+                APR_ARRAY_PUSH(ck->sections, affinity_ck_section *) = sec;
                 sec->s = s;
                 sec->pd = ap_get_module_config(v, ck->proxy);
                 sec->own = affinity_conf_of(ck, v);
@@ -581,8 +588,8 @@ static void affinity_check_sections(affinity_ck *ck)
     int i, d;
 
     for (i = 0; i < ck->sections->nelts; i++) {
-        const affinity_ck_section *sec = &APR_ARRAY_IDX(ck->sections, i,
-                                                        affinity_ck_section);
+        const affinity_ck_section *sec = APR_ARRAY_IDX(ck->sections, i,
+                                                       affinity_ck_section *);
         const ap_directive_t *at = NULL;
 
         if (!sec->ours || sec->affinity || !sec->pd || !sec->pd->p) {
@@ -622,8 +629,8 @@ static void affinity_check_domain(affinity_ck *ck)
     int i, d;
 
     for (i = 0; i < ck->sections->nelts; i++) {
-        const affinity_ck_section *sec = &APR_ARRAY_IDX(ck->sections, i,
-                                                        affinity_ck_section);
+        const affinity_ck_section *sec = APR_ARRAY_IDX(ck->sections, i,
+                                                       affinity_ck_section *);
 
         if (!sec->affinity || sec->domain < sec->affinity) {
             continue;
@@ -961,7 +968,7 @@ void affinity_check_config(apr_pool_t *p, server_rec *s)
     }
     ck.p = p;
     ck.main_s = s;
-    ck.sections = apr_array_make(p, 8, sizeof(affinity_ck_section));
+    ck.sections = apr_array_make(p, 8, sizeof(affinity_ck_section *));
     ck.users = apr_array_make(p, 8, sizeof(affinity_ck_user));
     ck.said = apr_hash_make(p);
     ck.empty = affinity_create_dir_config(p, NULL);
