@@ -69,13 +69,13 @@ sub run_server {
     my ($pidfile, $log) = ("$dir/$name.pid", "$dir/$name.log");
     unlink $log;
     system($httpd, '-f', $conf, '-k', 'start') == 0 or return '';
-    wait_until(10, sub { -s $pidfile && read_file($log) =~ /resuming normal operations/ });
+    wait_until(30, sub { -s $pidfile && read_file($log) =~ /resuming normal operations/ });
     if ($graceful) {
         system($httpd, '-f', $conf, '-k', 'graceful');
-        wait_until(10, sub { my @n = read_file($log) =~ /resuming normal operations/g; @n >= 2 });
+        wait_until(30, sub { my @n = read_file($log) =~ /resuming normal operations/g; @n >= 2 });
     }
     system($httpd, '-f', $conf, '-k', 'stop');
-    wait_until(10, sub { !-e $pidfile });
+    wait_until(30, sub { !-e $pidfile });
     return read_file($log);
 }
 
@@ -254,7 +254,8 @@ for my $t (@traps) {
     my $id = route_id('', '127.0.0.1:1');
     my $hostport = Apache::TestRequest::hostport();
     my ($host, $hport) = split /:/, $hostport;
-    my ($sent, $n503, $deadline) = (0, 0, time + 60);
+    # bounded in time: a loaded machine (or valgrind) may not make all 10,000
+    my ($sent, $n503, $deadline) = (0, 0, time + 120);
     my $before = () = error_log_text() =~ /\[affinity:warn\].*AFF0009/g;
     my $start = time;
     my $req = "GET /flood/ HTTP/1.1\r\nHost: $hostport\r\nCookie: ROUTEID=$id\r\n\r\n";
@@ -281,7 +282,8 @@ for my $t (@traps) {
         }
     }
     my $seconds = time - $start;
-    is $n503, 10000, "10,000 requests to a nofailover balancer whose member is disabled: 10000 503s";
+    ok $n503 == $sent && ($sent == 10000 || (time >= $deadline && $sent >= 1000)),
+        "$sent requests to a nofailover balancer whose member is disabled: $n503 503s";
     my @lines;
     wait_until(5, sub { @lines = grep { /\[affinity:warn\].*AFF0009/ } error_log_text() =~ /^.*$/mg; 1 });
     splice @lines, 0, $before;
