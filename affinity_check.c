@@ -685,7 +685,8 @@ static void affinity_check_cookies(affinity_ck *ck)
             const affinity_ck_user *v = &APR_ARRAY_IDX(ck->users, j, affinity_ck_user);
             const char *vpath, *vdomain;
 
-            if (v->s != u->s || v->shadowed || !strcmp(v->balancer->s->name, u->balancer->s->name)
+            if (v->s != u->s || v->shadowed
+                || !strcmp(v->balancer->s->name, u->balancer->s->name)
                 || v->conf->mode == AFFINITY_MODE_DOMAIN
                 || strcmp(affinity_cookie_name_of(u->conf),
                           affinity_cookie_name_of(v->conf))
