@@ -25,6 +25,7 @@
 #include "ap_provider.h"
 
 #include "affinity_private.h"
+#include "affinity_version.h"
 
 static void affinity_register_hooks(apr_pool_t *p);
 
@@ -121,6 +122,10 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
 
     affinity_config_post_config(s);
+
+    /* once per (re)start, so the log says which build is running */
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "AFF0020: mod_affinity " AFFINITY_VERSION " loaded");
 
     affinity_check_config(ptemp, s);
     return OK;
