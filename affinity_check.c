@@ -450,6 +450,17 @@ static int affinity_path_match(const char *path, const char *cookie_path)
 
 /* ---- The checks --------------------------------------------------------- */
 
+/* A member as configured: a unix-socket member's URL alone hides the
+ * socket, which is what tells such members apart. */
+static const char *affinity_member_name(apr_pool_t *p, const proxy_worker *w)
+{
+    if (*w->s->uds_path) {
+        return apr_psprintf(p, "unix:%.*s|%s", (int)sizeof(w->s->uds_path),
+                            w->s->uds_path, AFFINITY_WORKER_NAME(w));
+    }
+    return AFFINITY_WORKER_NAME(w);
+}
+
 /* AFF0002: stickysession set (core stickiness would bypass the finder);
  * AFF0003: members that share an identity and so one ID. */
 static void affinity_check_balancers(affinity_ck *ck)
@@ -489,7 +500,9 @@ static void affinity_check_balancers(affinity_ck *ck)
             for (i = 0; i < balancer->workers->nelts; i++) {
                 proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
                                                 proxy_worker *);
-                const char *identity = affinity_identity(ck->p, w);
+                const char *route = apr_pstrndup(ck->p, w->s->route,
+                                                 sizeof(w->s->route));
+                const char *identity = affinity_identity(ck->p, w, route);
                 proxy_worker *other = apr_hash_get(identities, identity,
                                                    APR_HASH_KEY_STRING);
                 if (other) {
@@ -498,8 +511,8 @@ static void affinity_check_balancers(affinity_ck *ck)
                                      "identity \"%s\" and so one route ID; "
                                      "give them distinct route= values",
                                      balancer->s->name,
-                                     AFFINITY_WORKER_NAME(other),
-                                     AFFINITY_WORKER_NAME(w), identity);
+                                     affinity_member_name(ck->p, other),
+                                     affinity_member_name(ck->p, w), identity);
                 }
                 else {
                     apr_hash_set(identities, identity, APR_HASH_KEY_STRING, w);

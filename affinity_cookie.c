@@ -75,7 +75,7 @@ static affinity_member *affinity_find_named(proxy_balancer *balancer,
     affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale);
 
     if (stale || (!m && !known && req->ids->nelts)) {
-        *t = affinity_table_verify_all(balancer, conf, *t, r, &rebuilt);
+        *t = affinity_table_verify_all(balancer, *t, r, &rebuilt);
         if (rebuilt) {
             m = affinity_scan_ids(*t, req, r, down, &known, &stale);
         }
@@ -187,7 +187,7 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
 
-    m = w ? affinity_member_of(balancer, conf, &t, w, r) : NULL;
+    m = w ? affinity_member_of(balancer, &t, w, r) : NULL;
     affinity_set_env(r, m, status);
     if (!m) {
         req->set_cookie = NULL;

@@ -16,7 +16,6 @@
 APLOG_USE_MODULE(affinity);
 typedef struct {
     proxy_balancer *balancer;
-    const affinity_dir_conf *conf;
     affinity_table *table;
     const affinity_request *req;
     request_rec *r;
@@ -35,7 +34,7 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
     if (affinity_was_tried(b->req, current)) {
         return 0;
     }
-    m = affinity_member_of(b->balancer, b->conf, &b->table, current, b->r);
+    m = affinity_member_of(b->balancer, &b->table, current, b->r);
     if (!m) {
         return 0;
     }
@@ -63,14 +62,13 @@ proxy_worker *affinity_find_domain(proxy_balancer *balancer,
 
     memset(&b, 0, sizeof(b));
     b.balancer = balancer;
-    b.conf = conf;
     b.table = t;
     b.req = req;
     b.r = r;
     b.key = affinity_host_key(host ? host : "");
     w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
     if (w) {
-        m = affinity_member_of(balancer, conf, &b.table, w, r);
+        m = affinity_member_of(balancer, &b.table, w, r);
     }
     affinity_set_env(r, m, "domain");
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,

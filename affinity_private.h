@@ -111,36 +111,44 @@ typedef struct {
     apr_uint64_t seed;                          /* domain-mode hash seed */
 } affinity_member;
 
-/* One per balancer and process, hung on balancer->context (unused by httpd
- * 2.4) and only touched with the balancer's thread mutex held, as the finder
- * always is. */
-typedef struct {
+/* One per balancer, salt and process.  A balancer reached from sections with
+ * different salts keeps one table per salt, side by side in a short list on
+ * balancer->context (unused by httpd 2.4); sections with equal salt bytes
+ * share one.  Only touched with the balancer's thread mutex held, as the
+ * finder always is, and freed by a rebuild: nothing that outlives the finder
+ * (env, notes, headers, cookies, logs written later) may point into it, so
+ * whatever a request keeps is copied into r->pool. */
+typedef struct affinity_table affinity_table;
+struct affinity_table {
     apr_pool_t *pool;               /* the table's own; dropped on rebuild */
-    const char *salt;               /* the salt the IDs were made with */
+    affinity_table *next;           /* the same balancer, another salt */
+    const char *salt;               /* the salt the IDs were made with (a copy) */
     apr_size_t salt_len;
     int nelts;
     affinity_member *members;       /* parallel to balancer->workers */
     affinity_index *index;          /* route ID -> members[] slot */
-} affinity_table;
+};
 
-/* A member's identity: its route=, else host:port. */
-const char *affinity_identity(apr_pool_t *p, const proxy_worker *w);
+/* A member's identity: its route (the caller's bounded copy of s->route)
+ * when set, else the socket path of a unix-socket member, else host:port,
+ * an IPv6 address in brackets. */
+const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
+                              const char *route);
 
-/* The balancer's table, rebuilt first when members were added or the salt
- * in force differs. */
+/* The table for the balancer and the salt in force, built first when there
+ * is none for that salt yet, rebuilt when members were added. */
 affinity_table *affinity_table_get(proxy_balancer *balancer,
                                    const affinity_dir_conf *conf,
                                    request_rec *r);
 
 /* The table with every member's route as built, rebuilt if any changed. */
 affinity_table *affinity_table_verify_all(proxy_balancer *balancer,
-                                          const affinity_dir_conf *conf,
                                           affinity_table *t,
                                           request_rec *r, int *rebuilt);
 
-/* The member for a worker, with its ID checked against the live route. */
+/* The member for a worker, with its ID checked against the live route
+ * (*t is rebuilt when it is not: members of the old *t are gone). */
 affinity_member *affinity_member_of(proxy_balancer *balancer,
-                                    const affinity_dir_conf *conf,
                                     affinity_table **t,
                                     proxy_worker *w, request_rec *r);
 
@@ -199,7 +207,8 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
                                 const affinity_request *req);
 
-/* AFFINITY_ROUTE (unset when m is NULL) and AFFINITY_STATUS. */
+/* AFFINITY_ROUTE, a copy of m's ID (unset when m is NULL), and
+ * AFFINITY_STATUS (a string that lives as long as the request). */
 void affinity_set_env(request_rec *r, const affinity_member *m,
                       const char *status);
 

@@ -161,11 +161,13 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
     return w;
 }
 
+/* The ID is copied: m lives in a table that another thread's finder may
+ * free while this request's filters, error page and log still read it. */
 void affinity_set_env(request_rec *r, const affinity_member *m,
-                             const char *status)
+                      const char *status)
 {
     if (m) {
-        apr_table_setn(r->subprocess_env, "AFFINITY_ROUTE", m->id_hex);
+        apr_table_set(r->subprocess_env, "AFFINITY_ROUTE", m->id_hex);
     }
     else {
         apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");

@@ -11,23 +11,42 @@
  * Nothing is cached that balancer-manager can change behind our back: each
  * process keeps, per balancer, a table of the members' IDs built from the
  * shared memory, and checks it against the shared memory on use (member
- * count and salt on every request, a member's route whenever that member is
- * about to be used).
+ * count on every request, a member's route whenever that member is about to
+ * be used).  Tables are keyed by what the IDs depend on: the balancer (one
+ * list per balancer) and the salt's bytes.
+ *
+ * Lifetime: a table lives until its next rebuild, which only a finder does,
+ * under the balancer's thread mutex.  Output filters, error pages and log
+ * hooks run without that mutex, so nothing a request keeps may point into a
+ * table: IDs go into the request as copies (affinity_set_env, the cookie).
  */
 
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
-const char *affinity_identity(apr_pool_t *p, const proxy_worker *w)
+
+const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
+                              const char *route)
 {
-    if (*w->s->route) {
-        return w->s->route;
+    const proxy_worker_shared *s = w->s;
+    const char *host;
+
+    if (*route) {
+        return route;
     }
-    return apr_psprintf(p, "%s:%u", w->s->hostname_ex, (unsigned)w->s->port);
+    /* neither is edited at run time; read with bounds all the same */
+    if (*s->uds_path) {
+        return apr_pstrndup(p, s->uds_path, sizeof(s->uds_path));
+    }
+    host = apr_pstrndup(p, s->hostname_ex, sizeof(s->hostname_ex));
+    /* an IPv6 address, as in its URL, so that the port stands apart */
+    return apr_psprintf(p, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                        (unsigned)s->port);
 }
 
 static affinity_table *affinity_table_build(proxy_balancer *balancer,
-                                            const affinity_dir_conf *conf,
+                                            const char *salt,
+                                            apr_size_t salt_len,
                                             request_rec *r)
 {
     apr_pool_t *p;
@@ -39,8 +58,8 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
     apr_pool_tag(p, "affinity_table");
     t = apr_pcalloc(p, sizeof(*t));
     t->pool = p;
-    t->salt = conf->salt ? conf->salt : "";
-    t->salt_len = conf->salt ? conf->salt_len : 0;
+    t->salt = apr_pmemdup(p, salt, salt_len ? salt_len : 1);
+    t->salt_len = salt_len;
     t->nelts = balancer->workers->nelts;
     t->members = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->members));
     t->index = affinity_index_make(p, t->nelts);
@@ -53,8 +72,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
         m->worker = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
         /* copy with bounds: balancer-manager strcpy()s routes in place */
         apr_cpystrn(m->route, m->worker->s->route, sizeof(m->route));
-        identity = *m->route ? m->route
-                             : affinity_identity(p, m->worker);
+        identity = affinity_identity(p, m->worker, m->route);
         affinity_route_id(id, t->salt, t->salt_len, identity, strlen(identity));
         affinity_id_to_hex(m->id_hex, id);
         m->seed = affinity_member_seed(t->salt, t->salt_len, identity,
@@ -67,47 +85,62 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
     return t;
 }
 
-
+/* Replaces t, in its place in the balancer's list, by a table built afresh
+ * for the same salt. */
 static affinity_table *affinity_table_rebuild(proxy_balancer *balancer,
-                                              const affinity_dir_conf *conf,
+                                              affinity_table *t,
                                               request_rec *r)
 {
-    affinity_table *old = balancer->context;
+    affinity_table **slot = (affinity_table **)&balancer->context;
+    affinity_table *fresh;
 
-    balancer->context = affinity_table_build(balancer, conf, r);
-    if (old) {
-        apr_pool_destroy(old->pool);
+    while (*slot && *slot != t) {
+        slot = &(*slot)->next;
     }
-    return balancer->context;
+    fresh = affinity_table_build(balancer, t->salt, t->salt_len, r);
+    fresh->next = t->next;
+    *slot = fresh;
+    apr_pool_destroy(t->pool);
+    return fresh;
 }
 
-/* The cheap checks, on every request: members added (growth) and the salt in
- * force.  Route edits are caught per member by affinity_member_current(). */
+/* The cheap checks, on every request: the table of this salt, and members
+ * added (growth).  Route edits are caught per member by
+ * affinity_member_current().  The list holds one table per distinct salt
+ * among the sections that reach the balancer: a handful at most. */
 affinity_table *affinity_table_get(proxy_balancer *balancer,
-                                          const affinity_dir_conf *conf,
-                                          request_rec *r)
+                                   const affinity_dir_conf *conf,
+                                   request_rec *r)
 {
-    affinity_table *t = balancer->context;
+    affinity_table **slot = (affinity_table **)&balancer->context;
     const char *salt = conf->salt ? conf->salt : "";
+    apr_size_t salt_len = conf->salt ? conf->salt_len : 0;
 
-    if (t && t->nelts == balancer->workers->nelts && t->salt == salt) {
-        return t;
+    for (; *slot; slot = &(*slot)->next) {
+        affinity_table *t = *slot;
+
+        if (t->salt_len == salt_len && !memcmp(t->salt, salt, salt_len)) {
+            if (t->nelts == balancer->workers->nelts) {
+                return t;
+            }
+            return affinity_table_rebuild(balancer, t, r);
+        }
     }
-    return affinity_table_rebuild(balancer, conf, r);
+    *slot = affinity_table_build(balancer, salt, salt_len, r);
+    return *slot;
 }
 
 /* Every member's route as built, or rebuilt if any has changed. */
 affinity_table *affinity_table_verify_all(proxy_balancer *balancer,
-                                                 const affinity_dir_conf *conf,
-                                                 affinity_table *t,
-                                                 request_rec *r, int *rebuilt)
+                                          affinity_table *t,
+                                          request_rec *r, int *rebuilt)
 {
     int i;
 
     for (i = 0; i < t->nelts; i++) {
         if (!affinity_member_current(&t->members[i])) {
             *rebuilt = 1;
-            return affinity_table_rebuild(balancer, conf, r);
+            return affinity_table_rebuild(balancer, t, r);
         }
     }
     *rebuilt = 0;
@@ -134,14 +167,13 @@ static affinity_member *affinity_table_member(affinity_table *t,
 
 /* The member for a worker, with its ID checked against the live route. */
 affinity_member *affinity_member_of(proxy_balancer *balancer,
-                                           const affinity_dir_conf *conf,
-                                           affinity_table **t,
-                                           proxy_worker *w, request_rec *r)
+                                    affinity_table **t,
+                                    proxy_worker *w, request_rec *r)
 {
     affinity_member *m = affinity_table_member(*t, w);
 
     if (!m || !affinity_member_current(m)) {
-        *t = affinity_table_rebuild(balancer, conf, r);
+        *t = affinity_table_rebuild(balancer, *t, r);
         m = affinity_table_member(*t, w);
     }
     return m;
