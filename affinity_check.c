@@ -64,6 +64,7 @@ typedef struct {
     int ours;                       /* sets an Affinity* directive */
     int affinity;                   /* applies to an lbmethod=affinity balancer */
     int domain;                     /* ... of which in domain mode */
+    int prefix;                     /* ... of which in prefix mode */
     const proxy_balancer *other;    /* a balancer it applies to that is not ours */
 } affinity_ck_section;
 
@@ -278,8 +279,15 @@ static void affinity_gather(affinity_ck *ck)
                     continue;
                 }
                 sec->affinity++;
-                if (affinity_balancer_conf(ck, s, b)->mode == AFFINITY_MODE_DOMAIN) {
+                switch (affinity_balancer_conf(ck, s, b)->mode) {
+                case AFFINITY_MODE_DOMAIN:
                     sec->domain++;
+                    break;
+                case AFFINITY_MODE_PREFIX:
+                    sec->prefix++;
+                    break;
+                default:
+                    break;
                 }
             }
         }
@@ -631,13 +639,18 @@ static void affinity_check_sections(affinity_ck *ck)
     }
 }
 
-/* AFF0045: cookie directives where domain mode is in force: domain mode
- * reads and sets no cookie, so they mean nothing there. */
-static void affinity_check_domain(affinity_ck *ck)
+/* AFF0045: route-cookie directives where no mode in force sets the route
+ * cookie: domain mode reads and sets no cookie at all, prefix mode rides on
+ * the application's (AffinityNoCache still applies to it). */
+static void affinity_check_modes(affinity_ck *ck)
 {
-    static const affinity_directive_e cookie_directives[] = {
-        AFFINITY_DIRECTIVE_COOKIE, AFFINITY_DIRECTIVE_REMOVE,
-        AFFINITY_DIRECTIVE_NOCACHE
+    static const struct {
+        affinity_directive_e directive;
+        int in_prefix;              /* means something in prefix mode */
+    } cookie_directives[] = {
+        { AFFINITY_DIRECTIVE_COOKIE, 0 },
+        { AFFINITY_DIRECTIVE_REMOVE, 0 },
+        { AFFINITY_DIRECTIVE_NOCACHE, 1 }
     };
     int i, d;
 
@@ -645,22 +658,31 @@ static void affinity_check_domain(affinity_ck *ck)
         const affinity_ck_section *sec = APR_ARRAY_IDX(ck->sections, i,
                                                        affinity_ck_section *);
 
-        if (!sec->affinity || sec->domain < sec->affinity) {
+        if (!sec->affinity || sec->domain + sec->prefix < sec->affinity) {
             continue;
         }
         for (d = 0; d < (int)(sizeof(cookie_directives)
                               / sizeof(cookie_directives[0])); d++) {
-            const ap_directive_t *at = sec->own->set_at[cookie_directives[d]];
+            const ap_directive_t *at
+                = sec->own->set_at[cookie_directives[d].directive];
 
-            if (at) {
-                affinity_finding(ck, 45, APLOG_WARNING, sec->s, sec->in_force, at,
-                                 "%s in <Proxy %s> has no effect: AffinityMode "
-                                 "domain is in force there, and domain mode "
-                                 "reads and sets no cookie; remove it",
-                                 at->directive, sec->pd->p);
+            if (!at || (sec->prefix && cookie_directives[d].in_prefix)) {
+                continue;
             }
+            affinity_finding(ck, 45, APLOG_WARNING, sec->s, sec->in_force, at,
+                             "%s in <Proxy %s> has no effect: AffinityMode "
+                             "%s is in force there, which sets no route "
+                             "cookie of its own; remove it", at->directive,
+                             sec->pd->p, sec->prefix ? "prefix" : "domain");
         }
     }
+}
+
+/* Does the mode in force set the module's route cookie? */
+static int affinity_sets_cookie(const affinity_dir_conf *conf)
+{
+    return conf->mode == AFFINITY_MODE_COOKIE
+           || conf->mode == AFFINITY_MODE_UNSET;
 }
 
 /* AFF0041: two affinity balancers that one client reaches (one server)
@@ -677,7 +699,7 @@ static void affinity_check_cookies(affinity_ck *ck)
         const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
         const char *path, *domain;
 
-        if (u->shadowed || u->conf->mode == AFFINITY_MODE_DOMAIN) {
+        if (u->shadowed || !affinity_sets_cookie(u->conf)) {
             continue;
         }
         path = affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Path");
@@ -700,7 +722,7 @@ static void affinity_check_cookies(affinity_ck *ck)
 
             if (v->s != u->s || v->shadowed
                 || !strcmp(v->balancer->s->name, u->balancer->s->name)
-                || v->conf->mode == AFFINITY_MODE_DOMAIN
+                || !affinity_sets_cookie(v->conf)
                 || strcmp(affinity_cookie_name_of(u->conf),
                           affinity_cookie_name_of(v->conf))
                 || !affinity_warning_on(v->conf, 41)) {
@@ -822,7 +844,7 @@ static void affinity_check_secure(affinity_ck *ck)
         const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
         const ap_directive_t *vh;
 
-        if (u->shadowed || u->conf->mode == AFFINITY_MODE_DOMAIN
+        if (u->shadowed || !affinity_sets_cookie(u->conf)
             || !affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Secure")
             || (u->s->server_scheme && !strcasecmp(u->s->server_scheme, "https"))) {
             continue;
@@ -963,7 +985,7 @@ static affinity_check_fn *const affinity_checks[] = {
     affinity_check_balancers,       /* AFF0002, AFF0003 */
     affinity_check_salt,            /* AFF0040 */
     affinity_check_sections,        /* AFF0042 */
-    affinity_check_domain,          /* AFF0045 */
+    affinity_check_modes,           /* AFF0045 */
     affinity_check_cookies,         /* AFF0041, AFF0047 */
     affinity_check_lifetime,        /* AFF0043 */
     affinity_check_secure,          /* AFF0044 */

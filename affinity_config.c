@@ -59,7 +59,15 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     }
     conf->remove = add->remove != -1 ? add->remove : base->remove;
     conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;
-    conf->mode = add->mode != AFFINITY_MODE_UNSET ? add->mode : base->mode;
+    /* a mode and its cookie NAME go together */
+    if (add->mode != AFFINITY_MODE_UNSET) {
+        conf->mode = add->mode;
+        conf->mode_cookie = add->mode_cookie;
+    }
+    else {
+        conf->mode = base->mode;
+        conf->mode_cookie = base->mode_cookie;
+    }
     if (add->warnings && base->warnings) {
         conf->warnings = apr_array_append(p, base->warnings, add->warnings);
     }
@@ -229,21 +237,53 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* The modes AffinityMode knows; a mode that works on the application's own
+ * cookie takes its NAME as second argument. */
+static const struct {
+    const char *name;
+    affinity_mode_e mode;
+    int takes_cookie;
+} affinity_modes[] = {
+    { "cookie", AFFINITY_MODE_COOKIE, 0 },
+    { "domain", AFFINITY_MODE_DOMAIN, 0 },
+    { "prefix", AFFINITY_MODE_PREFIX, 1 },
+    { NULL, AFFINITY_MODE_UNSET, 0 }
+};
+
 static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
-                                     const char *arg)
+                                     const char *arg, const char *name)
 {
     affinity_dir_conf *conf = dconf;
+    int i;
 
-    if (!strcasecmp(arg, "cookie")) {
-        conf->mode = AFFINITY_MODE_COOKIE;
+    for (i = 0; affinity_modes[i].name; i++) {
+        if (!strcasecmp(arg, affinity_modes[i].name)) {
+            break;
+        }
     }
-    else if (!strcasecmp(arg, "domain")) {
-        conf->mode = AFFINITY_MODE_DOMAIN;
-    }
-    else {
+    if (!affinity_modes[i].name) {
         return apr_psprintf(cmd->pool, "AffinityMode: unknown mode \"%s\"; "
-                            "use cookie or domain", arg);
+                            "use cookie, domain or prefix NAME", arg);
     }
+    if (affinity_modes[i].takes_cookie && !name) {
+        return apr_psprintf(cmd->pool, "AffinityMode %s needs the name of the "
+                            "application's session cookie, e.g. "
+                            "AffinityMode %s JSESSIONID", affinity_modes[i].name,
+                            affinity_modes[i].name);
+    }
+    if (!affinity_modes[i].takes_cookie && name) {
+        return apr_psprintf(cmd->pool, "AffinityMode %s takes no cookie name "
+                            "(\"%s\"); name the route cookie with "
+                            "AffinityCookie", affinity_modes[i].name, name);
+    }
+    if (name && !affinity_cookie_name_valid(name)) {
+        return apr_psprintf(cmd->pool, "AffinityMode %s: \"%s\" is not a valid "
+                            "cookie name; use an RFC 6265 token (letters, "
+                            "digits and !#$%%&'*+-.^_`|~, no spaces)",
+                            affinity_modes[i].name, name);
+    }
+    conf->mode = affinity_modes[i].mode;
+    conf->mode_cookie = name;
     affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_MODE);
     return NULL;
 }
@@ -306,9 +346,10 @@ const command_rec affinity_cmds[] = {
                  (void *)APR_OFFSETOF(affinity_dir_conf, nocache),
                  RSRC_CONF | ACCESS_CONF,
                  "On: mark responses that set the cookie Cache-Control: private"),
-    AP_INIT_TAKE1("AffinityMode", affinity_set_mode, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "cookie (default) or domain"),
+    AP_INIT_TAKE12("AffinityMode", affinity_set_mode, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "cookie (default), domain, or prefix NAME (the "
+                   "application's session cookie)"),
     AP_INIT_ITERATE("AffinityWarnings", affinity_set_warnings, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "-AFFnnnn turns that warning off, +AFFnnnn back on"),

@@ -23,89 +23,15 @@ static ap_filter_rec_t *affinity_cookie_filter_handle;
 static apr_status_t affinity_cookie_filter(ap_filter_t *f,
                                            apr_bucket_brigade *bb);
 
-/* One pass over the request's IDs: the first usable member named, or NULL.
- * *down: the first named member that is not usable; *known: some ID names a
- * member; *stale: a named member's route no longer matches its ID. */
-static affinity_member *affinity_scan_ids(affinity_table *t,
+/* A session whose member is not usable starts over on a new member, and
+ * the cookie then names that one. */
+static proxy_worker *affinity_cookie_move(proxy_balancer *balancer,
+                                          request_rec *r,
                                           const affinity_request *req,
-                                          request_rec *r, affinity_member **down,
-                                          int *known, int *stale)
+                                          void *baton)
 {
-    int i;
-
-    *down = NULL;
-    *known = *stale = 0;
-    for (i = 0; i < req->ids->nelts; i++) {
-        int slot = affinity_index_get(t->index, (const unsigned char *)req->ids->elts
-                                                + i * AFFINITY_ID_LEN);
-        affinity_member *m;
-
-        if (slot < 0) {
-            continue;
-        }
-        m = &t->members[slot];
-        if (!affinity_member_current(m)) {
-            *stale = 1;
-            continue;
-        }
-        *known = 1;
-        if (affinity_usable(req, m->worker, r)) {
-            return m;
-        }
-        if (!*down) {
-            *down = m;
-        }
-    }
-    return NULL;
-}
-
-/* The member named by the first of the request's IDs that names a usable
- * member, or NULL; *down as above.  When a named member's route was edited,
- * or no ID is known (maybe a route was just edited to match one), every
- * member's route is compared with the table, one string compare each and no
- * hashing unless one changed, and the IDs are looked up once more. */
-static affinity_member *affinity_find_named(proxy_balancer *balancer,
-                                            request_rec *r,
-                                            const affinity_dir_conf *conf,
-                                            affinity_table **t,
-                                            const affinity_request *req,
-                                            affinity_member **down)
-{
-    int known, stale, rebuilt;
-    affinity_member *m = affinity_scan_ids(*t, req, r, down, &known, &stale);
-
-    if (stale || (!m && !known && req->ids->nelts)) {
-        *t = affinity_table_verify_all(balancer, *t, r, &rebuilt);
-        if (rebuilt) {
-            m = affinity_scan_ids(*t, req, r, down, &known, &stale);
-        }
-    }
-    return m;
-}
-
-static affinity_member *affinity_find_redirect(affinity_table *t,
-                                               const affinity_member *from,
-                                               const affinity_request *req,
-                                               request_rec *r)
-{
-    char redirect[PROXY_WORKER_MAX_ROUTE_SIZE];
-    int i;
-
-    apr_cpystrn(redirect, from->worker->s->redirect, sizeof(redirect));
-    if (!*redirect) {
-        return NULL;
-    }
-    /* the live routes, not the table's: the target's route may have been
-     * edited since the table was built (its ID is checked by the caller) */
-    for (i = 0; i < t->nelts; i++) {
-        affinity_member *m = &t->members[i];
-        const char *live = m->worker->s->route;
-        if (!strncmp(live, redirect, sizeof(redirect))
-            && affinity_usable(req, m->worker, r)) {
-            return m;
-        }
-    }
-    return NULL;
+    (void)baton;
+    return affinity_pick_new(balancer, r, req);
 }
 
 proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
@@ -118,7 +44,7 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     const char *status;
     proxy_worker *w;
 
-    m = affinity_find_named(balancer, r, conf, &t, req, &down);
+    m = affinity_session_find(balancer, r, &t, req, &down);
     if (m) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0006: %s: cookie %s names usable member %s: kept",
@@ -131,44 +57,12 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
 
     if (down) {
         status = "down";
-        m = affinity_find_redirect(t, down, req, r);
-        if (m) {
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "AFF0010: %s: member %s is not usable, session "
-                          "redirected to %s (route %.*s)", balancer->s->name,
-                          AFFINITY_WORKER_NAME(down->worker),
-                          AFFINITY_WORKER_NAME(m->worker),
-                          (int)sizeof(down->worker->s->redirect),
-                          down->worker->s->redirect);
-            w = m->worker;
-        }
-        else if (balancer->s->sticky_force) {
-            apr_uint32_t more = 0;
-            /* one line per balancer every 10 s at most: a flood of such
-             * requests must not flood the log; trace1 shows each one */
-            int loud = affinity_warning_on(conf, 9)
-                       && affinity_log_allowed(balancer, AFFINITY_LOG_NOFAILOVER,
-                                               r->request_time, &more);
-
-            ap_log_rerror(APLOG_MARK, loud ? APLOG_WARNING : APLOG_TRACE1, 0, r,
-                          "AFF0009: %s: member %s of this session is not "
-                          "usable and nofailover is On: refusing to move the "
-                          "session (503)%s", balancer->s->name,
-                          AFFINITY_WORKER_NAME(down->worker),
-                          more ? apr_psprintf(r->pool, "; %u more such "
-                                              "request(s) since the last "
-                                              "such line", more) : "");
+        w = affinity_session_move(balancer, r, t, req, down,
+                                  affinity_cookie_move, NULL);
+        if (!w) {
             affinity_set_env(r, NULL, status);
             req->set_cookie = NULL;
             return NULL;
-        }
-        else {
-            w = affinity_pick_new(balancer, r, req);
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "AFF0008: %s: member %s of this session is not "
-                          "usable, session moves to %s", balancer->s->name,
-                          AFFINITY_WORKER_NAME(down->worker),
-                          w ? AFFINITY_WORKER_NAME(w) : "no member");
         }
     }
     else {

@@ -49,26 +49,39 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
     return 1;
 }
 
+proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
+                                   affinity_table **t,
+                                   const affinity_request *req,
+                                   apr_uint64_t key)
+{
+    affinity_domain_baton b;
+    proxy_worker *w;
+
+    memset(&b, 0, sizeof(b));
+    b.balancer = balancer;
+    b.table = *t;
+    b.req = req;
+    b.r = r;
+    b.key = key;
+    w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
+    *t = b.table;
+    return w;
+}
+
 proxy_worker *affinity_find_domain(proxy_balancer *balancer,
                                           request_rec *r,
                                           const affinity_dir_conf *conf,
                                           affinity_table *t,
                                           const affinity_request *req)
 {
-    affinity_domain_baton b;
     affinity_member *m = NULL;
     proxy_worker *w;
     const char *host = r->hostname ? r->hostname : r->server->server_hostname;
 
-    memset(&b, 0, sizeof(b));
-    b.balancer = balancer;
-    b.table = t;
-    b.req = req;
-    b.r = r;
-    b.key = affinity_host_key(host ? host : "");
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
+    w = affinity_pick_hashed(balancer, r, &t, req,
+                             affinity_host_key(host ? host : ""));
     if (w) {
-        m = affinity_member_of(balancer, &b.table, w, r);
+        m = affinity_member_of(balancer, &t, w, r);
     }
     affinity_set_env(r, m, "domain");
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,

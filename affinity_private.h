@@ -48,7 +48,8 @@ extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 typedef enum {
     AFFINITY_MODE_UNSET = -1,
     AFFINITY_MODE_COOKIE = 0,
-    AFFINITY_MODE_DOMAIN = 1
+    AFFINITY_MODE_DOMAIN = 1,
+    AFFINITY_MODE_PREFIX = 2
 } affinity_mode_e;
 
 /* The directives whose place in the configuration files is kept, for the
@@ -72,6 +73,8 @@ typedef struct {
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
+    const char *mode_cookie;        /* the application's cookie NAME of
+                                     * "AffinityMode prefix NAME", or NULL */
     /* AffinityWarnings: int tag, positive on, negative off, in order
      * (outer sections first, so the last word on a tag wins); NULL: unset */
     apr_array_header_t *warnings;
@@ -180,6 +183,12 @@ typedef struct {
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
     int filter_added;
+    /* prefix mode (ids holds the IDs of the prefixes, in header order) */
+    const char *key;                /* first value of the application's
+                                     * cookie, without its prefix */
+    apr_size_t key_len;
+    const char *served_id;          /* hex ID of the member chosen */
+    const char *carried_id;         /* hex ID the request carried, or NULL */
 } affinity_request;
 
 affinity_request *affinity_request_get(request_rec *r,
@@ -212,6 +221,31 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
 void affinity_set_env(request_rec *r, const affinity_member *m,
                       const char *status);
 
+/* ---- Sessions (affinity_session.c) -------------------------------------- */
+
+/* The member named by the first of the request's IDs (req->ids) that names
+ * a usable member, or NULL; then *down is the first named member that is
+ * not usable, if any.  Routes edited live are caught here. */
+affinity_member *affinity_session_find(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       affinity_table **t,
+                                       const affinity_request *req,
+                                       affinity_member **down);
+
+/* Where a session goes whose member is not usable, the mode's way. */
+typedef proxy_worker *affinity_move_fn(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       const affinity_request *req,
+                                       void *baton);
+
+/* The session's member down is not usable: its Route Redirect if that is
+ * usable; else NULL when nofailover is On (the client gets 503); else the
+ * member move() picks (NULL: none left). */
+proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
+                                    affinity_table *t,
+                                    const affinity_request *req,
+                                    const affinity_member *down,
+                                    affinity_move_fn *move, void *baton);
 /* ---- Configuration check and log hygiene (affinity_check.c) ----------- */
 
 /* Warnings AffinityWarnings may turn off: 1 if tag is one of them. */
@@ -246,7 +280,21 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
                                    affinity_table *t, affinity_request *req);
 void affinity_cookie_register_hooks(apr_pool_t *p);
 
+/* affinity_prefix.c */
+void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
+                          affinity_request *req);
+proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   affinity_table *t, affinity_request *req);
+void affinity_prefix_register_hooks(apr_pool_t *p);
+
 /* affinity_domain.c */
+/* The member a key maps to by weighted rendezvous hashing over the usable,
+ * non-draining members (lbsets, spares and standbys as mod_proxy does them). */
+proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
+                                   affinity_table **t,
+                                   const affinity_request *req,
+                                   apr_uint64_t key);
 proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t,

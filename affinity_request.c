@@ -94,7 +94,10 @@ affinity_request *affinity_request_get(request_rec *r,
     req->ids = apr_array_make(r->pool, 1, AFFINITY_ID_LEN);
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
     req->nocache = conf->nocache == 1;
-    if (conf->mode != AFFINITY_MODE_DOMAIN) {
+    if (conf->mode == AFFINITY_MODE_PREFIX) {
+        affinity_prefix_read(r, conf, req);
+    }
+    else if (conf->mode != AFFINITY_MODE_DOMAIN) {
         affinity_read_baton rb;
 
         rb.name = affinity_cookie_name_of(conf);

@@ -10,8 +10,10 @@
  * Depends on APR and APR-util only; see mod_affinity.h.
  */
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "apr_date.h"
 #include "apr_lib.h"
 #include "apr_sha1.h"
 #include "apr_strings.h"
@@ -324,6 +326,244 @@ const char *affinity_cache_control_private(apr_pool_t *p, const char *existing)
         *o++ = ' ';
     }
     strcpy(o, "private");
+    return out;
+}
+
+/* ---- Prefix mode ----------------------------------------------------------- */
+
+int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
+                          const char *value, apr_size_t len)
+{
+    unsigned char scratch[AFFINITY_ID_LEN];
+
+    if (len < AFFINITY_PREFIX_LEN || value[AFFINITY_ID_HEX_LEN] != AFFINITY_PREFIX_SEP) {
+        return 0;
+    }
+    return affinity_id_from_hex(id ? id : scratch, value, AFFINITY_ID_HEX_LEN);
+}
+
+const char *affinity_prefix_skip(const char *value, apr_size_t len)
+{
+    while (affinity_prefix_parse(NULL, value, len)) {
+        value += AFFINITY_PREFIX_LEN;
+        len -= AFFINITY_PREFIX_LEN;
+    }
+    return value;
+}
+
+/* [*b, *e) trimmed of blanks, then of one pair of enclosing double quotes,
+ * as affinity_cookie_scan() hands values out.  Returns 1 when quoted. */
+static int affinity_trim_value(const char **b, const char **e)
+{
+    while (*b < *e && affinity_is_ows(**b)) {
+        (*b)++;
+    }
+    while (*e > *b && affinity_is_ows((*e)[-1])) {
+        (*e)--;
+    }
+    if (*e - *b >= 2 && **b == '"' && (*e)[-1] == '"') {
+        (*b)++;
+        (*e)--;
+        return 1;
+    }
+    return 0;
+}
+
+const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
+                                  const char *name, int *cut)
+{
+    apr_size_t name_len = strlen(name);
+    const char *s = header;
+    char *out = NULL, *o = NULL;
+
+    *cut = 0;
+    while (*s) {
+        const char *end = s + strcspn(s, ";,");
+        const char *next = *end ? end + 1 : end;
+        const char *v, *ve = end;
+
+        if (affinity_pair_named(s, end, name, name_len, &v)) {
+            const char *rest;
+
+            affinity_trim_value(&v, &ve);
+            rest = affinity_prefix_skip(v, (apr_size_t)(ve - v));
+            if (rest != v) {
+                if (!out) {
+                    /* the result is shorter: one allocation does */
+                    out = o = apr_palloc(p, strlen(header) + 1);
+                    memcpy(o, header, (apr_size_t)(s - header));
+                    o += s - header;
+                }
+                memcpy(o, s, (apr_size_t)(v - s));
+                o += v - s;
+                memcpy(o, rest, (apr_size_t)(next - rest));
+                o += next - rest;
+                (*cut)++;
+                s = next;
+                continue;
+            }
+        }
+        if (out) {
+            memcpy(o, s, (apr_size_t)(next - s));
+            o += next - s;
+        }
+        s = next;
+    }
+    if (!out) {
+        return header;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Max-Age (RFC 6265 5.2.2): an optional '-' and digits, else ignored.
+ * Returns 1 for a positive age, -1 for zero or less, 0 when ignored. */
+static int affinity_max_age(const char *v, const char *e)
+{
+    int negative = v < e && *v == '-', positive = 0;
+
+    v += negative;
+    if (v == e) {
+        return 0;
+    }
+    for (; v < e; v++) {
+        if (!apr_isdigit(*v)) {
+            return 0;
+        }
+        positive |= *v != '0';
+    }
+    return positive && !negative ? 1 : -1;
+}
+
+/* Expires: 1 in the future, -1 at or before now, 0 ignored.  APR answers 0
+ * both for a date it cannot read and for dates up to the epoch, the usual
+ * way to delete a cookie ("Thu, 01 Jan 1970 00:00:00 GMT"): a four-digit
+ * year up to 1970 in a date APR refused means the past. */
+static int affinity_expires(const char *v, const char *e, apr_time_t now)
+{
+    char buf[128];
+    apr_size_t len = (apr_size_t)(e - v);
+    apr_time_t t;
+    const char *d;
+
+    if (!len || len >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    t = apr_date_parse_rfc(buf);
+    if (t != APR_DATE_BAD) {
+        return t <= now ? -1 : 1;
+    }
+    for (d = buf; *d; d++) {
+        if (apr_isdigit(d[0]) && apr_isdigit(d[1]) && apr_isdigit(d[2])
+            && apr_isdigit(d[3]) && !apr_isdigit(d[4])
+            && (d == buf || !apr_isdigit(d[-1]))) {
+            return atoi(d) <= 1970 ? -1 : 0;
+        }
+    }
+    return 0;
+}
+
+int affinity_set_cookie_parse(const char *header, apr_time_t now,
+                              affinity_set_cookie_t *out)
+{
+    const char *pair_end = header + strcspn(header, ";");
+    const char *eq = memchr(header, '=', (apr_size_t)(pair_end - header));
+    const char *n = header, *ne, *v, *ve = pair_end, *s;
+    int max_age = 0, expires = 0;
+
+    if (!eq) {
+        return 0;
+    }
+    ne = eq;
+    while (n < ne && affinity_is_ows(*n)) {
+        n++;
+    }
+    while (ne > n && affinity_is_ows(ne[-1])) {
+        ne--;
+    }
+    if (ne == n) {
+        return 0;
+    }
+    v = eq + 1;
+    while (v < ve && affinity_is_ows(*v)) {
+        v++;
+    }
+    while (ve > v && affinity_is_ows(ve[-1])) {
+        ve--;
+    }
+
+    for (s = pair_end; *s; ) {
+        const char *a = s + 1, *ae = a + strcspn(a, ";");
+        const char *av, *ave = ae, *an_end;
+
+        s = ae;
+        av = memchr(a, '=', (apr_size_t)(ae - a));
+        an_end = av ? av : ae;
+        av = av ? av + 1 : ae;
+        while (a < an_end && affinity_is_ows(*a)) {
+            a++;
+        }
+        while (an_end > a && affinity_is_ows(an_end[-1])) {
+            an_end--;
+        }
+        while (av < ave && affinity_is_ows(*av)) {
+            av++;
+        }
+        while (ave > av && affinity_is_ows(ave[-1])) {
+            ave--;
+        }
+        if (an_end - a == 7 && !strncasecmp(a, "max-age", 7)) {
+            int m = affinity_max_age(av, ave);
+            max_age = m ? m : max_age;
+        }
+        else if (an_end - a == 7 && !strncasecmp(a, "expires", 7)) {
+            int x = affinity_expires(av, ave, now);
+            expires = x ? x : expires;
+        }
+    }
+    out->name_off = (apr_size_t)(n - header);
+    out->name_len = (apr_size_t)(ne - n);
+    out->value_off = (apr_size_t)(v - header);
+    out->value_len = (apr_size_t)(ve - v);
+    out->attrs_off = (apr_size_t)(pair_end - header);
+    /* Max-Age wins over Expires (RFC 6265 5.3 step 3) */
+    out->deletion = v == ve || (ve - v == 2 && v[0] == '"' && v[1] == '"')
+                    || max_age < 0 || (!max_age && expires < 0);
+    return 1;
+}
+
+const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
+                                       const char *name, const char *id_hex,
+                                       apr_time_t now)
+{
+    affinity_set_cookie_t sc;
+    apr_size_t name_len = strlen(name), head, tail, len;
+    const char *value, *rest;
+    char *out;
+
+    if (!affinity_set_cookie_parse(header, now, &sc) || sc.deletion
+        || sc.name_len != name_len
+        || memcmp(header + sc.name_off, name, name_len)) {
+        return NULL;
+    }
+    /* inside the quotes, if any: a quoted value stays valid */
+    value = header + sc.value_off;
+    len = sc.value_len;
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        value++;
+        len -= 2;
+    }
+    /* an ID already there is replaced, never stacked */
+    rest = affinity_prefix_skip(value, len);
+    head = (apr_size_t)(value - header);
+    tail = strlen(rest);
+    out = apr_palloc(p, head + AFFINITY_PREFIX_LEN + tail + 1);
+    memcpy(out, header, head);
+    memcpy(out + head, id_hex, AFFINITY_ID_HEX_LEN);
+    out[head + AFFINITY_ID_HEX_LEN] = AFFINITY_PREFIX_SEP;
+    memcpy(out + head + AFFINITY_PREFIX_LEN, rest, tail + 1);
     return out;
 }
 

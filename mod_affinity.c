@@ -14,8 +14,11 @@
  * there; anything else gets a new member, chosen by lbfactor exactly like
  * byrequests, and a cookie naming it.  Domain mode (affinity_domain.c): the
  * member is picked by weighted rendezvous hashing of the request's host; no
- * cookie is involved.  Both work on one per-process member table
- * (affinity_table.c) and one per-request state (affinity_request.c).
+ * cookie is involved.  Prefix mode (affinity_prefix.c): the route ID rides
+ * as a prefix on the application's own session cookie.  All work on one
+ * per-process member table (affinity_table.c), one per-request state
+ * (affinity_request.c) and, for sessions, one set of rules for a member that
+ * is not usable (affinity_session.c).
  *
  * This file: the module record, the provider and its finder, and startup.
  * The configuration check is in affinity_check.c.
@@ -58,15 +61,21 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
 
         affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
-                      affinity_cookie_name_of(conf));
+                      conf->mode == AFFINITY_MODE_PREFIX
+                      ? conf->mode_cookie : affinity_cookie_name_of(conf));
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     }
 
-    if (conf->mode == AFFINITY_MODE_DOMAIN) {
+    switch (conf->mode) {
+    case AFFINITY_MODE_DOMAIN:
         w = affinity_find_domain(balancer, r, conf, t, req);
-    }
-    else {
+        break;
+    case AFFINITY_MODE_PREFIX:
+        w = affinity_find_prefix(balancer, r, conf, t, req);
+        break;
+    default:
         w = affinity_find_cookie(balancer, r, conf, t, req);
+        break;
     }
     req->chosen = w;
     return w;
@@ -136,5 +145,6 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
+    affinity_prefix_register_hooks(p);
     affinity_check_register_hooks(p);
 }

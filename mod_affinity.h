@@ -18,6 +18,7 @@
 
 #include "apr.h"
 #include "apr_pools.h"
+#include "apr_time.h"
 
 #define AFFINITY_ID_LEN     20              /* SHA1 digest bytes */
 #define AFFINITY_ID_HEX_LEN (2 * AFFINITY_ID_LEN)
@@ -72,6 +73,57 @@ const char *affinity_cookie_attrs(apr_pool_t *p, const char *attrs,
  * shared cache never stores one client's route.  Returns existing unchanged
  * when it already says private or no-store. */
 const char *affinity_cache_control_private(apr_pool_t *p, const char *existing);
+
+/* ---- Prefix mode: route IDs on the application's cookie ----------------- */
+
+/* A prefix is the 40-hex route ID and '~' in front of the value. */
+#define AFFINITY_PREFIX_SEP '~'
+#define AFFINITY_PREFIX_LEN (AFFINITY_ID_HEX_LEN + 1)
+
+/* Does the value start with a prefix?  Returns 1 and puts the ID's bytes in
+ * id (when not NULL) if so, 0 otherwise. */
+int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
+                          const char *value, apr_size_t len);
+
+/* The value past all its leading prefixes (value itself when none).  The
+ * response side never lets a value carry more than one, so a value with
+ * several was not made here, and its application value is what follows. */
+const char *affinity_prefix_skip(const char *value, apr_size_t len);
+
+/* The Cookie header with the prefixes cut off every value of the named
+ * cookie that has any (inside double quotes too: "ID~abc" becomes "abc"),
+ * every other byte copied.  Pairs are found exactly as affinity_cookie_scan()
+ * finds them.  *cut says how many values lost prefixes; when none, the
+ * original header is returned. */
+const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
+                                  const char *name, int *cut);
+
+/* One Set-Cookie header as a member sent it, read as RFC 6265 5.2 does:
+ * offsets into the header; the value as sent (quotes kept).  (The same
+ * interface as the response branch's parser: one of the two goes at merge.) */
+typedef struct {
+    apr_size_t name_off, name_len;
+    apr_size_t value_off, value_len;
+    apr_size_t attrs_off;           /* the ';' that ends the pair, or the end */
+    int deletion;                   /* it removes the cookie: see below */
+} affinity_set_cookie_t;
+
+/* Parses a Set-Cookie header.  Returns 0, *out untouched, when it sets no
+ * cookie a browser would keep (no '=' before the first ';', or an empty
+ * name).  deletion: the value is empty (or ""), or the last valid Max-Age is
+ * <= 0, or, without a valid Max-Age, the last valid Expires is not after
+ * now. */
+int affinity_set_cookie_parse(const char *header, apr_time_t now,
+                              affinity_set_cookie_t *out);
+
+/* The Set-Cookie header with the value of the named cookie given the prefix
+ * id_hex~ (replacing any prefixes the value already has), or NULL when the
+ * header must pass untouched: another cookie, a deletion, or no cookie at
+ * all.  Everything but the value is copied byte for byte; a quoted value
+ * stays inside its quotes. */
+const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
+                                       const char *name, const char *id_hex,
+                                       apr_time_t now);
 
 /* ---- ID index ----------------------------------------------------------- */
 

@@ -116,6 +116,9 @@ my @traps = (
     [domain => 45, 'AffinityCookieRemove', qr/AffinityCookieRemove in <Proxy balancer:\/\/sites> has no effect: AffinityMode domain is in force there/,
         '<Proxy "balancer://sites">', $member, 'ProxySet lbmethod=affinity', 'AffinityMode domain',
         'AffinityCookieRemove On', '</Proxy>', 'ProxyPass "/" "balancer://sites/"'],
+    [prefixcookie => 45, 'AffinityCookie SHOPROUTE', qr/AffinityCookie in <Proxy balancer:\/\/shop> has no effect: AffinityMode prefix is in force there/,
+        '<Proxy "balancer://shop">', $member, 'ProxySet lbmethod=affinity', 'AffinityMode prefix JSESSIONID',
+        'AffinityCookie SHOPROUTE', 'AffinityNoCache On', '</Proxy>', 'ProxyPass "/shop" "balancer://shop"'],
     [path => 47, 'Path=/shop', qr/balancer:\/\/app is reached at \/app in the main server, but its cookie ROUTEID has Path=\/shop: the browser never sends it back there/,
         '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity',
         'AffinityCookie ROUTEID "Path=/shop"', '</Proxy>', 'ProxyPass "/app" "balancer://app"'],
@@ -147,6 +150,13 @@ my @clean = (
     '# TLS ends at the load balancer in front:',
     'SetEnvIf X-Forwarded-Proto "^https$" HTTPS=on', '</VirtualHost>',
     '<VirtualHost *:PORT>', 'ServerName app.example', 'ProxyPass "/app/" "balancer://app/"', '</VirtualHost>',
+    # two prefix-mode balancers: no route cookie, so no cookie to share
+    '<VirtualHost *:PORT>', 'ServerName php.example',
+    '<Proxy "balancer://php1">', 'BalancerMember "http://127.0.0.1:7"', 'ProxySet lbmethod=affinity',
+    'AffinityMode prefix PHPSESSID', 'AffinityNoCache On', '</Proxy>',
+    '<Proxy "balancer://php2">', 'BalancerMember "http://127.0.0.1:8"', 'ProxySet lbmethod=affinity',
+    'AffinityMode prefix PHPSESSID', '</Proxy>',
+    'ProxyPass "/one/" "balancer://php1/"', 'ProxyPass "/two/" "balancer://php2/"', '</VirtualHost>',
 );
 
 plan tests => 6 * @traps + 13;

@@ -331,6 +331,106 @@ static void test_domain_properties(void)
     ok(moved == counts[1], "and moves all of them");
 }
 
+#define ID_A "56852a5456d1b09e1eb11c0ca39d8fbce6480106"
+#define ID_B "665cd0b26d5a5a8903f09fc2013eb480e11db3fe"
+
+static void test_prefix_parse(apr_pool_t *p)
+{
+    unsigned char id[AFFINITY_ID_LEN], want[AFFINITY_ID_LEN];
+    const char *v;
+    int cut;
+
+    affinity_id_from_hex(want, ID_A, AFFINITY_ID_HEX_LEN);
+    ok(affinity_prefix_parse(id, ID_A "~abc", 44) && !memcmp(id, want, 20),
+       "prefix: 40 hex and ~ give the ID");
+    ok(affinity_prefix_parse(NULL, ID_A "~", 41), "prefix: empty rest is fine");
+    ok(!affinity_prefix_parse(NULL, ID_A "abc", 43), "prefix: no ~, no prefix");
+    ok(!affinity_prefix_parse(NULL, ID_A, 40), "prefix: bare ID is no prefix");
+    ok(!affinity_prefix_parse(NULL, "56852A5456D1B09E1EB11C0CA39D8FBCE6480106~x", 42),
+       "prefix: uppercase hex is no prefix");
+    ok(!affinity_prefix_parse(NULL, "6852a5456d1b09e1eb11c0ca39d8fbce6480106~x", 41),
+       "prefix: 39 hex is no prefix");
+
+    v = affinity_prefix_strip(p, "a=1; JSESSIONID=" ID_A "~abc; b=2", "JSESSIONID", &cut);
+    is_str(v, "a=1; JSESSIONID=abc; b=2", "strip: prefix cut, the rest byte for byte");
+    ok(cut == 1, "strip: one cut");
+    v = affinity_prefix_strip(p, "JSESSIONID=\"" ID_A "~abc\"", "JSESSIONID", &cut);
+    is_str(v, "JSESSIONID=\"abc\"", "strip: inside quotes");
+    v = affinity_prefix_strip(p, "JSESSIONID=" ID_A "~" ID_B "~abc", "JSESSIONID", &cut);
+    is_str(v, "JSESSIONID=abc", "strip: every leading prefix of a value");
+    ok(cut == 1, "strip: counted per value");
+    v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z ,JSESSIONID=" ID_A "~y",
+                              "JSESSIONID", &cut);
+    is_str(v, "X=" ID_A "~abc;JSESSIONID = z ,JSESSIONID=y",
+           "strip: every value of the name, other cookies untouched");
+    ok(cut == 2, "strip: two cut");
+    is_str(affinity_prefix_skip(ID_A "~" ID_B "~x~" ID_A, 126), "x~" ID_A,
+           "skip: past the leading prefixes only");
+    {
+        const char *h = "JSESSIONID=abc; other=" ID_A "~x";
+        ok(affinity_prefix_strip(p, h, "JSESSIONID", &cut) == h && cut == 0,
+           "strip: nothing to cut returns the header itself");
+    }
+}
+
+static void test_set_cookie(apr_pool_t *p)
+{
+    affinity_set_cookie_t sc;
+    apr_time_t now = APR_INT64_C(1700000000) * APR_USEC_PER_SEC;
+
+    ok(affinity_set_cookie_parse(" SID = \"abc\" ; Path=/", now, &sc)
+       && sc.name_off == 1 && sc.name_len == 3 && sc.value_off == 7
+       && sc.value_len == 5 && sc.attrs_off == 13 && !sc.deletion,
+       "set-cookie: name, value as sent (quotes kept), attributes");
+    ok(!affinity_set_cookie_parse("novalue; Path=/", now, &sc),
+       "set-cookie: no = before ; sets nothing");
+    ok(!affinity_set_cookie_parse(" =abc", now, &sc), "set-cookie: empty name sets nothing");
+    ok(affinity_set_cookie_parse("SID=; Path=/", now, &sc) && sc.deletion,
+       "set-cookie: empty value is a deletion");
+    ok(affinity_set_cookie_parse("SID=\"\"", now, &sc) && sc.deletion,
+       "set-cookie: empty quoted value is a deletion");
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=0", now, &sc) && sc.deletion,
+       "set-cookie: Max-Age=0 is a deletion");
+    ok(affinity_set_cookie_parse("SID=x; max-age=-5", now, &sc) && sc.deletion,
+       "set-cookie: negative Max-Age is a deletion");
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=60", now, &sc) && !sc.deletion,
+       "set-cookie: positive Max-Age is not");
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=6x0", now, &sc) && !sc.deletion,
+       "set-cookie: malformed Max-Age is ignored");
+    ok(affinity_set_cookie_parse("SID=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT", now, &sc)
+       && sc.deletion, "set-cookie: Expires at the epoch is a deletion");
+    ok(affinity_set_cookie_parse("SID=x; Expires=Sun, 06 Nov 1994 08:49:37 GMT", now, &sc)
+       && sc.deletion, "set-cookie: Expires in the past is a deletion");
+    ok(affinity_set_cookie_parse("SID=x; Expires=Fri, 31 Dec 9999 23:59:59 GMT", now, &sc)
+       && !sc.deletion, "set-cookie: Expires in the future is not");
+    ok(affinity_set_cookie_parse("SID=x; Expires=garbage", now, &sc) && !sc.deletion,
+       "set-cookie: unreadable Expires is ignored");
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                                 now, &sc) && !sc.deletion,
+       "set-cookie: Max-Age wins over Expires");
+    ok(affinity_set_cookie_parse("SID=x; Max-Age=0; Max-Age=60", now, &sc) && !sc.deletion,
+       "set-cookie: the last Max-Age counts");
+
+    is_str(affinity_set_cookie_prefix(p, "SID=abc; Path=/; HttpOnly", "SID", ID_A, now),
+           "SID=" ID_A "~abc; Path=/; HttpOnly", "rewrite: value prefixed, attributes kept");
+    is_str(affinity_set_cookie_prefix(p, "SID=\"abc\";Path=/", "SID", ID_A, now),
+           "SID=\"" ID_A "~abc\";Path=/", "rewrite: quoted stays quoted");
+    is_str(affinity_set_cookie_prefix(p, "SID=" ID_B "~abc", "SID", ID_A, now),
+           "SID=" ID_A "~abc", "rewrite: existing prefix replaced");
+    is_str(affinity_set_cookie_prefix(p, "SID=" ID_B "~" ID_A "~abc", "SID", ID_A, now),
+           "SID=" ID_A "~abc", "rewrite: never two prefixes");
+    is_str(affinity_set_cookie_prefix(p, "SID=; Path=/", "SID", ID_A, now), NULL,
+           "rewrite: deletion untouched");
+    is_str(affinity_set_cookie_prefix(p, "SID=x; Max-Age=0", "SID", ID_A, now), NULL,
+           "rewrite: Max-Age=0 untouched");
+    is_str(affinity_set_cookie_prefix(p, "SIDX=abc", "SID", ID_A, now), NULL,
+           "rewrite: other cookie untouched");
+    is_str(affinity_set_cookie_prefix(p, "sid=abc", "SID", ID_A, now), NULL,
+           "rewrite: names are case-sensitive");
+    is_str(affinity_set_cookie_prefix(p, "  SID =  abc  ; Secure", "SID", ID_A, now),
+           "  SID =  " ID_A "~abc  ; Secure", "rewrite: blanks kept byte for byte");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -345,6 +445,8 @@ int main(void)
     test_index(p);
     test_domain_vectors();
     test_domain_properties();
+    test_prefix_parse(p);
+    test_set_cookie(p);
 
     printf("1..%d\n", tests_run);
     apr_pool_destroy(p);

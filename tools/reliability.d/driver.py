@@ -82,6 +82,8 @@ class Env:
         self.quick = e["quick"]
         self.dir = e["dir"]
         self.cookie = e["cookie"]
+        # prefix mode: the cookie is the application's, its values "ID~value"
+        self.prefix = e.get("prefix", False)
         self.salt = e["salt"].encode() if e.get("salt") is not None else None
         self.members = e["members"]            # name -> {port, pid, in_balancer}
         self.pidfile = e["pidfile"]
@@ -410,18 +412,25 @@ def learn_ids(env, recs, v):
     """Map every affinity ID seen to the member that served it; with a known
     salt, check it is SHA1(salt . host:port) of that member."""
     seen = dict(env.names_by_id)
-    bad = 0
+    bad = badprefix = 0
     for r in recs:
         if r.status == 200 and r.set_ids:
             if len(r.set_ids) != 1:
                 v.fail("%d affinity Set-Cookies in one response" % len(r.set_ids))
             i = r.set_ids[-1]
+            # prefix mode: the application's value carries the ID of the
+            # member that served
+            if env.prefix and not i.startswith(env.ids.get(r.member, "?") + "~"):
+                badprefix += 1
             if i in seen and seen[i] != r.member:
                 bad += 1
             seen.setdefault(i, r.member)
     if bad:
         v.fail("%d Set-Cookies named another member than the one that "
                "answered" % bad)
+    if badprefix:
+        v.fail("%d application cookies without the prefix of the member "
+               "that answered" % badprefix)
     return seen
 
 
@@ -1378,6 +1387,115 @@ def scenario_grow(env):
     return v
 
 
+# ---- prefix mode: hostile application cookies -----------------------------------
+
+PREFIX_RE = re.compile(r"^[0-9a-f]{40}~")
+
+
+def prefix_hostile_cases(env, rnd):
+    """(label, [header lines], expected member or None, may_400)."""
+    name = env.cookie.encode()
+    good = env.ids["m1"].encode()
+    unknown = hashlib.sha1(b"no such member").hexdigest().encode()
+    cases = []
+
+    def ck(v):
+        return [b"Cookie: " + v]
+
+    def jv(v):
+        return ck(name + b"=" + v)
+
+    cases.append(("3000 tildes", jv(b"~" * 3000), None, False))
+    cases.append(("ID~ then 3000 tildes", jv(good + b"~" * 3001), "m1", False))
+    cases.append(("150 stacked prefixes", jv((good + b"~") * 150 + b"x"), "m1", False))
+    cases.append(("stacked unknown then good", jv(unknown + b"~" + good + b"~x"), None, False))
+    cases.append(("bad hex", jv(good[:39] + b"g~x"), None, False))
+    cases.append(("upper-case hex", jv(good.upper() + b"~x"), None, False))
+    cases.append(("39 hex", jv(good[:39] + b"~x"), None, False))
+    cases.append(("41 hex", jv(good + b"0~x"), None, False))
+    cases.append(("ID without ~", jv(good + b"x"), None, False))
+    cases.append(("bare ID~", jv(good + b"~"), "m1", False))
+    cases.append(("quoted", jv(b'"' + good + b'~x"'), "m1", False))
+    cases.append(("half-quoted", jv(b'"' + good + b'~x'), None, False))
+    cases.append(("quote inside", jv(good + b'~"x"'), "m1", False))
+    cases.append(("quotes only", jv(b'"' * 3000), None, False))
+    cases.append(("empty value", jv(b""), None, False))
+    cases.append(("64 KB after the prefix", jv(good + b"~" + b"v" * 65000), "m1", False))
+    cases.append(("140 unknown prefixes, then m1",
+                  ck(b"; ".join(name + b"=" + unknown + b"~%d" % i for i in range(140))
+                     + b"; " + name + b"=" + good + b"~z"), "m1", False))
+    # httpd joins repeated Cookie headers into one, which must stay within
+    # LimitRequestFieldSize (64 KB here)
+    cases.append(("15 headers x 60 unknown prefixes, then m1",
+                  [b"Cookie: " + b"; ".join(name + b"=" + unknown + b"~%d_%d" % (h, i)
+                                            for i in range(60)) for h in range(15)]
+                  + jv(good + b"~z"), "m1", False))
+    cases.append(("1200 other cookies with prefixes (64 KB)",
+                  ck(b"; ".join(b"c%d=" % i + good + b"~" for i in range(1200))), None, False))
+    cases.append(("1200 occurrences, the last one m1",
+                  ck(b"; ".join([name + b"=" + good[:39] + b"~"] * 1199
+                                + [name + b"=" + good + b"~q"])), "m1", False))
+    rbytes = bytes(rnd.choice([c for c in range(0x20, 0x7f)]) for _ in range(3000))
+    cases.append(("random printable bytes", jv(rbytes), None, False))
+    cases.append(("over the limit", jv(good + b"~" + b"b" * 70000), None, True))
+    return cases
+
+
+def forwarded_prefixes(body, name):
+    """Values of name the member saw that still start with a prefix."""
+    lines = body.decode("latin-1").split("\n")
+    if len(lines) < 2:
+        return 0
+    n = 0
+    for pair in re.split(r"[;,]", lines[1]):
+        k, eq, val = pair.partition("=")
+        if eq and k.strip() == name:
+            val = val.strip()
+            if len(val) >= 2 and val[0] == '"' and val[-1] == '"':
+                val = val[1:-1]
+            n += bool(PREFIX_RE.match(val))
+    return n
+
+
+def scenario_prefix_hostile(env):
+    v = Verdict("d. hostile application cookies (prefix mode)")
+    rounds = env.scale(20, 4)
+    rnd = random.Random(43)
+    cases = prefix_hostile_cases(env, rnd)
+    off = file_size(env.error_log)
+    wrong = leaked = 0
+    bad = {}
+    for n in range(rounds):
+        for ci, (label, lines, expect, may400) in enumerate(cases):
+            for path in ("/app/", "/strip/"):
+                st, hd, body, dt = raw_request(env, "%s?h=%d&n=%d" % (path, ci, n), lines)
+                v.requests += 1
+                if st is None or st >= 500 or (st != 200 and not (st == 400 and may400)):
+                    v.failures += 1
+                    bad.setdefault(label, set()).add(st)
+                    continue
+                if st != 200:
+                    continue
+                if path == "/app/":
+                    if expect and member_of(body) != expect:
+                        wrong += 1
+                elif forwarded_prefixes(body, env.cookie):
+                    leaked += 1
+    if v.failures:
+        v.fail("%d failed requests: %s" % (v.failures, ", ".join(
+            "%s %s" % (k, sorted(map(str, s))) for k, s in bad.items())))
+    if wrong:
+        v.fail("%d responses routed against the rules" % wrong)
+    if leaked:
+        v.fail("%d times a prefix reached the member" % leaked)
+    v.moved = wrong
+    crashes = error_log_crashes(env, off)
+    if crashes:
+        v.fail("error log: " + crashes[0])
+    v.notes.append("%d cases x %d rounds" % (len(cases), rounds))
+    return v
+
+
 # ---- rebuild-stress: route tables rebuilt under load, in one child ---------
 
 def scenario_rebuild(env):
@@ -1605,6 +1723,7 @@ SCENARIOS = {"kill": scenario_kill, "edits": scenario_edits,
              "graceful": scenario_graceful, "hostile": scenario_hostile,
              "memory": scenario_memory, "security": scenario_security,
              "drive": scenario_drive, "grow": scenario_grow,
+             "prefix-hostile": scenario_prefix_hostile,
              "rebuild": scenario_rebuild}
 
 
