@@ -32,6 +32,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->remove = -1;
     conf->nocache = -1;
     conf->mode = AFFINITY_MODE_UNSET;
+    conf->store_timeout = -1;
     return conf;
 }
 
@@ -59,6 +60,8 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     }
     conf->remove = add->remove != -1 ? add->remove : base->remove;
     conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;
+    conf->store_timeout = add->store_timeout != -1 ? add->store_timeout
+                                                   : base->store_timeout;
     /* a mode and its cookie NAME go together */
     if (add->mode != AFFINITY_MODE_UNSET) {
         conf->mode = add->mode;
@@ -247,6 +250,7 @@ static const struct {
     { "cookie", AFFINITY_MODE_COOKIE, 0 },
     { "domain", AFFINITY_MODE_DOMAIN, 0 },
     { "prefix", AFFINITY_MODE_PREFIX, 1 },
+    { "learn", AFFINITY_MODE_LEARN, 1 },
     { NULL, AFFINITY_MODE_UNSET, 0 }
 };
 
@@ -263,7 +267,8 @@ static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
     }
     if (!affinity_modes[i].name) {
         return apr_psprintf(cmd->pool, "AffinityMode: unknown mode \"%s\"; "
-                            "use cookie, domain or prefix NAME", arg);
+                            "use cookie, domain, prefix NAME or learn NAME",
+                            arg);
     }
     if (affinity_modes[i].takes_cookie && !name) {
         return apr_psprintf(cmd->pool, "AffinityMode %s needs the name of the "
@@ -285,6 +290,25 @@ static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
     conf->mode = affinity_modes[i].mode;
     conf->mode_cookie = name;
     affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_MODE);
+    if (conf->mode == AFFINITY_MODE_LEARN) {
+        affinity_store_learn_used();
+    }
+    return NULL;
+}
+
+static const char *affinity_set_store_timeout(cmd_parms *cmd, void *dconf,
+                                              const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (!apr_isdigit(*arg) || *end || v < 1 || v > 31536000) {
+        return apr_psprintf(cmd->pool, "AffinityStoreTimeout: \"%s\" is not "
+                            "a number of seconds from 1 to 31536000 (a year), "
+                            "e.g. AffinityStoreTimeout 1800", arg);
+    }
+    conf->store_timeout = (int)v;
     return NULL;
 }
 
@@ -348,8 +372,15 @@ const command_rec affinity_cmds[] = {
                  "On: mark responses that set the cookie Cache-Control: private"),
     AP_INIT_TAKE12("AffinityMode", affinity_set_mode, NULL,
                    RSRC_CONF | ACCESS_CONF,
-                   "cookie (default), domain, or prefix NAME (the "
-                   "application's session cookie)"),
+                   "cookie (default), domain, prefix NAME or learn NAME "
+                   "(NAME: the application's session cookie)"),
+    AP_INIT_TAKE1("AffinityStore", affinity_set_store, NULL, RSRC_CONF,
+                  "learn mode's store: a mod_socache provider and its "
+                  "arguments, e.g. shmcb, memcache:HOST:PORT, redis:HOST:PORT"),
+    AP_INIT_TAKE1("AffinityStoreTimeout", affinity_set_store_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds an unused learned session is remembered "
+                  "(default 1800)"),
     AP_INIT_ITERATE("AffinityWarnings", affinity_set_warnings, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "-AFFnnnn turns that warning off, +AFFnnnn back on"),

@@ -49,7 +49,8 @@ typedef enum {
     AFFINITY_MODE_UNSET = -1,
     AFFINITY_MODE_COOKIE = 0,
     AFFINITY_MODE_DOMAIN = 1,
-    AFFINITY_MODE_PREFIX = 2
+    AFFINITY_MODE_PREFIX = 2,
+    AFFINITY_MODE_LEARN = 3
 } affinity_mode_e;
 
 /* The directives whose place in the configuration files is kept, for the
@@ -74,7 +75,9 @@ typedef struct {
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
     const char *mode_cookie;        /* the application's cookie NAME of
-                                     * "AffinityMode prefix NAME", or NULL */
+                                     * "AffinityMode prefix|learn NAME", or
+                                     * NULL */
+    int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     /* AffinityWarnings: int tag, positive on, negative off, in order
      * (outer sections first, so the last word on a tag wins); NULL: unset */
     apr_array_header_t *warnings;
@@ -82,6 +85,8 @@ typedef struct {
      * unset (the nodes live as long as the configuration) */
     const ap_directive_t *set_at[AFFINITY_DIRECTIVE_COUNT];
 } affinity_dir_conf;
+
+#define AFFINITY_STORE_TIMEOUT_DEFAULT 1800
 
 extern const command_rec affinity_cmds[];
 void *affinity_create_dir_config(apr_pool_t *p, char *dir);
@@ -189,6 +194,7 @@ typedef struct {
     apr_size_t key_len;
     const char *served_id;          /* hex ID of the member chosen */
     const char *carried_id;         /* hex ID the request carried, or NULL */
+    struct affinity_learn_state *learn;     /* learn mode */
 } affinity_request;
 
 affinity_request *affinity_request_get(request_rec *r,
@@ -288,6 +294,14 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                                    affinity_table *t, affinity_request *req);
 void affinity_prefix_register_hooks(apr_pool_t *p);
 
+/* affinity_learn.c */
+void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
+                         affinity_request *req);
+proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  affinity_table *t, affinity_request *req);
+void affinity_learn_register_hooks(apr_pool_t *p);
+
 /* affinity_domain.c */
 /* The member a key maps to by weighted rendezvous hashing over the usable,
  * non-draining members (lbsets, spares and standbys as mod_proxy does them). */
@@ -299,5 +313,31 @@ proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t,
                                    const affinity_request *req);
+
+/* ---- Learn mode's store (affinity_store.c) ---------------------------- */
+
+/* AffinityStore PROVIDER[:ARGS] (server config) */
+const char *affinity_set_store(cmd_parms *cmd, void *dconf, const char *arg);
+/* AffinityMode learn was seen: post_config sets up the store. */
+void affinity_store_learn_used(void);
+int affinity_store_pre_config(apr_pool_t *pconf);
+int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s);
+int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s);
+void affinity_store_child_init(apr_pool_t *p, server_rec *s);
+
+/* Is the store set up and not backing off after a failure? */
+int affinity_store_available(void);
+/* APR_SUCCESS: found (id, *written); APR_NOTFOUND: no entry; anything
+ * else: the store failed or is backing off (logged, rate-limited). */
+apr_status_t affinity_store_get(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written);
+apr_status_t affinity_store_put(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                const unsigned char id[AFFINITY_ID_LEN],
+                                int timeout);
+apr_status_t affinity_store_remove(request_rec *r,
+                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN]);
 
 #endif /* AFFINITY_PRIVATE_H */

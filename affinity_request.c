@@ -97,6 +97,9 @@ affinity_request *affinity_request_get(request_rec *r,
     if (conf->mode == AFFINITY_MODE_PREFIX) {
         affinity_prefix_read(r, conf, req);
     }
+    else if (conf->mode == AFFINITY_MODE_LEARN) {
+        affinity_learn_read(r, conf, req);
+    }
     else if (conf->mode != AFFINITY_MODE_DOMAIN) {
         affinity_read_baton rb;
 

@@ -788,3 +788,114 @@ apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
 
     return cost ? cost : 1;
 }
+
+/* ---- Learn mode ---------------------------------------------------------- */
+
+#define AFFINITY_SHA1_BLOCK 64
+
+void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
+                        const void *key, apr_size_t key_len,
+                        const void *data, apr_size_t len)
+{
+    unsigned char k[AFFINITY_SHA1_BLOCK], pad[AFFINITY_SHA1_BLOCK];
+    unsigned char inner[AFFINITY_ID_LEN];
+    apr_sha1_ctx_t ctx;
+    apr_size_t i;
+
+    memset(k, 0, sizeof(k));
+    if (key_len > AFFINITY_SHA1_BLOCK) {
+        apr_sha1_init(&ctx);
+        apr_sha1_update_binary(&ctx, key, (unsigned int)key_len);
+        apr_sha1_final(k, &ctx);
+    }
+    else if (key_len) {
+        memcpy(k, key, key_len);
+    }
+    for (i = 0; i < sizeof(pad); i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
+    apr_sha1_init(&ctx);
+    apr_sha1_update_binary(&ctx, pad, sizeof(pad));
+    apr_sha1_update_binary(&ctx, data, (unsigned int)len);
+    apr_sha1_final(inner, &ctx);
+    for (i = 0; i < sizeof(pad); i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+    apr_sha1_init(&ctx);
+    apr_sha1_update_binary(&ctx, pad, sizeof(pad));
+    apr_sha1_update_binary(&ctx, inner, sizeof(inner));
+    apr_sha1_final(mac, &ctx);
+}
+
+void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                        const char *salt, apr_size_t salt_len,
+                        const char *balancer, const char *value,
+                        apr_size_t len)
+{
+    apr_size_t blen = strlen(balancer);
+    unsigned char buf[512];
+    unsigned char *data = buf;
+
+    /* values are bounded by the request line limits, but not by us */
+    if (blen + 1 + len > sizeof(buf)) {
+        data = malloc(blen + 1 + len);
+        if (!data) {
+            memset(key, 0, AFFINITY_LEARN_KEY_LEN);
+            return;
+        }
+    }
+    memcpy(data, balancer, blen);
+    data[blen] = '\0';
+    memcpy(data + blen + 1, value, len);
+    affinity_hmac_sha1(key, salt, salt_len, data, blen + 1 + len);
+    if (data != buf) {
+        free(data);
+    }
+}
+
+void affinity_learn_entry_encode(unsigned char entry[AFFINITY_LEARN_ENTRY_LEN],
+                                 const unsigned char id[AFFINITY_ID_LEN],
+                                 apr_int64_t written)
+{
+    apr_uint64_t w = (apr_uint64_t)written;
+    int i;
+
+    memcpy(entry, id, AFFINITY_ID_LEN);
+    for (i = 7; i >= 0; i--) {
+        entry[AFFINITY_ID_LEN + i] = (unsigned char)(w & 0xff);
+        w >>= 8;
+    }
+}
+
+int affinity_learn_entry_decode(const unsigned char *entry, apr_size_t len,
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written)
+{
+    apr_uint64_t w = 0;
+    int i;
+
+    if (len != AFFINITY_LEARN_ENTRY_LEN) {
+        return 0;
+    }
+    memcpy(id, entry, AFFINITY_ID_LEN);
+    for (i = 0; i < 8; i++) {
+        w = (w << 8) | entry[AFFINITY_ID_LEN + i];
+    }
+    *written = (apr_int64_t)w;
+    return 1;
+}
+
+int affinity_learn_entry_age(apr_int64_t written, apr_int64_t now,
+                             apr_int64_t timeout)
+{
+    apr_int64_t age = now - written;
+
+    /* a clock that stepped back makes the entry young, never negative-old */
+    if (age < 0) {
+        age = 0;
+    }
+    if (age >= timeout) {
+        return -1;
+    }
+    return age >= timeout / 4 ? 1 : 0;
+}

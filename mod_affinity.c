@@ -62,6 +62,7 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
                       conf->mode == AFFINITY_MODE_PREFIX
+                      || conf->mode == AFFINITY_MODE_LEARN
                       ? conf->mode_cookie : affinity_cookie_name_of(conf));
         apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     }
@@ -72,6 +73,9 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         break;
     case AFFINITY_MODE_PREFIX:
         w = affinity_find_prefix(balancer, r, conf, t, req);
+        break;
+    case AFFINITY_MODE_LEARN:
+        w = affinity_find_learn(balancer, r, conf, t, req);
         break;
     default:
         w = affinity_find_cookie(balancer, r, conf, t, req);
@@ -131,6 +135,9 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
 
     affinity_config_post_config(s);
+    if (affinity_store_post_config(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     /* once per (re)start, so the log says which build is running */
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
@@ -140,11 +147,31 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+static int affinity_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return affinity_store_pre_config(pconf);
+}
+
+static int affinity_check_store(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    return affinity_store_check_config(ptemp, s);
+}
+
 static void affinity_register_hooks(apr_pool_t *p)
 {
+    ap_hook_check_config(affinity_check_store, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(affinity_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_cookie_register_hooks(p);
     affinity_prefix_register_hooks(p);
+    affinity_learn_register_hooks(p);
     affinity_check_register_hooks(p);
 }

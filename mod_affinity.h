@@ -125,6 +125,41 @@ const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
                                        const char *name, const char *id_hex,
                                        apr_time_t now);
 
+/* ---- Learn mode: what the store holds ------------------------------------ */
+
+/* The store key of a session value: HMAC-SHA1 keyed with the salt over the
+ * balancer's name, a NUL and the value, so the store (and anyone who reads
+ * it) never sees a session ID, and two balancers never share an entry. */
+#define AFFINITY_LEARN_KEY_LEN AFFINITY_ID_LEN
+void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                        const char *salt, apr_size_t salt_len,
+                        const char *balancer, const char *value,
+                        apr_size_t len);
+
+/* HMAC-SHA1 (RFC 2104) of data under key. */
+void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
+                        const void *key, apr_size_t key_len,
+                        const void *data, apr_size_t len);
+
+/* An entry: the member's route ID (20 bytes), then the time it was written
+ * (seconds since the epoch, 8 bytes big-endian): the refresh rule needs the
+ * age, and the providers do not say when an entry expires. */
+#define AFFINITY_LEARN_ENTRY_LEN (AFFINITY_ID_LEN + 8)
+void affinity_learn_entry_encode(unsigned char entry[AFFINITY_LEARN_ENTRY_LEN],
+                                 const unsigned char id[AFFINITY_ID_LEN],
+                                 apr_int64_t written);
+/* Returns 1 and fills id and *written when entry is one of ours, else 0. */
+int affinity_learn_entry_decode(const unsigned char *entry, apr_size_t len,
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written);
+
+/* What a hit does with an entry written at written (seconds) when the
+ * timeout is timeout seconds, at now: 0 use it as is, 1 use it and write it
+ * again (older than a quarter of the timeout), -1 it has expired (treat as
+ * absent: not every provider expires entries to the second). */
+int affinity_learn_entry_age(apr_int64_t written, apr_int64_t now,
+                             apr_int64_t timeout);
+
 /* ---- ID index ----------------------------------------------------------- */
 
 /* Open-addressing table from route ID to a small integer (a member slot).

@@ -17,7 +17,7 @@ my @bad = (
     ['AffinitySalt file:/nonexistent/salt',  qr/AffinitySalt: cannot read salt file \/nonexistent\/salt/],
     ['AffinitySalt file:EMPTY',              qr/AffinitySalt: the first line of .* is empty/],
     ['AffinitySalt ""',                      qr/AffinitySalt (?:takes one argument|: empty salt)/],
-    ['AffinityMode hash',                    qr/AffinityMode: unknown mode "hash"; use cookie, domain or prefix NAME/],
+    ['AffinityMode hash',                    qr/AffinityMode: unknown mode "hash"; use cookie, domain, prefix NAME or learn NAME/],
     ['AffinityCookieRemove maybe',           qr/AffinityCookieRemove must be On or Off/],
     ['AffinityNoCache 1',                    qr/AffinityNoCache must be On or Off/],
     ['AffinityCookie',                       qr/AffinityCookie takes 1-2 arguments, cookie name and optional attributes/],

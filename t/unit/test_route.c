@@ -431,6 +431,56 @@ static void test_set_cookie(apr_pool_t *p)
            "  SID =  " ID_A "~abc  ; Secure", "rewrite: blanks kept byte for byte");
 }
 
+static void test_learn(void)
+{
+    unsigned char mac[AFFINITY_ID_LEN], k2[AFFINITY_ID_LEN], id[AFFINITY_ID_LEN];
+    unsigned char entry[AFFINITY_LEARN_ENTRY_LEN], key[80];
+    char hex[AFFINITY_ID_HEX_LEN + 1];
+    apr_int64_t w;
+
+    /* RFC 2202 test cases 1, 2 and 6 */
+    memset(key, 0x0b, 20);
+    affinity_hmac_sha1(mac, key, 20, "Hi There", 8);
+    affinity_id_to_hex(hex, mac);
+    is_str(hex, "b617318655057264e28bc0b6fb378c8ef146be00", "hmac: RFC 2202 case 1");
+    affinity_hmac_sha1(mac, "Jefe", 4, "what do ya want for nothing?", 28);
+    affinity_id_to_hex(hex, mac);
+    is_str(hex, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79", "hmac: RFC 2202 case 2");
+    memset(key, 0xaa, 80);
+    affinity_hmac_sha1(mac, key, 80,
+                       "Test Using Larger Than Block-Size Key - Hash Key First", 54);
+    affinity_id_to_hex(hex, mac);
+    is_str(hex, "aa4ae5e15272d00e95705637ce8a3b55ed402112", "hmac: RFC 2202 case 6 (long key)");
+
+    affinity_learn_key(mac, "salt", 4, "balancer://a", "abc", 3);
+    affinity_learn_key(k2, "salt", 4, "balancer://b", "abc", 3);
+    ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: the balancer's name counts");
+    affinity_learn_key(k2, "pepper", 6, "balancer://a", "abc", 3);
+    ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: the salt counts");
+    affinity_learn_key(k2, "salt", 4, "balancer://a", "abc", 3);
+    ok(memcmp(mac, k2, sizeof(mac)) == 0, "learn key: stable");
+    {
+        static char big[5000];
+        memset(big, 'x', sizeof(big));
+        affinity_learn_key(k2, "salt", 4, "balancer://a", big, sizeof(big));
+        affinity_learn_key(mac, "salt", 4, "balancer://a", big, sizeof(big) - 1);
+        ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: long values hashed whole");
+    }
+
+    affinity_learn_entry_encode(entry, mac, APR_INT64_C(1700000000));
+    ok(affinity_learn_entry_decode(entry, sizeof(entry), id, &w)
+       && !memcmp(id, mac, sizeof(id)) && w == APR_INT64_C(1700000000),
+       "entry: round trip");
+    ok(!affinity_learn_entry_decode(entry, sizeof(entry) - 1, id, &w),
+       "entry: wrong length refused");
+    ok(affinity_learn_entry_age(1000, 1000, 1800) == 0, "age: fresh");
+    ok(affinity_learn_entry_age(1000, 1449, 1800) == 0, "age: under a quarter");
+    ok(affinity_learn_entry_age(1000, 1450, 1800) == 1, "age: a quarter: rewrite");
+    ok(affinity_learn_entry_age(1000, 2799, 1800) == 1, "age: just alive");
+    ok(affinity_learn_entry_age(1000, 2800, 1800) == -1, "age: expired");
+    ok(affinity_learn_entry_age(1000, 900, 1800) == 0, "age: clock stepped back");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -447,6 +497,7 @@ int main(void)
     test_domain_properties();
     test_prefix_parse(p);
     test_set_cookie(p);
+    test_learn();
 
     printf("1..%d\n", tests_run);
     apr_pool_destroy(p);

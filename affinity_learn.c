@@ -1,0 +1,464 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_learn.c: learn mode ("AffinityMode learn NAME", HAProxy's stick
+ * table on a response cookie, NGINX's "sticky learn").  The application's
+ * cookie NAME is never touched: every Set-Cookie of NAME a member sends is
+ * remembered in the store (affinity_store.c) as key(value) -> route ID of
+ * that member, and a request's NAME values are looked up there.
+ *
+ * Choice: the first value whose entry names a usable member wins (valid); an
+ * entry naming a member that is not usable follows the session rules
+ * (affinity_session.c) and the entry is then rewritten to the member that
+ * served; a value without an entry goes where weighted rendezvous hashing of
+ * the value sends it (the same member on every front end even with the
+ * store down) and that choice is stored (unknown); no NAME: a new session
+ * chosen as byrequests does.
+ *
+ * Writes happen once the member answered (output filter), never in the
+ * finder: the finder may run several times for one request, and only the
+ * member that served is worth remembering.  A hit writes the entry again
+ * only when it is older than a quarter of the timeout.
+ */
+
+#include "http_request.h"
+#include "util_filter.h"
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+
+/* Store lookups per request: a client cannot make us do more */
+#define AFFINITY_LEARN_MAX_VALUES 4
+
+static ap_filter_rec_t *affinity_learn_filter_handle;
+
+typedef struct {
+    const char *value;
+    apr_size_t len;
+    unsigned char key[AFFINITY_LEARN_KEY_LEN];
+    int found;                          /* an entry, not expired */
+    int refresh;                        /* older than timeout / 4 */
+    unsigned char id[AFFINITY_ID_LEN];
+} affinity_learn_value;
+
+typedef struct affinity_learn_state {
+    apr_array_header_t *values;         /* affinity_learn_value, header order */
+    int looked_up;
+    const char *balancer;               /* the name keys are made with */
+    const char *salt;
+    apr_size_t salt_len;
+    int timeout;
+    /* the choice (finder) */
+    int session;                        /* values[] slot of the session, -1 */
+    int write;                          /* store session -> served */
+    unsigned char served[AFFINITY_ID_LEN];
+    int served_set;
+    int done;                           /* the response was looked at */
+} affinity_learn_state;
+
+/* ---- The request --------------------------------------------------------- */
+
+typedef struct {
+    request_rec *r;
+    affinity_request *req;
+    const char *name;
+} affinity_learn_baton;
+
+static int affinity_learn_collect(void *baton, const char *value,
+                                  apr_size_t len)
+{
+    affinity_learn_baton *b = baton;
+    affinity_learn_value *v;
+
+    /* an empty value is no session */
+    if (!len || b->req->learn->values->nelts >= AFFINITY_LEARN_MAX_VALUES) {
+        return 0;
+    }
+    v = apr_array_push(b->req->learn->values);
+    memset(v, 0, sizeof(*v));
+    v->value = apr_pstrmemdup(b->r->pool, value, len);
+    v->len = len;
+    return 0;
+}
+
+static int affinity_learn_read_header(void *baton, const char *key,
+                                      const char *value)
+{
+    affinity_learn_baton *b = baton;
+
+    (void)key;
+    b->req->cookie_seen += affinity_cookie_scan(value, b->name,
+                                                affinity_learn_collect, b);
+    return 1;
+}
+
+/* Reads NAME's values; the Cookie header is left exactly as sent. */
+void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
+                         affinity_request *req)
+{
+    affinity_learn_baton b;
+
+    req->learn = apr_pcalloc(r->pool, sizeof(*req->learn));
+    req->learn->values = apr_array_make(r->pool, 1,
+                                        sizeof(affinity_learn_value));
+    req->learn->session = -1;
+    b.r = r;
+    b.req = req;
+    b.name = conf->mode_cookie;
+    apr_table_do(affinity_learn_read_header, &b, r->headers_in, "Cookie",
+                 NULL);
+}
+
+static void affinity_learn_make_key(const affinity_learn_state *st,
+                                    const char *value, apr_size_t len,
+                                    unsigned char *key)
+{
+    affinity_learn_key(key, st->salt, st->salt_len, st->balancer, value, len);
+}
+
+/* Looks every value up once per request (the finder may run again); the
+ * IDs of the entries found go to req->ids for the shared session rules. */
+static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  affinity_request *req)
+{
+    affinity_learn_state *st = req->learn;
+    apr_int64_t now = apr_time_sec(r->request_time);
+    int i;
+
+    if (st->looked_up) {
+        return;
+    }
+    st->looked_up = 1;
+    st->balancer = apr_pstrdup(r->pool, balancer->s->name);
+    st->salt = conf->salt ? conf->salt : "";
+    st->salt_len = conf->salt ? conf->salt_len : 0;
+    st->timeout = conf->store_timeout > 0 ? conf->store_timeout
+                                          : AFFINITY_STORE_TIMEOUT_DEFAULT;
+    for (i = 0; i < st->values->nelts; i++) {
+        affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,
+                                                 affinity_learn_value);
+        apr_int64_t written;
+        int age;
+
+        affinity_learn_make_key(st, v->value, v->len, v->key);
+        if (affinity_store_get(r, v->key, v->id, &written) != APR_SUCCESS) {
+            continue;
+        }
+        age = affinity_learn_entry_age(written, now, st->timeout);
+        if (age < 0) {
+            continue;
+        }
+        v->found = 1;
+        v->refresh = age;
+        memcpy(apr_array_push(req->ids), v->id, AFFINITY_ID_LEN);
+    }
+}
+
+/* The values[] slot of the first value whose entry names member m. */
+static int affinity_learn_slot_of(const affinity_learn_state *st,
+                                  const affinity_member *m)
+{
+    unsigned char id[AFFINITY_ID_LEN];
+    int i;
+
+    affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN);
+    for (i = 0; i < st->values->nelts; i++) {
+        const affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,
+                                                       affinity_learn_value);
+        if (v->found && !memcmp(v->id, id, AFFINITY_ID_LEN)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- The finder ---------------------------------------------------------- */
+
+typedef struct {
+    const affinity_dir_conf *conf;
+    affinity_table *t;
+    const affinity_learn_value *v;
+} affinity_learn_move_baton;
+
+static proxy_worker *affinity_learn_hashed(proxy_balancer *balancer,
+                                           request_rec *r,
+                                           const affinity_dir_conf *conf,
+                                           affinity_table **t,
+                                           const affinity_request *req,
+                                           const affinity_learn_value *v)
+{
+    return affinity_pick_hashed(balancer, r, t, req,
+                                affinity_hash64(v->value, v->len));
+}
+
+/* A session whose member is not usable goes where its value hashes to, as
+ * a value without an entry would: the same member on every front end. */
+static proxy_worker *affinity_learn_move(proxy_balancer *balancer,
+                                         request_rec *r,
+                                         const affinity_request *req,
+                                         void *baton)
+{
+    affinity_learn_move_baton *b = baton;
+
+    return affinity_learn_hashed(balancer, r, b->conf, &b->t, req, b->v);
+}
+
+proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  affinity_table *t, affinity_request *req)
+{
+    affinity_learn_state *st = req->learn;
+    affinity_member *m, *down = NULL;
+    const char *status;
+    proxy_worker *w;
+
+    affinity_learn_lookup(balancer, r, conf, req);
+    st->served_set = 0;
+    st->write = 0;
+    st->session = -1;
+
+    m = affinity_session_find(balancer, r, &t, req, &down);
+    if (m) {
+        const affinity_learn_value *v;
+
+        status = "valid";
+        w = m->worker;
+        st->session = affinity_learn_slot_of(st, m);
+        v = st->session >= 0 ? &APR_ARRAY_IDX(st->values, st->session,
+                                               affinity_learn_value) : NULL;
+        st->write = v && v->refresh;
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0095: %s: cookie %s (value #%d) was learned on "
+                      "usable member %s: kept%s", balancer->s->name,
+                      conf->mode_cookie, st->session + 1,
+                      AFFINITY_WORKER_NAME(w),
+                      st->write ? ", entry to be refreshed" : "");
+    }
+    else if (down) {
+        affinity_learn_move_baton mb;
+
+        status = "down";
+        st->session = affinity_learn_slot_of(st, down);
+        mb.conf = conf;
+        mb.t = t;
+        mb.v = &APR_ARRAY_IDX(st->values, st->session < 0 ? 0 : st->session,
+                              affinity_learn_value);
+        w = affinity_session_move(balancer, r, t, req, down,
+                                  affinity_learn_move, &mb);
+        t = mb.t;
+        st->write = 1;
+    }
+    else if (st->values->nelts) {
+        status = "unknown";
+        st->session = 0;
+        w = affinity_learn_hashed(balancer, r, conf, &t, req,
+                                  &APR_ARRAY_IDX(st->values, 0,
+                                                 affinity_learn_value));
+        st->write = 1;
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0096: %s: cookie %s has no entry naming a member, "
+                      "session hashed to %s", balancer->s->name,
+                      conf->mode_cookie,
+                      w ? AFFINITY_WORKER_NAME(w) : "no member");
+    }
+    else {
+        status = "new";
+        w = affinity_pick_new(balancer, r, req);
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0097: %s: no cookie %s, new session on %s",
+                      balancer->s->name, conf->mode_cookie,
+                      w ? AFFINITY_WORKER_NAME(w) : "no member");
+    }
+    if (w && !m) {
+        m = affinity_member_of(balancer, &t, w, r);
+    }
+    affinity_set_env(r, m, status);
+    if (req->ids->nelts) {
+        char hex[AFFINITY_ID_HEX_LEN + 1];
+
+        affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
+        apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
+                      conf->mode_cookie);
+        apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
+    }
+    if (!m) {
+        return NULL;
+    }
+    affinity_id_from_hex(st->served, m->id_hex, AFFINITY_ID_HEX_LEN);
+    st->served_set = 1;
+    if (!req->filter_added) {
+        ap_add_output_filter_handle(affinity_learn_filter_handle, NULL, r,
+                                    r->connection);
+        req->filter_added = 1;
+    }
+    return m->worker;
+}
+
+/* ---- The response ------------------------------------------------------- */
+
+typedef struct {
+    request_rec *r;
+    affinity_learn_state *st;
+    const char *name;
+    apr_size_t name_len;
+    int session_done;                   /* the session's entry was written */
+    int learned, removed;
+} affinity_learn_response;
+
+static int affinity_learn_is_session(const affinity_learn_response *lr,
+                                     const char *value, apr_size_t len)
+{
+    const affinity_learn_value *v;
+
+    if (lr->st->session < 0) {
+        return 0;
+    }
+    v = &APR_ARRAY_IDX(lr->st->values, lr->st->session, affinity_learn_value);
+    return v->len == len && !memcmp(v->value, value, len);
+}
+
+static int affinity_learn_set_cookie(void *baton, const char *key,
+                                     const char *header)
+{
+    affinity_learn_response *lr = baton;
+    affinity_learn_state *st = lr->st;
+    affinity_set_cookie_t sc;
+    unsigned char k[AFFINITY_LEARN_KEY_LEN];
+    const char *value;
+    apr_size_t len;
+
+    (void)key;
+    if (!affinity_set_cookie_parse(header, lr->r->request_time, &sc)
+        || sc.name_len != lr->name_len
+        || memcmp(header + sc.name_off, lr->name, lr->name_len)) {
+        return 1;
+    }
+    /* the value as the client will send it back: cookie scans drop the
+     * quotes, so must we */
+    value = header + sc.value_off;
+    len = sc.value_len;
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        value++;
+        len -= 2;
+    }
+    if (sc.deletion) {
+        /* the client's session ends: forget the value it sent, and the
+         * one named in the deletion if that differs */
+        if (st->session >= 0 && !lr->session_done) {
+            affinity_store_remove(lr->r, APR_ARRAY_IDX(st->values, st->session,
+                                                       affinity_learn_value).key);
+            lr->session_done = 1;
+            lr->removed++;
+        }
+        if (len && !affinity_learn_is_session(lr, value, len)) {
+            affinity_learn_make_key(st, value, len, k);
+            affinity_store_remove(lr->r, k);
+            lr->removed++;
+        }
+        return 1;
+    }
+    if (affinity_learn_is_session(lr, value, len)) {
+        /* the application sets the session's own value again: a write only
+         * when the entry is not already right and fresh */
+        if (!lr->session_done && st->write) {
+            affinity_store_put(lr->r, APR_ARRAY_IDX(st->values, st->session,
+                                                    affinity_learn_value).key,
+                               st->served, st->timeout);
+            lr->learned++;
+        }
+        lr->session_done = 1;
+        return 1;
+    }
+    affinity_learn_make_key(st, value, len, k);
+    affinity_store_put(lr->r, k, st->served, st->timeout);
+    lr->learned++;
+    return 1;
+}
+
+/* Learns from the member's Set-Cookie of NAME (both tables, any status),
+ * then stores the finder's choice if nothing above already did.  The
+ * headers are only read.  Runs once per request. */
+static void affinity_learn_response_run(request_rec *r, affinity_request *req)
+{
+    const affinity_dir_conf *conf = ap_get_module_config(r->per_dir_config,
+                                                         &affinity_module);
+    affinity_learn_state *st = req->learn;
+    affinity_learn_response lr;
+
+    if (st->done || !st->served_set || conf->mode != AFFINITY_MODE_LEARN
+        || !conf->mode_cookie) {
+        return;
+    }
+    st->done = 1;
+    lr.r = r;
+    lr.st = st;
+    lr.name = conf->mode_cookie;
+    lr.name_len = strlen(lr.name);
+    lr.session_done = 0;
+    lr.learned = lr.removed = 0;
+    apr_table_do(affinity_learn_set_cookie, &lr, r->headers_out, "Set-Cookie",
+                 NULL);
+    apr_table_do(affinity_learn_set_cookie, &lr, r->err_headers_out,
+                 "Set-Cookie", NULL);
+    if (!lr.session_done && st->write && st->session >= 0) {
+        affinity_store_put(r, APR_ARRAY_IDX(st->values, st->session,
+                                            affinity_learn_value).key,
+                           st->served, st->timeout);
+        lr.learned++;
+    }
+    if (lr.learned || lr.removed) {
+        char hex[AFFINITY_ID_HEX_LEN + 1];
+
+        affinity_id_to_hex(hex, st->served);
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                      "AFF0098: cookie %s: %d entr%s written (member %s), "
+                      "%d removed", lr.name, lr.learned,
+                      lr.learned == 1 ? "y" : "ies", hex, lr.removed);
+    }
+}
+
+/* Added by the finder; runs once mod_proxy has put the member's headers in
+ * place. */
+static apr_status_t affinity_learn_filter(ap_filter_t *f,
+                                          apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    affinity_request *req = ap_get_module_config(r->request_config,
+                                                 &affinity_module);
+
+    if (req && req->learn && req->chosen) {
+        affinity_learn_response_run(r, req);
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* An error page after a member answered (ProxyErrorOverride) starts a new
+ * filter chain without our filter: learn from its headers here. */
+static void affinity_learn_insert_error_filter(request_rec *r)
+{
+    affinity_request *req = ap_get_module_config(r->request_config,
+                                                 &affinity_module);
+
+    if (req && req->learn && req->chosen
+        && apr_table_get(r->notes, "proxy-status")) {
+        affinity_learn_response_run(r, req);
+    }
+}
+
+void affinity_learn_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_insert_error_filter(affinity_learn_insert_error_filter, NULL,
+                                NULL, APR_HOOK_MIDDLE);
+    affinity_learn_filter_handle =
+        ap_register_output_filter("AFFINITY_LEARN", affinity_learn_filter,
+                                  NULL, AP_FTYPE_CONTENT_SET);
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/perl
+# tools/reliability.d/learn.pl MODULE DIR QUICK: learn mode's reliability
+# scenarios on private front ends and stores (t/lib/LearnHarness.pm), all on
+# 127.0.0.1.  Prints one JSON line per scenario, as driver.py does:
+#   learn-store-kill-memcache, learn-store-kill-redis: the store killed
+#       under load and restarted: no 5xx, and sessions learned after it is
+#       back stick again
+#   learn-evict: 100,000 distinct sessions (20,000 with --quick) through a
+#       small shmcb (256 KiB): old entries evicted, recent ones kept, no
+#       error, the children's RSS flat
+#   learn-hostile: hostile SID values in Cookie and Set-Cookie
+#   learn-secret: LogLevel affinity:trace8 (and the socache providers and
+#       mod_proxy_balancer at trace8), every log and (Redis) every key in
+#       the store searched for the session values: none found
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../../t/lib";
+use LearnHarness;
+use JSON::PP;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+my ($module, $dir, $quick) = @ARGV;
+$quick //= 0;
+my @out;
+my %pids;
+END { LearnHarness::stop($_) for values %pids }
+
+sub result {
+    my ($name, $requests, $failures, $notes, @problems) = @_;
+    print JSON::PP->new->canonical->encode({ scenario => $name, requests => $requests,
+        failures => $failures, moved => 0, notes => $notes, problems => \@problems,
+        ok => @problems ? JSON::PP::false : JSON::PP::true }), "\n";
+}
+
+sub frontend {
+    my ($name, %o) = @_;
+    my $fe = LearnHarness::frontend(dir => "$dir/$name", module => $module, %o);
+    LearnHarness::start($fe) or do {
+        result($name, 0, 0, '', "did not start: $LearnHarness::LAST_ERROR");
+        return undef;
+    };
+    $pids{$name} = $fe;
+    return $fe;
+}
+
+sub children_rss {
+    my ($fe) = @_;
+    my $ppid = LearnHarness::pid_of($fe) or return 0;
+    my $kb = 0;
+    for my $p (split ' ', `ps --ppid $ppid -o pid=`) {
+        open my $fh, '<', "/proc/$p/status" or next;
+        while (<$fh>) { $kb += $1 if /^VmRSS:\s+(\d+)/ }
+    }
+    return $kb;
+}
+
+# wrk with a Lua script that sends a new SID value per request (n..)
+sub wrk_distinct {
+    my ($fe, $tag, $seconds, $conns) = @_;
+    my $lua = "$dir/$tag.lua";
+    open my $fh, '>', $lua or die;
+    print $fh <<"EOF";
+local n = 0
+local id = tostring({}):match("0x(%x+)") or "0"
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, { ["Cookie"] = "SID=$tag-" .. id .. "-" .. n })
+end
+EOF
+    close $fh;
+    my $url = LearnHarness::url($fe, '/app/hello.txt');
+    my $out = `wrk -t2 -c$conns -d${seconds}s --timeout 5s -s $lua $url 2>&1`;
+    my ($req) = $out =~ /(\d+) requests in/;
+    my ($non2xx) = $out =~ /Non-2xx or 3xx responses: (\d+)/;
+    return ($req // 0, $non2xx // 0, $out);
+}
+
+# ---- the store killed under load ---------------------------------------------
+for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHarness::have_redis() }
+              qw(memcache redis)) {
+    my $name = "learn-store-kill-$kind";
+    my $store = LearnHarness::start_store($kind, "$dir/$kind-kill-daemon");
+    my $fe = frontend($name, store => $store->{spec}) or next;
+    my @values = map { "k$_-$$" } 1 .. 50;
+    LearnHarness::learn_session($fe, $_) for @values;
+    my $secs = $quick ? 6 : 15;
+    my $workers = 4;
+    my @kids;
+    for my $w (1 .. $workers) {
+        my $pid = fork // die;
+        if (!$pid) {
+            my ($n, $bad) = (0, 0);
+            my $end = time + $secs;
+            while (time < $end) {
+                my $r = LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$values[($n++ * $w) % @values]");
+                $bad++ if $r->code >= 500 || $r->code == 0;
+            }
+            open my $o, '>', "$dir/$name.$w" or POSIX::_exit(1);
+            print $o "$n $bad\n";
+            close $o;
+            POSIX::_exit(0);
+        }
+        push @kids, $pid;
+    }
+    sleep $secs / 4;
+    LearnHarness::stop_store($store);
+    sleep $secs / 4;
+    LearnHarness::restart_store($store);
+    waitpid $_, 0 for @kids;
+    my ($n, $bad) = (0, 0);
+    for my $w (1 .. $workers) {
+        open my $i, '<', "$dir/$name.$w" or next;
+        my ($a, $b) = split ' ', scalar <$i>;
+        $n += $a;
+        $bad += $b;
+    }
+    my ($stuck, $t0) = (0, time);
+    my $i = 0;
+    while (!$stuck && time - $t0 < 30) {
+        my $v = "after" . $i++ . "-$$";
+        my $m = LearnHarness::learn_session($fe, $v);
+        $stuck = !grep { LearnHarness::backend($_) ne $m || LearnHarness::status($_) ne 'valid' }
+                 map { LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$v") } 1 .. 3;
+        sleep 0.3 unless $stuck;
+    }
+    my $log = LearnHarness::error_log($fe);
+    my $aff = () = $log =~ /AFF0091/g;
+    my @p;
+    push @p, "$bad 5xx" if $bad;
+    push @p, 'learning did not resume within 30 s' unless $stuck;
+    push @p, "AFF0091 logged $aff times" if $aff != 1;
+    result($name, $n, $bad, sprintf('%s killed %.0f s into %d s of load, restarted %.0f s later; learning resumed %.1f s after; AFF0091 once',
+                                    $kind, $secs / 4, $secs, $secs / 4, time - $t0), @p);
+    LearnHarness::stop($fe);
+    delete $pids{$name};
+    LearnHarness::stop_store($store);
+}
+
+# ---- many sessions through a small shmcb --------------------------------------
+{
+    my $name = 'learn-evict';
+    my $fe = frontend($name, store => "shmcb:$dir/evict-shm(262144)");
+    if ($fe) {
+        my $total = $quick ? 20000 : 100000;
+        my $first = "first-$$";
+        LearnHarness::learn_session($fe, $first);
+        # RSS once a third of the sessions went through (children and
+        # their pools warm), and at the end: flat means no growth per session
+        my ($req, $bad, $n, $rss0) = (0, 0, 0, 0);
+        my $t0 = time;
+        while ($req < $total && time - $t0 < 120) {
+            my ($r, $b) = wrk_distinct($fe, "ev$n", 2, 8);
+            $n++;
+            $req += $r;
+            $bad += $b;
+            $rss0 ||= children_rss($fe) if $req >= $total / 3;
+        }
+        my $rss1 = children_rss($fe);
+        my $recent = "recent-$$";
+        my $m = LearnHarness::learn_session($fe, $recent);
+        my $rr = LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$recent");
+        my $old = LearnHarness::status(LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$first"));
+        my $log = LearnHarness::error_log($fe);
+        my @p;
+        push @p, "only $req distinct sessions" if $req < $total;
+        push @p, "$bad non-2xx" if $bad;
+        push @p, "the first session was not evicted ($old)" if $old ne 'unknown';
+        push @p, 'a recent session was not kept' unless LearnHarness::status($rr) eq 'valid' && LearnHarness::backend($rr) eq $m;
+        push @p, sprintf('RSS grew from %d to %d KiB', $rss0, $rss1) if $rss1 > $rss0 * 1.10 + 1024;
+        push @p, 'crash in the error log' if $log =~ /Segmentation|exit signal/;
+        result($name, $req, $bad, sprintf('%d distinct sessions through a 256 KiB shmcb: oldest evicted, newest kept; children RSS %d KiB at a third, %d KiB at the end',
+                                          $req, $rss0, $rss1), @p);
+        LearnHarness::stop($fe);
+        delete $pids{$name};
+    }
+}
+
+# ---- hostile values -------------------------------------------------------------
+{
+    my $name = 'learn-hostile';
+    my $fe = frontend($name);
+    if ($fe) {
+        my @cookies = ('SID=' . ('~' x 3000), 'SID="', 'SID=""', 'SID=' . ("\x80" x 50),
+                       join('; ', map { "SID=h$_" } 1 .. 300), 'SID=' . ('x' x 7000),
+                       'SID=;SID=;SID=', 'SID', '=SID=1', 'SID=a' . ('%00' x 100),
+                       'SID=' . ('=' x 500), ('SID=v;' x 1000));
+        my @sets = ('SID=' . ('z' x 4000), 'SID=; Max-Age=-1', 'SID=x; Max-Age=abc; Expires=garbage',
+                    'SID="unterminated', 'SID=' . ("\x80" x 20), '=novalue', 'SID');
+        my ($n, $bad) = (0, 0);
+        for my $c (@cookies) {
+            my $r = LearnHarness::get($fe, '/app/hello.txt', Cookie => $c);
+            $n++;
+            $bad++ if $r->code != 200;
+        }
+        for my $s (@sets) {
+            my $r = LearnHarness::get($fe, '/app/hello.txt', 'X-Set1' => $s, Cookie => 'SID=h1');
+            $n++;
+            $bad++ if $r->code != 200;
+        }
+        my $alive = LearnHarness::get($fe, '/app/hello.txt')->code == 200;
+        my $log = LearnHarness::error_log($fe);
+        my @p;
+        push @p, "$bad requests not answered 200" if $bad;
+        push @p, 'front end no longer answers' unless $alive;
+        push @p, 'crash in the error log' if $log =~ /Segmentation|exit signal/;
+        result($name, $n, $bad, scalar(@cookies) . ' hostile Cookie and ' . scalar(@sets) . ' hostile Set-Cookie values: all served', @p);
+        LearnHarness::stop($fe);
+        delete $pids{$name};
+    }
+}
+
+# ---- the session values never show: logs at trace8, Redis keys ------------------
+{
+    my $name = 'learn-secret';
+    my $redis = LearnHarness::have_redis() ? LearnHarness::start_store('redis', "$dir/secret-daemon") : undef;
+    # the module and the store providers at trace8 (httpd's own http:trace4
+    # dumps every request and response header, whoever sets them)
+    my $fe = frontend($name, loglevel => 'warn affinity:trace8 proxy_balancer:trace8 socache_shmcb:trace8 socache_memcache:trace8 socache_redis:trace8',
+                      ($redis ? (store => $redis->{spec}) : ()));
+    if ($fe) {
+        my @secrets = map { sprintf 'S3cr3t%04dXq%d', $_, $$ } 1 .. 20;
+        my $n = 0;
+        for my $s (@secrets) {
+            LearnHarness::learn_session($fe, $s);
+            LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$s") for 1 .. 2;
+            LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$s", 'X-Set1' => 'SID=; Max-Age=0');
+            $n += 4;
+        }
+        LearnHarness::edit($fe, 'm1', w_status_D => 1);
+        LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$_") for @secrets;
+        LearnHarness::edit($fe, 'm1', w_status_D => 0);
+        LearnHarness::stop($fe);
+        delete $pids{$name};
+        # every log the front end wrote (the access log is the operator's
+        # format: ours leaves out the Cookie header)
+        my @found;
+        for my $f (glob "$fe->{dir}/logs/*_log") {
+            open my $fh, '<', $f or next;
+            local $/;
+            my $text = <$fh>;
+            push @found, $f if grep { index($text, $_) >= 0 } @secrets;
+        }
+        my $trace_lines = () = LearnHarness::error_log($fe) =~ /affinity:trace/g;
+        my @keys;
+        if ($redis) {
+            @keys = grep { length } split /\n/, `redis-cli -h 127.0.0.1 -p $redis->{port} --scan 2>&1`;
+            LearnHarness::stop_store($redis);
+        }
+        my @badkeys = grep { !/^affinity:[0-9a-f]{40}$/ } @keys;
+        my @leaky = grep { my $k = $_; grep { index($k, $_) >= 0 } @secrets } @keys;
+        my @p;
+        push @p, 'a session value appears in ' . join(', ', @found) if @found;
+        push @p, 'no trace lines: LogLevel trace8 not in force' unless $trace_lines;
+        push @p, 'a session value appears in a Redis key' if @leaky;
+        push @p, "unexpected Redis keys: @badkeys[0 .. ($#badkeys < 2 ? $#badkeys : 2)]" if @badkeys;
+        result($name, $n, 0, sprintf('LogLevel trace8 (%d trace lines): no session value in any log%s',
+                                     $trace_lines, $redis ? sprintf('; %d Redis keys (redis-cli --scan), all affinity:HMAC', scalar @keys) : ''), @p);
+    }
+}
