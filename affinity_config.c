@@ -45,6 +45,7 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
 {
     affinity_dir_conf *base = basev, *add = addv;
     affinity_dir_conf *conf = apr_palloc(p, sizeof(*conf));
+    int i;
 
     if (add->cookie_name) {
         conf->cookie_name = add->cookie_name;
@@ -81,7 +82,40 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
         conf->mode = base->mode;
         conf->mode_cookie = base->mode_cookie;
     }
+    if (add->warnings && base->warnings) {
+        conf->warnings = apr_array_append(p, base->warnings, add->warnings);
+    }
+    else {
+        conf->warnings = add->warnings ? add->warnings : base->warnings;
+    }
+    for (i = 0; i < AFFINITY_DIRECTIVE_COUNT; i++) {
+        conf->set_at[i] = add->set_at[i] ? add->set_at[i] : base->set_at[i];
+    }
     return conf;
+}
+
+/* Keep where a directive was set, for the configuration check. */
+static void affinity_set_at(cmd_parms *cmd, affinity_dir_conf *conf,
+                            affinity_directive_e which)
+{
+    conf->set_at[which] = cmd->directive;
+}
+
+int affinity_warning_on(const affinity_dir_conf *conf, int tag)
+{
+    int i;
+
+    if (!conf->warnings) {
+        return 1;
+    }
+    for (i = conf->warnings->nelts - 1; i >= 0; i--) {
+        int w = APR_ARRAY_IDX(conf->warnings, i, int);
+
+        if (w == tag || w == -tag) {
+            return w > 0;
+        }
+    }
+    return 1;
 }
 
 
@@ -105,6 +139,7 @@ static const char *affinity_set_cookie(cmd_parms *cmd, void *dconf,
                             "\"Path=/; HttpOnly; Secure\"", err);
     }
     conf->cookie_name = name;
+    affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_COOKIE);
     return NULL;
 }
 
@@ -216,6 +251,7 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
         conf->salt_len = strlen(arg);
         conf->salt_kind = "string";
     }
+    affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_SALT);
     return NULL;
 }
 
@@ -268,6 +304,7 @@ static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
     }
     conf->mode = affinity_modes[i].mode;
     conf->mode_cookie = name;
+    affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_MODE);
     if (conf->mode == AFFINITY_MODE_LEARN) {
         affinity_store_learn_used();
     }
@@ -388,6 +425,48 @@ int affinity_config_check(server_rec *s)
     return bad ? !OK : OK;
 }
 
+static const char *affinity_set_flag(cmd_parms *cmd, void *dconf, int on)
+{
+    affinity_dir_conf *conf = dconf;
+    const char *err = ap_set_flag_slot(cmd, dconf, on);
+
+    if (!err) {
+        affinity_set_at(cmd, conf,
+                        cmd->info == (void *)APR_OFFSETOF(affinity_dir_conf, remove)
+                        ? AFFINITY_DIRECTIVE_REMOVE : AFFINITY_DIRECTIVE_NOCACHE);
+    }
+    return err;
+}
+
+/* AffinityWarnings -AFF0041 [+AFF0041 ...]: each word turns one warning off
+ * (-) or back on (+) here and in inner sections. */
+static const char *affinity_set_warnings(cmd_parms *cmd, void *dconf,
+                                         const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    const char *digits = arg + 1;
+    int tag = 0, i;
+
+    if ((*arg == '-' || *arg == '+') && !strncasecmp(digits, "AFF", 3)) {
+        digits += 3;
+        for (i = 0; i < 4 && apr_isdigit(digits[i]); i++) {
+            tag = tag * 10 + (digits[i] - '0');
+        }
+        if (i == 4 && !digits[4] && affinity_warning_known(tag)) {
+            if (!conf->warnings) {
+                conf->warnings = apr_array_make(cmd->pool, 2, sizeof(int));
+            }
+            APR_ARRAY_PUSH(conf->warnings, int) = *arg == '-' ? -tag : tag;
+            affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_WARNINGS);
+            return NULL;
+        }
+    }
+    return apr_psprintf(cmd->pool, "AffinityWarnings: \"%s\" is not a "
+                        "warning that can be turned off; write -AFFnnnn with "
+                        "the tag of a warning httpd printed (see the README's "
+                        "tag table), e.g. AffinityWarnings -AFF0041", arg);
+}
+
 const command_rec affinity_cmds[] = {
     AP_INIT_TAKE12("AffinityCookie", affinity_set_cookie, NULL,
                    RSRC_CONF | ACCESS_CONF,
@@ -396,11 +475,11 @@ const command_rec affinity_cmds[] = {
     AP_INIT_TAKE1("AffinitySalt", affinity_set_salt, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "none, random, file:PATH or a salt string"),
-    AP_INIT_FLAG("AffinityCookieRemove", ap_set_flag_slot,
+    AP_INIT_FLAG("AffinityCookieRemove", affinity_set_flag,
                  (void *)APR_OFFSETOF(affinity_dir_conf, remove),
                  RSRC_CONF | ACCESS_CONF,
                  "On: do not pass the affinity cookie to the member"),
-    AP_INIT_FLAG("AffinityNoCache", ap_set_flag_slot,
+    AP_INIT_FLAG("AffinityNoCache", affinity_set_flag,
                  (void *)APR_OFFSETOF(affinity_dir_conf, nocache),
                  RSRC_CONF | ACCESS_CONF,
                  "On: mark responses that set the cookie Cache-Control: private"),
@@ -428,6 +507,9 @@ const command_rec affinity_cmds[] = {
                  RSRC_CONF | ACCESS_CONF,
                  "On: honour stock stickysession values .ROUTE and "
                  "SESSION.ROUTE as that member's session"),
+    AP_INIT_ITERATE("AffinityWarnings", affinity_set_warnings, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "-AFFnnnn turns that warning off, +AFFnnnn back on"),
     {NULL}
 };
 

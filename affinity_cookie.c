@@ -243,7 +243,14 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0007: %s: %s, new session on %s", balancer->s->name,
                       req->expired ? "session expired"
-                      : req->cookie_seen ? "cookie names no member" : "no cookie",
+                      : !req->cookie_seen ? "no cookie"
+                      : !req->values->nelts ? apr_psprintf(r->pool,
+                            "cookie %s malformed (not an ID, a dated ID or a "
+                            "stock route)", affinity_cookie_name_of(conf))
+                      : apr_psprintf(r->pool, "cookie %s names no member "
+                            "(%d unknown value(s), %d malformed value(s))",
+                            affinity_cookie_name_of(conf), req->values->nelts,
+                            req->malformed),
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
     }
 

@@ -53,6 +53,19 @@ typedef enum {
     AFFINITY_MODE_LEARN = 3
 } affinity_mode_e;
 
+/* The directives whose place in the configuration files is kept, for the
+ * configuration check (affinity_check.c) to name file and line.  A new
+ * directive adds itself before AFFINITY_DIRECTIVE_COUNT. */
+typedef enum {
+    AFFINITY_DIRECTIVE_COOKIE,
+    AFFINITY_DIRECTIVE_SALT,
+    AFFINITY_DIRECTIVE_REMOVE,
+    AFFINITY_DIRECTIVE_NOCACHE,
+    AFFINITY_DIRECTIVE_MODE,
+    AFFINITY_DIRECTIVE_WARNINGS,
+    AFFINITY_DIRECTIVE_COUNT
+} affinity_directive_e;
+
 typedef struct {
     const char *cookie_name;        /* NULL: unset */
     const char *cookie_attrs;       /* as sent, Path always present */
@@ -69,6 +82,12 @@ typedef struct {
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
     int legacy_routes;              /* -1: unset */
+    /* AffinityWarnings: int tag, positive on, negative off, in order
+     * (outer sections first, so the last word on a tag wins); NULL: unset */
+    apr_array_header_t *warnings;
+    /* where each directive was set in this section or an outer one; NULL:
+     * unset (the nodes live as long as the configuration) */
+    const ap_directive_t *set_at[AFFINITY_DIRECTIVE_COUNT];
 } affinity_dir_conf;
 
 #define AFFINITY_STORE_TIMEOUT_DEFAULT 1800
@@ -100,6 +119,10 @@ static APR_INLINE int affinity_expiry_on(const affinity_dir_conf *conf)
 {
     return conf->max_idle > 0 || conf->max_life > 0;
 }
+
+/* Is the warning with this tag number (9 for AFF0009) on where conf is in
+ * force?  AffinityWarnings -AFFnnnn turns one off. */
+int affinity_warning_on(const affinity_dir_conf *conf, int tag);
 
 static APR_INLINE const char *affinity_cookie_name_of(const affinity_dir_conf *conf)
 {
@@ -207,6 +230,7 @@ typedef struct {
     apr_array_header_t *values;     /* affinity_value, header order */
     int resolved;                   /* values turned into ids */
     int expired;                    /* dated values too old */
+    int malformed;                  /* values that are not IDs (AFF0007) */
     apr_array_header_t *ids;        /* accepted IDs, header order */
     apr_array_header_t *info;       /* affinity_id_info, parallel to ids */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
@@ -287,6 +311,31 @@ proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
                                     const affinity_request *req,
                                     const affinity_member *down,
                                     affinity_move_fn *move, void *baton);
+/* ---- Configuration check and log hygiene (affinity_check.c) ----------- */
+
+/* Warnings AffinityWarnings may turn off: 1 if tag is one of them. */
+int affinity_warning_known(int tag);
+
+/* The configuration check, at every start and graceful restart (the
+ * real post_config pass); apache2ctl -t runs it from test_config. */
+void affinity_check_config(apr_pool_t *p, server_rec *s);
+void affinity_check_register_hooks(apr_pool_t *p);
+
+/* Per-request warnings that a flood could repeat: may this one be logged
+ * now?  At most one line per balancer, kind and process every
+ * AFFINITY_LOG_INTERVAL; *suppressed: how many were not logged since the
+ * last one that was.  Called with the balancer's thread mutex held or not. */
+#define AFFINITY_LOG_INTERVAL 10    /* seconds */
+typedef enum {
+    AFFINITY_LOG_NOFAILOVER,        /* AFF0009 */
+    AFFINITY_LOG_KINDS
+} affinity_log_kind_e;
+int affinity_log_allowed(const proxy_balancer *balancer,
+                         affinity_log_kind_e kind, apr_time_t now,
+                         apr_uint32_t *suppressed);
+
+/* The lbmethod this module provides (mod_affinity.c). */
+extern const proxy_balancer_method affinity_method;
 
 /* ---- Ways of choosing a member ----------------------------------------- */
 

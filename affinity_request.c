@@ -13,6 +13,7 @@
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
+
 typedef struct {
     const char *name;
     affinity_request *req;
@@ -42,6 +43,7 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
         v.route = apr_pstrmemdup(rb->pool, route, route_len);
     }
     else {
+        rb->req->malformed++;   /* for AFF0007: malformed, not unknown */
         return 0;
     }
     *(affinity_value *)apr_array_push(rb->req->values) = v;

@@ -120,11 +120,23 @@ proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
         return m->worker;
     }
     if (balancer->s->sticky_force) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+        const affinity_dir_conf *conf = ap_get_module_config(r->per_dir_config,
+                                                             &affinity_module);
+        apr_uint32_t more = 0;
+        /* one line per balancer every 10 s at most: a flood of such
+         * requests must not flood the log; trace1 shows each one */
+        int loud = (!conf || affinity_warning_on(conf, 9))
+                   && affinity_log_allowed(balancer, AFFINITY_LOG_NOFAILOVER,
+                                           r->request_time, &more);
+
+        ap_log_rerror(APLOG_MARK, loud ? APLOG_WARNING : APLOG_TRACE1, 0, r,
                       "AFF0009: %s: member %s of this session is not "
                       "usable and nofailover is On: refusing to move the "
-                      "session", balancer->s->name,
-                      AFFINITY_WORKER_NAME(down->worker));
+                      "session (503)%s", balancer->s->name,
+                      AFFINITY_WORKER_NAME(down->worker),
+                      more ? apr_psprintf(r->pool, "; %u more such "
+                                          "request(s) since the last "
+                                          "such line", more) : "");
         return NULL;
     }
     w = move(balancer, r, req, baton);

@@ -21,11 +21,9 @@
  * is not usable (affinity_session.c).  What a cookie-mode response carries
  * is decided in one place (affinity_response.c).
  *
- * This file: the module record, the provider and its finder, and the
- * startup checks.
+ * This file: the module record, the provider and its finder, and startup.
+ * The configuration check is in affinity_check.c.
  */
-
-#include "apr_hash.h"
 
 #include "http_core.h"
 #include "ap_provider.h"
@@ -113,7 +111,7 @@ static apr_status_t affinity_age(proxy_balancer *balancer, server_rec *s)
     return APR_SUCCESS;
 }
 
-static const proxy_balancer_method affinity_method = {
+const proxy_balancer_method affinity_method = {
     "affinity",
     &affinity_finder,
     NULL,
@@ -123,84 +121,6 @@ static const proxy_balancer_method affinity_method = {
 };
 
 /* ---- Startup ------------------------------------------------------------- */
-
-/* A member as configured: a unix-socket member's URL alone hides the
- * socket, which is what tells such members apart. */
-static const char *affinity_member_name(apr_pool_t *p, const proxy_worker *w)
-{
-    if (*w->s->uds_path) {
-        return apr_psprintf(p, "unix:%.*s|%s", (int)sizeof(w->s->uds_path),
-                            w->s->uds_path, AFFINITY_WORKER_NAME(w));
-    }
-    return AFFINITY_WORKER_NAME(w);
-}
-
-/* Warnings about balancers that use us: stickysession set (core stickiness
- * would bypass the finder) and members that share an identity. */
-static void affinity_check_balancers(apr_pool_t *ptemp, server_rec *main_s)
-{
-    module *proxy = ap_find_linked_module("mod_proxy.c");
-    apr_hash_t *seen = apr_hash_make(ptemp);
-    server_rec *s;
-
-    if (!proxy) {
-        return;
-    }
-    for (s = main_s; s; s = s->next) {
-        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
-        int b;
-
-        if (!psf || !psf->balancers) {
-            continue;
-        }
-        for (b = 0; b < psf->balancers->nelts; b++) {
-            proxy_balancer *balancer = &APR_ARRAY_IDX(psf->balancers, b,
-                                                      proxy_balancer);
-            apr_hash_t *identities;
-            int i;
-
-            /* virtual hosts hold copies of the main server's balancers;
-             * the copies share the shared-data pointer: key on its value */
-            if (balancer->lbmethod != &affinity_method
-                || apr_hash_get(seen, &balancer->s, sizeof(balancer->s))) {
-                continue;
-            }
-            apr_hash_set(seen, &balancer->s, sizeof(balancer->s), "");
-
-            if (*balancer->s->sticky) {
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                             "AFF0002: %s uses lbmethod=affinity together with "
-                             "stickysession=%s: httpd's own stickiness then "
-                             "bypasses mod_affinity for matching routes; "
-                             "remove stickysession", balancer->s->name,
-                             balancer->s->sticky);
-            }
-
-            identities = apr_hash_make(ptemp);
-            for (i = 0; i < balancer->workers->nelts; i++) {
-                proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
-                                                proxy_worker *);
-                const char *route = apr_pstrndup(ptemp, w->s->route,
-                                                 sizeof(w->s->route));
-                const char *identity = affinity_identity(ptemp, w, route);
-                proxy_worker *other = apr_hash_get(identities, identity,
-                                                   APR_HASH_KEY_STRING);
-                if (other) {
-                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                                 "AFF0003: %s: members %s and %s share the "
-                                 "identity \"%s\" and so one route ID; "
-                                 "give them distinct route= values",
-                                 balancer->s->name,
-                                 affinity_member_name(ptemp, other),
-                                 affinity_member_name(ptemp, w), identity);
-                }
-                else {
-                    apr_hash_set(identities, identity, APR_HASH_KEY_STRING, w);
-                }
-            }
-        }
-    }
-}
 
 static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 apr_pool_t *ptemp, server_rec *s)
@@ -230,7 +150,7 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                  "AFF0020: mod_affinity " AFFINITY_VERSION " loaded");
 
-    affinity_check_balancers(ptemp, s);
+    affinity_check_config(ptemp, s);
     return OK;
 }
 
@@ -242,22 +162,25 @@ static int affinity_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return affinity_store_pre_config(pconf);
 }
 
-/* Runs for httpd -t too, before the logs are open: the messages go to the
- * console.  Both checks run, so that every error is told at once. */
-static int affinity_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+/* The errors that stop startup (lifetimes without a salt, a store provider
+ * not loaded).  Runs for httpd -t too, before the logs are open: the
+ * messages go to the console.  Both run, so that every error is told at
+ * once.  The warnings are affinity_check.c's. */
+static int affinity_check_errors(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp, server_rec *s)
 {
-    (void)pconf;
-    (void)plog;
     int lifetimes = affinity_config_check(s);
     int stores = affinity_store_check_config(ptemp, s);
+
+    (void)pconf;
+    (void)plog;
 
     return lifetimes != OK ? lifetimes : stores;
 }
 
 static void affinity_register_hooks(apr_pool_t *p)
 {
-    ap_hook_check_config(affinity_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(affinity_check_errors, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(affinity_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
@@ -266,4 +189,5 @@ static void affinity_register_hooks(apr_pool_t *p)
     affinity_prefix_register_hooks(p);
     affinity_learn_register_hooks(p);
     affinity_status_register_hooks(p);
+    affinity_check_register_hooks(p);
 }

@@ -1,0 +1,1091 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_check.c: the configuration check, and log lines a flood of
+ * requests could repeat.
+ *
+ * The check runs from test_config (so `apache2ctl -t` prints it) and at
+ * every start and graceful restart (the real post_config pass).  It looks
+ * for configurations that httpd accepts but that quietly break stickiness,
+ * and says so with one tagged warning per finding, naming the file and line
+ * of the directive or the balancer.  AffinityWarnings -AFFnnnn turns a
+ * warning off where the operator has judged it.
+ *
+ * To add a check (a new mode, a new directive): write one function taking
+ * the affinity_ck (the servers' <Proxy> sections, and the ways requests
+ * reach each affinity balancer with the configuration in force there),
+ * report through affinity_finding(), list the function in affinity_checks[]
+ * and its tag in affinity_silenceable[], and add the tag to the README's
+ * table.  A directive records where it was set with affinity_set_at()
+ * (affinity_config.c) so that the warning can name its file and line.
+ */
+
+#include "apr_atomic.h"
+#include "apr_fnmatch.h"
+#include "apr_hash.h"
+#include "apr_lib.h"
+
+#include "http_core.h"
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+
+/* Warnings AffinityWarnings may turn off (AFF0009 is per request). */
+static const int affinity_silenceable[] = {
+    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 0
+};
+
+int affinity_warning_known(int tag)
+{
+    int i;
+
+    for (i = 0; affinity_silenceable[i]; i++) {
+        if (affinity_silenceable[i] == tag) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- What the checks look at -------------------------------------------- */
+
+/* A <Proxy> section (one entry even when virtual hosts inherit it). */
+typedef struct {
+    server_rec *s;                  /* where it was first seen */
+    const proxy_dir_conf *pd;       /* its path or regex */
+    const affinity_dir_conf *own;   /* only what the section itself sets */
+    const affinity_dir_conf *in_force;  /* with the server's, for warnings */
+    int ours;                       /* sets an Affinity* directive */
+    int affinity;                   /* applies to an lbmethod=affinity balancer */
+    int domain;                     /* ... of which in domain mode */
+    int prefix;                     /* ... of which in prefix mode */
+    const proxy_balancer *other;    /* a balancer it applies to that is not ours */
+} affinity_ck_section;
+
+/* A way requests reach an affinity balancer: a ProxyPass path in a server. */
+typedef struct {
+    server_rec *s;
+    proxy_balancer *balancer;
+    const char *path;
+    const affinity_dir_conf *conf;  /* in force for those requests */
+    int shadowed;                   /* main server's, inherited by a vhost */
+} affinity_ck_user;
+
+typedef struct {
+    apr_pool_t *p;
+    server_rec *main_s;
+    module *proxy;
+    apr_array_header_t *sections;   /* affinity_ck_section * */
+    apr_array_header_t *users;      /* affinity_ck_user */
+    apr_hash_t *said;               /* findings already logged */
+    const affinity_dir_conf *empty; /* nothing set */
+} affinity_ck;
+
+static int affinity_is_ours(const proxy_balancer *b)
+{
+    return b->lbmethod == &affinity_method;
+}
+
+static proxy_server_conf *affinity_psf(const affinity_ck *ck, server_rec *s)
+{
+    return ap_get_module_config(s->module_config, ck->proxy);
+}
+
+/* A section's record, or an empty one: httpd makes ours only for sections
+ * that hold one of our directives. */
+static const affinity_dir_conf *affinity_conf_of(const affinity_ck *ck,
+                                                 const ap_conf_vector_t *v)
+{
+    const affinity_dir_conf *conf = ap_get_module_config(v, &affinity_module);
+
+    return conf ? conf : ck->empty;
+}
+
+static const affinity_dir_conf *affinity_merge(apr_pool_t *p,
+                                               const affinity_dir_conf *base,
+                                               const affinity_dir_conf *add)
+{
+    return affinity_merge_dir_config(p, (void *)base, (void *)add);
+}
+
+/* The balancer a proxy URL (balancer://name/path) names in this server. */
+static proxy_balancer *affinity_balancer_named(apr_pool_t *p,
+                                               proxy_server_conf *psf,
+                                               const char *url)
+{
+    char *name, *slash;
+    int i;
+
+    if (!url || strncasecmp(url, "balancer://", 11) || !psf->balancers) {
+        return NULL;
+    }
+    name = apr_pstrdup(p, url);
+    if ((slash = strchr(name + 11, '/'))) {
+        *slash = '\0';
+    }
+    ap_str_tolower(name);
+    for (i = 0; i < psf->balancers->nelts; i++) {
+        proxy_balancer *b = &APR_ARRAY_IDX(psf->balancers, i, proxy_balancer);
+        if (!strcmp(b->s->name, name)) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Does a <Proxy> section apply to requests to this balancer?  As httpd's
+ * proxy walk decides, for the balancer's root: a regex, a wildcard, or else
+ * a plain prefix (so <Proxy balancer://app> also applies to .../app2). */
+static int affinity_section_applies(apr_pool_t *p, const proxy_dir_conf *pd,
+                                    const proxy_balancer *b)
+{
+    const char *url = apr_pstrcat(p, b->s->name, "/", NULL);
+
+    if (pd->r) {
+        return !ap_regexec(pd->r, url, 0, NULL, 0)
+               || !ap_regexec(pd->r, b->s->name, 0, NULL, 0);
+    }
+    if (!pd->p) {
+        return 0;
+    }
+    if (pd->p_is_fnmatch) {
+        return apr_fnmatch(pd->p, url, 0) == APR_SUCCESS
+               || apr_fnmatch(pd->p, b->s->name, 0) == APR_SUCCESS;
+    }
+    return !strncmp(url, pd->p, strlen(pd->p));
+}
+
+/* What is in force for requests to balancer b through server s: the
+ * server's settings, then every <Proxy> section that applies, in order. */
+static const affinity_dir_conf *affinity_balancer_conf(const affinity_ck *ck,
+                                                       server_rec *s,
+                                                       const proxy_balancer *b)
+{
+    proxy_server_conf *psf = affinity_psf(ck, s);
+    const affinity_dir_conf *conf = affinity_conf_of(ck, s->lookup_defaults);
+    int i;
+
+    for (i = 0; psf && psf->sec_proxy && i < psf->sec_proxy->nelts; i++) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(psf->sec_proxy, i, ap_conf_vector_t *);
+        const proxy_dir_conf *pd = ap_get_module_config(v, ck->proxy);
+
+        if (pd && affinity_section_applies(ck->p, pd, b)) {
+            conf = affinity_merge(ck->p, conf, affinity_conf_of(ck, v));
+        }
+    }
+    return conf;
+}
+
+static int affinity_sets_any(const affinity_dir_conf *conf)
+{
+    int i;
+
+    for (i = 0; i < AFFINITY_DIRECTIVE_COUNT; i++) {
+        if (i != AFFINITY_DIRECTIVE_WARNINGS && conf->set_at[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void affinity_add_user(affinity_ck *ck, server_rec *s,
+                              proxy_server_conf *psf, const struct proxy_alias *a)
+{
+    core_server_config *core = ap_get_core_module_config(s->module_config);
+    proxy_balancer *b;
+    const affinity_dir_conf *conf;
+    affinity_ck_user *u;
+    int i;
+
+    if (!a || a->regex || !a->fake || *a->fake != '/'
+        || !(b = affinity_balancer_named(ck->p, psf, a->real))
+        || !affinity_is_ours(b)) {
+        return;
+    }
+    for (i = 0; i < ck->users->nelts; i++) {
+        u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+        if (u->s == s && u->balancer == b && !strcmp(u->path, a->fake)) {
+            return;
+        }
+    }
+    /* <Location> sections come after <Proxy> ones and win over them */
+    conf = affinity_balancer_conf(ck, s, b);
+    for (i = 0; core->sec_url && i < core->sec_url->nelts; i++) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(core->sec_url, i, ap_conf_vector_t *);
+        core_dir_config *cd = ap_get_core_module_config(v);
+
+        if (cd && cd->d && !cd->r && !cd->d_is_fnmatch
+            && !strncmp(a->fake, cd->d, strlen(cd->d))) {
+            conf = affinity_merge(ck->p, conf, affinity_conf_of(ck, v));
+        }
+    }
+    u = apr_array_push(ck->users);
+    u->shadowed = 0;
+    u->s = s;
+    u->balancer = b;
+    u->path = a->fake;
+    u->conf = conf;
+}
+
+static void affinity_gather(affinity_ck *ck)
+{
+    apr_hash_t *seen = apr_hash_make(ck->p);
+    server_rec *s;
+    int i, j;
+
+    for (s = ck->main_s; s; s = s->next) {
+        proxy_server_conf *psf = affinity_psf(ck, s);
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+
+        if (!psf) {
+            continue;
+        }
+        for (i = 0; psf->sec_proxy && i < psf->sec_proxy->nelts; i++) {
+            ap_conf_vector_t *v = APR_ARRAY_IDX(psf->sec_proxy, i, ap_conf_vector_t *);
+            affinity_ck_section *sec;
+
+            if (apr_hash_get(seen, &v, sizeof(v))) {
+                sec = apr_hash_get(seen, &v, sizeof(v));
+            }
+            else {
+                sec = apr_pcalloc(ck->p, sizeof(*sec));
+                APR_ARRAY_PUSH(ck->sections, affinity_ck_section *) = sec;
+                sec->s = s;
+                sec->pd = ap_get_module_config(v, ck->proxy);
+                sec->own = affinity_conf_of(ck, v);
+                sec->in_force = affinity_merge(ck->p,
+                                               affinity_conf_of(ck, s->lookup_defaults),
+                                               sec->own);
+                sec->ours = affinity_sets_any(sec->own);
+                apr_hash_set(seen, apr_pmemdup(ck->p, &v, sizeof(v)), sizeof(v),
+                             sec);
+            }
+            /* which balancers of this server it applies to (sections are
+             * inherited by virtual hosts: every server counts) */
+            for (j = 0; sec->pd && psf->balancers && j < psf->balancers->nelts; j++) {
+                proxy_balancer *b = &APR_ARRAY_IDX(psf->balancers, j, proxy_balancer);
+
+                if (!affinity_section_applies(ck->p, sec->pd, b)) {
+                    continue;
+                }
+                if (!affinity_is_ours(b)) {
+                    sec->other = b;
+                    continue;
+                }
+                sec->affinity++;
+                switch (affinity_balancer_conf(ck, s, b)->mode) {
+                case AFFINITY_MODE_DOMAIN:
+                    sec->domain++;
+                    break;
+                case AFFINITY_MODE_PREFIX:
+                    sec->prefix++;
+                    break;
+                default:
+                    break;
+                }
+            }
+        }
+        for (i = 0; psf->aliases && i < psf->aliases->nelts; i++) {
+            affinity_add_user(ck, s, psf,
+                              &APR_ARRAY_IDX(psf->aliases, i, struct proxy_alias));
+        }
+        for (i = 0; core->sec_url && i < core->sec_url->nelts; i++) {
+            ap_conf_vector_t *v = APR_ARRAY_IDX(core->sec_url, i, ap_conf_vector_t *);
+            const proxy_dir_conf *pd = ap_get_module_config(v, ck->proxy);
+
+            if (pd && pd->alias) {
+                affinity_add_user(ck, s, psf, pd->alias);
+            }
+        }
+    }
+    /* A virtual host inherits the main server's ProxyPass: say it once, for
+     * the virtual hosts, which are the ones that serve the requests. */
+    for (i = 0; i < ck->users->nelts; i++) {
+        affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+
+        for (j = 0; !u->s->is_virtual && j < ck->users->nelts; j++) {
+            const affinity_ck_user *v = &APR_ARRAY_IDX(ck->users, j, affinity_ck_user);
+
+            if (v->s->is_virtual && !strcmp(v->path, u->path)
+                && !strcmp(v->balancer->s->name, u->balancer->s->name)) {
+                u->shadowed = 1;
+                break;
+            }
+        }
+    }
+}
+
+/* Every configuration record that may hold our directives, each once: the
+ * server's own settings and every <Proxy>, <Location> and <Directory>
+ * section, with what is in force there (for AffinityWarnings). */
+typedef void affinity_conf_fn(affinity_ck *ck, server_rec *s,
+                              const affinity_dir_conf *own,
+                              const affinity_dir_conf *in_force);
+
+static void affinity_each_conf(affinity_ck *ck, affinity_conf_fn *fn)
+{
+    apr_hash_t *seen = apr_hash_make(ck->p);
+    server_rec *s;
+    int i, k;
+
+    for (s = ck->main_s; s; s = s->next) {
+        proxy_server_conf *psf = affinity_psf(ck, s);
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+        const affinity_dir_conf *defaults = affinity_conf_of(ck, s->lookup_defaults);
+        apr_array_header_t *lists[3];
+
+        lists[0] = psf ? psf->sec_proxy : NULL;
+        lists[1] = core->sec_url;
+        lists[2] = core->sec_dir;
+        fn(ck, s, defaults, defaults);
+        for (k = 0; k < 3; k++) {
+            for (i = 0; lists[k] && i < lists[k]->nelts; i++) {
+                ap_conf_vector_t *v = APR_ARRAY_IDX(lists[k], i, ap_conf_vector_t *);
+                const affinity_dir_conf *own = affinity_conf_of(ck, v);
+
+                if (own == ck->empty || apr_hash_get(seen, &own, sizeof(own))) {
+                    continue;
+                }
+                apr_hash_set(seen, apr_pmemdup(ck->p, &own, sizeof(own)),
+                             sizeof(own), "");
+                fn(ck, s, own, affinity_merge(ck->p, defaults, own));
+            }
+        }
+    }
+}
+
+/* ---- Saying it ---------------------------------------------------------- */
+
+static void affinity_finding(affinity_ck *ck, int tag, int level,
+                             server_rec *s, const affinity_dir_conf *in_force,
+                             const ap_directive_t *at, const char *fmt, ...)
+                             __attribute__((format(printf, 7, 8)));
+
+/* One line per finding, "AFFnnnn: FILE:LINE: what and what to do", said
+ * once even when several virtual hosts inherit the mistake. */
+static void affinity_finding(affinity_ck *ck, int tag, int level,
+                             server_rec *s, const affinity_dir_conf *in_force,
+                             const ap_directive_t *at, const char *fmt, ...)
+{
+    const char *line;
+    va_list ap;
+
+    if (in_force && !affinity_warning_on(in_force, tag)) {
+        return;
+    }
+    va_start(ap, fmt);
+    line = apr_pvsprintf(ck->p, fmt, ap);
+    va_end(ap);
+    line = apr_psprintf(ck->p, "AFF%04d: %s%s", tag,
+                        at ? apr_psprintf(ck->p, "%s:%d: ", at->filename,
+                                          at->line_num) : "", line);
+    if (apr_hash_get(ck->said, line, APR_HASH_KEY_STRING)) {
+        return;
+    }
+    apr_hash_set(ck->said, line, APR_HASH_KEY_STRING, "");
+    ap_log_error(APLOG_MARK, level, 0, s, "%s", line);
+}
+
+static const char *affinity_server_name(apr_pool_t *p, const server_rec *s)
+{
+    if (!s->is_virtual) {
+        return "the main server";
+    }
+    return apr_psprintf(p, "virtual host %s:%u (%s:%d)",
+                        s->server_hostname ? s->server_hostname : "*",
+                        (unsigned)(s->addrs ? s->addrs->host_port : s->port),
+                        s->defn_name ? s->defn_name : "?", s->defn_line_number);
+}
+
+/* The value of a cookie attribute (Path, Domain...), "" for a flag
+ * (Secure), NULL when absent. */
+static const char *affinity_attr(apr_pool_t *p, const char *attrs,
+                                 const char *name)
+{
+    apr_size_t n = strlen(name);
+
+    while (attrs && *attrs) {
+        const char *end = strchr(attrs, ';');
+        apr_size_t len = end ? (apr_size_t)(end - attrs) : strlen(attrs);
+
+        while (len && apr_isspace(*attrs)) {
+            attrs++;
+            len--;
+        }
+        while (len && apr_isspace(attrs[len - 1])) {
+            len--;
+        }
+        if (len >= n && !strncasecmp(attrs, name, n)) {
+            const char *rest = attrs + n;
+            apr_size_t left = len - n;
+
+            while (left && apr_isspace(*rest)) {
+                rest++;
+                left--;
+            }
+            if (!left) {
+                return "";
+            }
+            if (*rest == '=') {
+                rest++;
+                left--;
+                while (left && apr_isspace(*rest)) {
+                    rest++;
+                    left--;
+                }
+                return apr_pstrmemdup(p, rest, left);
+            }
+        }
+        attrs = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* RFC 6265 path-match: is the request path under the cookie path? */
+static int affinity_path_match(const char *path, const char *cookie_path)
+{
+    apr_size_t n = strlen(cookie_path);
+
+    return !strncmp(path, cookie_path, n)
+           && (!path[n] || (n && cookie_path[n - 1] == '/') || path[n] == '/');
+}
+
+/* ---- The checks --------------------------------------------------------- */
+
+/* A member as configured: a unix-socket member's URL alone hides the
+ * socket, which is what tells such members apart. */
+static const char *affinity_member_name(apr_pool_t *p, const proxy_worker *w)
+{
+    if (*w->s->uds_path) {
+        return apr_psprintf(p, "unix:%.*s|%s", (int)sizeof(w->s->uds_path),
+                            w->s->uds_path, AFFINITY_WORKER_NAME(w));
+    }
+    return AFFINITY_WORKER_NAME(w);
+}
+
+/* AFF0002: stickysession set (core stickiness would bypass the finder);
+ * AFF0003: members that share an identity and so one ID. */
+static void affinity_check_balancers(affinity_ck *ck)
+{
+    apr_hash_t *seen = apr_hash_make(ck->p);
+    server_rec *s;
+    int b, i;
+
+    for (s = ck->main_s; s; s = s->next) {
+        proxy_server_conf *psf = affinity_psf(ck, s);
+
+        for (b = 0; psf && psf->balancers && b < psf->balancers->nelts; b++) {
+            proxy_balancer *balancer = &APR_ARRAY_IDX(psf->balancers, b,
+                                                      proxy_balancer);
+            const affinity_dir_conf *conf;
+            apr_hash_t *identities;
+
+            /* virtual hosts hold copies of the main server's balancers;
+             * most copies share the shared-data pointer: key on its value */
+            if (!affinity_is_ours(balancer)
+                || apr_hash_get(seen, &balancer->s, sizeof(balancer->s))) {
+                continue;
+            }
+            apr_hash_set(seen, &balancer->s, sizeof(balancer->s), "");
+            conf = affinity_balancer_conf(ck, s, balancer);
+
+            if (*balancer->s->sticky) {
+                affinity_finding(ck, 2, APLOG_WARNING, s, conf, NULL,
+                                 "%s uses lbmethod=affinity together with "
+                                 "stickysession=%s: httpd's own stickiness then "
+                                 "bypasses mod_affinity for matching routes; "
+                                 "remove stickysession", balancer->s->name,
+                                 balancer->s->sticky);
+            }
+
+            identities = apr_hash_make(ck->p);
+            for (i = 0; i < balancer->workers->nelts; i++) {
+                proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
+                                                proxy_worker *);
+                const char *route = apr_pstrndup(ck->p, w->s->route,
+                                                 sizeof(w->s->route));
+                const char *identity = affinity_identity(ck->p, w, route);
+                proxy_worker *other = apr_hash_get(identities, identity,
+                                                   APR_HASH_KEY_STRING);
+                if (other) {
+                    affinity_finding(ck, 3, APLOG_WARNING, s, conf, NULL,
+                                     "%s: members %s and %s share the "
+                                     "identity \"%s\" and so one route ID; "
+                                     "give them distinct route= values",
+                                     balancer->s->name,
+                                     affinity_member_name(ck->p, other),
+                                     affinity_member_name(ck->p, w), identity);
+                }
+                else {
+                    apr_hash_set(identities, identity, APR_HASH_KEY_STRING, w);
+                }
+            }
+        }
+    }
+}
+
+/* AFF0040: AffinitySalt /etc/apache2/affinity.salt, "file:" forgotten: the
+ * path itself becomes the salt.  A value that starts like a path, or names
+ * a file that exists, is taken for one. */
+static void affinity_check_salt_conf(affinity_ck *ck, server_rec *s,
+                                     const affinity_dir_conf *own,
+                                     const affinity_dir_conf *in_force)
+{
+    const ap_directive_t *at = own->set_at[AFFINITY_DIRECTIVE_SALT];
+    const char *args, *arg, *full;
+    apr_finfo_t fi;
+    int pathlike;
+
+    if (!at || !at->args) {
+        return;
+    }
+    args = at->args;
+    arg = ap_getword_conf(ck->p, &args);
+    if (!strcasecmp(arg, "none") || !strcasecmp(arg, "random")
+        || !strncmp(arg, "file:", 5) || !*arg) {
+        return;
+    }
+    pathlike = *arg == '/' || !strncmp(arg, "./", 2) || !strncmp(arg, "../", 3)
+               || !strncmp(arg, "~/", 2);
+    if (!pathlike && (full = ap_server_root_relative(ck->p, arg))) {
+        pathlike = apr_stat(&fi, full, APR_FINFO_TYPE, ck->p) == APR_SUCCESS
+                   && fi.filetype == APR_REG;
+    }
+    if (pathlike) {
+        affinity_finding(ck, 40, APLOG_WARNING, s, in_force, at,
+                         "AffinitySalt %s: this looks like a file name, but "
+                         "the value itself is the salt (anyone can compute "
+                         "the route IDs); did you mean AffinitySalt file:%s?",
+                         arg, arg);
+    }
+}
+
+static void affinity_check_salt(affinity_ck *ck)
+{
+    affinity_each_conf(ck, affinity_check_salt_conf);
+}
+
+/* AFF0043: Max-Age or Expires in the cookie's attributes.  The cookie is
+ * sent only when the route changes, so it ends that long after the first
+ * visit, however active the client. */
+static void affinity_check_lifetime_conf(affinity_ck *ck, server_rec *s,
+                                         const affinity_dir_conf *own,
+                                         const affinity_dir_conf *in_force)
+{
+    const ap_directive_t *at = own->set_at[AFFINITY_DIRECTIVE_COOKIE];
+    const char *attr;
+
+    if (!at || !own->cookie_name) {
+        return;
+    }
+    attr = affinity_attr(ck->p, own->cookie_attrs, "Max-Age") ? "Max-Age"
+           : affinity_attr(ck->p, own->cookie_attrs, "Expires") ? "Expires"
+           : NULL;
+    if (attr) {
+        affinity_finding(ck, 43, APLOG_WARNING, s, in_force, at,
+                         "AffinityCookie %s: the attributes hold %s, but the "
+                         "cookie is sent only when the route changes, so an "
+                         "active client loses its member when it expires; "
+                         "remove %s (without it the cookie lasts until the "
+                         "browser closes)", own->cookie_name, attr, attr);
+    }
+}
+
+static void affinity_check_lifetime(affinity_ck *ck)
+{
+    affinity_each_conf(ck, affinity_check_lifetime_conf);
+}
+
+/* AFF0042: Affinity* directives in a <Proxy> whose balancer does not use
+ * lbmethod=affinity (forgotten, or a typo in the name). */
+static void affinity_check_sections(affinity_ck *ck)
+{
+    int i, d;
+
+    for (i = 0; i < ck->sections->nelts; i++) {
+        const affinity_ck_section *sec = APR_ARRAY_IDX(ck->sections, i,
+                                                       affinity_ck_section *);
+        const ap_directive_t *at = NULL;
+
+        if (!sec->ours || sec->affinity || !sec->pd || !sec->pd->p) {
+            continue;
+        }
+        for (d = 0; !at && d < AFFINITY_DIRECTIVE_COUNT; d++) {
+            if (d != AFFINITY_DIRECTIVE_WARNINGS) {
+                at = sec->own->set_at[d];
+            }
+        }
+        if (sec->other) {
+            affinity_finding(ck, 42, APLOG_WARNING, sec->s, sec->in_force, at,
+                             "%s in <Proxy %s> has no effect: %s uses "
+                             "lbmethod=%s, not affinity; add ProxySet "
+                             "lbmethod=affinity to the section",
+                             at->directive, sec->pd->p, sec->other->s->name,
+                             sec->other->s->lbpname);
+        }
+        else if (!strncasecmp(sec->pd->p, "balancer:", 9) || sec->pd->r) {
+            affinity_finding(ck, 42, APLOG_WARNING, sec->s, sec->in_force, at,
+                             "%s in <Proxy %s> has no effect: no balancer of "
+                             "that name is defined; check the name against "
+                             "the one ProxyPass uses", at->directive,
+                             sec->pd->p);
+        }
+    }
+}
+
+/* AFF0045: route-cookie directives where no mode in force sets the route
+ * cookie: domain mode reads and sets no cookie at all, prefix mode rides on
+ * the application's (AffinityNoCache still applies to it). */
+static void affinity_check_modes(affinity_ck *ck)
+{
+    static const struct {
+        affinity_directive_e directive;
+        int in_prefix;              /* means something in prefix mode */
+    } cookie_directives[] = {
+        { AFFINITY_DIRECTIVE_COOKIE, 0 },
+        { AFFINITY_DIRECTIVE_REMOVE, 0 },
+        { AFFINITY_DIRECTIVE_NOCACHE, 1 }
+    };
+    int i, d;
+
+    for (i = 0; i < ck->sections->nelts; i++) {
+        const affinity_ck_section *sec = APR_ARRAY_IDX(ck->sections, i,
+                                                       affinity_ck_section *);
+
+        if (!sec->affinity || sec->domain + sec->prefix < sec->affinity) {
+            continue;
+        }
+        for (d = 0; d < (int)(sizeof(cookie_directives)
+                              / sizeof(cookie_directives[0])); d++) {
+            const ap_directive_t *at
+                = sec->own->set_at[cookie_directives[d].directive];
+
+            if (!at || (sec->prefix && cookie_directives[d].in_prefix)) {
+                continue;
+            }
+            affinity_finding(ck, 45, APLOG_WARNING, sec->s, sec->in_force, at,
+                             "%s in <Proxy %s> has no effect: AffinityMode "
+                             "%s is in force there, which sets no route "
+                             "cookie of its own; remove it", at->directive,
+                             sec->pd->p, sec->prefix ? "prefix" : "domain");
+        }
+    }
+}
+
+/* Does the mode in force set the module's route cookie? */
+static int affinity_sets_cookie(const affinity_dir_conf *conf)
+{
+    return conf->mode == AFFINITY_MODE_COOKIE
+           || conf->mode == AFFINITY_MODE_UNSET;
+}
+
+/* AFF0041: two affinity balancers that one client reaches (one server)
+ * with the same cookie name, Path and Domain: each overwrites the other's
+ * cookie.  Different Paths that overlap are fine: the client sends both
+ * cookies, and each balancer takes the first value naming one of its own
+ * members.  AFF0047: a cookie Path the ProxyPass path is not under: the
+ * browser never sends the cookie back there. */
+static void affinity_check_cookies(affinity_ck *ck)
+{
+    int i, j;
+
+    for (i = 0; i < ck->users->nelts; i++) {
+        const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+        const char *path, *domain;
+
+        if (u->shadowed || !affinity_sets_cookie(u->conf)) {
+            continue;
+        }
+        path = affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Path");
+        domain = affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Domain");
+        path = path && *path ? path : "/";
+        if (!affinity_path_match(u->path, path)
+            && !affinity_path_match(path, u->path)) {
+            affinity_finding(ck, 47, APLOG_WARNING, u->s, u->conf,
+                             u->conf->set_at[AFFINITY_DIRECTIVE_COOKIE],
+                             "%s is reached at %s in %s, but its cookie %s "
+                             "has Path=%s: the browser never sends it back "
+                             "there, so every request is a new session; use "
+                             "a Path that %s is under", u->balancer->s->name,
+                             u->path, affinity_server_name(ck->p, u->s),
+                             affinity_cookie_name_of(u->conf), path, u->path);
+        }
+        for (j = i + 1; j < ck->users->nelts; j++) {
+            const affinity_ck_user *v = &APR_ARRAY_IDX(ck->users, j, affinity_ck_user);
+            const char *vpath, *vdomain;
+
+            if (v->s != u->s || v->shadowed
+                || !strcmp(v->balancer->s->name, u->balancer->s->name)
+                || !affinity_sets_cookie(v->conf)
+                || strcmp(affinity_cookie_name_of(u->conf),
+                          affinity_cookie_name_of(v->conf))
+                || !affinity_warning_on(v->conf, 41)) {
+                continue;
+            }
+            vpath = affinity_attr(ck->p, affinity_cookie_attrs_of(v->conf), "Path");
+            vdomain = affinity_attr(ck->p, affinity_cookie_attrs_of(v->conf), "Domain");
+            vpath = vpath && *vpath ? vpath : "/";
+            if (strcmp(path, vpath)
+                || strcasecmp(domain ? domain : "", vdomain ? vdomain : "")) {
+                continue;
+            }
+            affinity_finding(ck, 41, APLOG_WARNING, u->s, u->conf,
+                             u->conf->set_at[AFFINITY_DIRECTIVE_COOKIE]
+                             ? u->conf->set_at[AFFINITY_DIRECTIVE_COOKIE]
+                             : v->conf->set_at[AFFINITY_DIRECTIVE_COOKIE],
+                             "%s (at %s) and %s (at %s) in %s both use the "
+                             "cookie %s with Path=%s: each overwrites the "
+                             "other's, and a client using both is reassigned "
+                             "again and again; give one of them its own name "
+                             "with AffinityCookie in its <Proxy> section",
+                             u->balancer->s->name, u->path,
+                             v->balancer->s->name, v->path,
+                             affinity_server_name(ck->p, u->s),
+                             affinity_cookie_name_of(u->conf), path);
+        }
+    }
+}
+
+/* Does a directive with this name and an argument starting with one of the
+ * words appear in the subtree (not inside <VirtualHost> when top-level)? */
+static int affinity_tree_has(const ap_directive_t *d, const char *name,
+                             const char *const *words, int skip_vhosts)
+{
+    for (; d; d = d->next) {
+        if (skip_vhosts && !strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, name) && d->args) {
+            int i;
+
+            for (i = 0; words[i]; i++) {
+                if (!strncasecmp(d->args, words[i], strlen(words[i]))) {
+                    return 1;
+                }
+            }
+        }
+        if (d->first_child
+            && affinity_tree_has(d->first_child, name, words, skip_vhosts)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Does any directive's arguments mention one of the needles? */
+static int affinity_tree_mentions(const ap_directive_t *d,
+                                  const char *const *needles)
+{
+    for (; d; d = d->next) {
+        int i;
+
+        for (i = 0; d->args && needles[i]; i++) {
+            if (ap_strcasestr(d->args, needles[i])) {
+                return 1;
+            }
+        }
+        if (d->first_child && affinity_tree_mentions(d->first_child, needles)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The <VirtualHost> section that defined a server. */
+static const ap_directive_t *affinity_vhost_node(const ap_directive_t *d,
+                                                 const server_rec *s)
+{
+    if (!s->is_virtual || !s->defn_name) {
+        return NULL;
+    }
+    for (; d; d = d->next) {
+        const ap_directive_t *found;
+
+        if (!strcasecmp(d->directive, "<VirtualHost")
+            && (unsigned)d->line_num == s->defn_line_number
+            && d->filename && !strcmp(d->filename, s->defn_name)) {
+            return d;
+        }
+        if (d->first_child
+            && (found = affinity_vhost_node(d->first_child, s))) {
+            return found;
+        }
+    }
+    return NULL;
+}
+
+/* AFF0044: a Secure cookie for a server that serves plain http only.  Said
+ * only when the module can tell: no SSLEngine for that server (or no
+ * mod_ssl at all), no https:// ServerName, and nothing in the configuration
+ * that speaks of a TLS proxy in front (X-Forwarded-Proto and the like). */
+static void affinity_check_secure(affinity_ck *ck)
+{
+    static const char *const on[] = { "on", "optional", NULL };
+    static const char *const front[] = {
+        "X-Forwarded-Proto", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+        "X-Url-Scheme", "Front-End-Https", "proto=https", "HTTPS=on",
+        "HTTPS on", NULL
+    };
+    int ssl = ap_find_linked_module("mod_ssl.c") != NULL;
+    int ssl_main = ssl && affinity_tree_has(ap_conftree, "SSLEngine", on, 1);
+    int tls_in_front = affinity_tree_mentions(ap_conftree, front);
+    int i;
+
+    if (tls_in_front || ssl_main) {
+        return;
+    }
+    for (i = 0; i < ck->users->nelts; i++) {
+        const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+        const ap_directive_t *vh;
+
+        if (u->shadowed || !affinity_sets_cookie(u->conf)
+            || !affinity_attr(ck->p, affinity_cookie_attrs_of(u->conf), "Secure")
+            || (u->s->server_scheme && !strcasecmp(u->s->server_scheme, "https"))) {
+            continue;
+        }
+        vh = affinity_vhost_node(ap_conftree, u->s);
+        if (ssl && vh && vh->first_child
+            && affinity_tree_has(vh->first_child, "SSLEngine", on, 0)) {
+            continue;
+        }
+        affinity_finding(ck, 44, APLOG_WARNING, u->s, u->conf,
+                         u->conf->set_at[AFFINITY_DIRECTIVE_COOKIE],
+                         "the cookie %s of %s is Secure, but %s serves plain "
+                         "http (%s): browsers never send a Secure cookie back "
+                         "over http, so every request is a new session; "
+                         "remove Secure or serve the site over https (if TLS "
+                         "ends in front of httpd, turn this warning off with "
+                         "AffinityWarnings -AFF0044)",
+                         affinity_cookie_name_of(u->conf), u->balancer->s->name,
+                         affinity_server_name(ck->p, u->s),
+                         ssl ? "no SSLEngine on" : "mod_ssl is not loaded");
+    }
+}
+
+/* ---- A server-level balancer used from a virtual host (AFF0046) --------- */
+
+/* httpd gives a virtual host that names a server-level balancer its own
+ * copy (merge_balancers): members and stickysession are copied, the
+ * lbmethod is not.  So `<Proxy balancer://app> ProxySet lbmethod=affinity`
+ * at server level with `ProxyPass /app balancer://app` in a <VirtualHost>
+ * balances by requests there, silently.  The copy gets the server-level
+ * lbmethod here, before mod_proxy_balancer puts balancers in shared
+ * memory, unless the virtual host says lbmethod= for it itself. */
+
+#define AFFINITY_ADOPTED_KEY "mod_affinity.adopted"
+
+typedef struct {
+    server_rec *s;
+    const char *name;
+} affinity_adopted;
+
+static int affinity_names_lbmethod(const ap_directive_t *d, const char *name,
+                                   int inside)
+{
+    for (; d; d = d->next) {
+        int here = inside
+                   || (d->args && ap_strcasestr(d->args, name)
+                       && (!strcasecmp(d->directive, "<Proxy")
+                           || !strcasecmp(d->directive, "<ProxyMatch")));
+
+        if (d->args && ap_strcasestr(d->args, "lbmethod=")
+            && (here || ap_strcasestr(d->args, name))) {
+            return 1;
+        }
+        if (d->first_child
+            && affinity_names_lbmethod(d->first_child, name, here)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int affinity_check_config_hook(apr_pool_t *pconf, apr_pool_t *plog,
+                                      apr_pool_t *ptemp, server_rec *main_s)
+{
+    module *proxy = ap_find_linked_module("mod_proxy.c");
+    proxy_server_conf *mpsf;
+    apr_array_header_t *adopted;
+    server_rec *s;
+    int i;
+
+    (void)plog;
+    (void)ptemp;
+    if (!proxy
+        || !(mpsf = ap_get_module_config(main_s->module_config, proxy))
+        || !mpsf->balancers) {
+        return OK;
+    }
+    adopted = apr_array_make(pconf, 1, sizeof(affinity_adopted));
+    for (s = main_s->next; s; s = s->next) {
+        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
+        const ap_directive_t *vh = NULL;
+
+        for (i = 0; psf && psf->balancers && i < psf->balancers->nelts; i++) {
+            proxy_balancer *b = &APR_ARRAY_IDX(psf->balancers, i, proxy_balancer);
+            proxy_balancer *top = affinity_balancer_named(ptemp, mpsf, b->s->name);
+            affinity_adopted *a;
+
+            if (!top || top->s == b->s || !affinity_is_ours(top)
+                || affinity_is_ours(b) || strcmp(b->s->lbpname, "byrequests")) {
+                continue;
+            }
+            if (!vh) {
+                vh = affinity_vhost_node(ap_conftree, s);
+            }
+            if (vh && affinity_names_lbmethod(vh->first_child, b->s->name, 0)) {
+                continue;   /* the virtual host chose its own */
+            }
+            b->lbmethod = top->lbmethod;
+            apr_cpystrn(b->s->lbpname, top->s->lbpname, sizeof(b->s->lbpname));
+            a = apr_array_push(adopted);
+            a->s = s;
+            a->name = apr_pstrdup(pconf, b->s->name);
+        }
+    }
+    apr_pool_userdata_setn(adopted, AFFINITY_ADOPTED_KEY, NULL, pconf);
+    return OK;
+}
+
+static void affinity_check_adopted(affinity_ck *ck)
+{
+    void *v = NULL;
+    apr_array_header_t *adopted;
+    int i;
+
+    apr_pool_userdata_get(&v, AFFINITY_ADOPTED_KEY, ck->main_s->process->pconf);
+    if (!(adopted = v)) {
+        return;
+    }
+    for (i = 0; i < adopted->nelts; i++) {
+        const affinity_adopted *a = &APR_ARRAY_IDX(adopted, i, affinity_adopted);
+
+        affinity_finding(ck, 46, APLOG_INFO, a->s, NULL, NULL,
+                         "%s: %s is defined at server level with "
+                         "lbmethod=affinity; httpd's copy of it for this "
+                         "virtual host had lbmethod=byrequests, and now uses "
+                         "affinity too (say lbmethod= on this virtual host's "
+                         "ProxyPass to choose otherwise)",
+                         affinity_server_name(ck->p, a->s), a->name);
+    }
+}
+
+/* ---- Running them ------------------------------------------------------- */
+
+typedef void affinity_check_fn(affinity_ck *ck);
+
+/* In the order they are reported.  A new mode adds its checks here. */
+static affinity_check_fn *const affinity_checks[] = {
+    affinity_check_balancers,       /* AFF0002, AFF0003 */
+    affinity_check_salt,            /* AFF0040 */
+    affinity_check_sections,        /* AFF0042 */
+    affinity_check_modes,           /* AFF0045 */
+    affinity_check_cookies,         /* AFF0041, AFF0047 */
+    affinity_check_lifetime,        /* AFF0043 */
+    affinity_check_secure,          /* AFF0044 */
+    affinity_check_adopted,         /* AFF0046 */
+    NULL
+};
+
+void affinity_check_config(apr_pool_t *p, server_rec *s)
+{
+    affinity_ck ck;
+    int i;
+
+    ck.proxy = ap_find_linked_module("mod_proxy.c");
+    if (!ck.proxy) {
+        return;
+    }
+    ck.p = p;
+    ck.main_s = s;
+    ck.sections = apr_array_make(p, 8, sizeof(affinity_ck_section *));
+    ck.users = apr_array_make(p, 8, sizeof(affinity_ck_user));
+    ck.said = apr_hash_make(p);
+    ck.empty = affinity_create_dir_config(p, NULL);
+    affinity_gather(&ck);
+    for (i = 0; affinity_checks[i]; i++) {
+        affinity_checks[i](&ck);
+    }
+}
+
+/* apache2ctl -t: the same check, printed before "Syntax OK". */
+static void affinity_test_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *p;
+
+    apr_pool_create(&p, pconf);
+    affinity_check_config(p, s);
+    apr_pool_destroy(p);
+}
+
+/* ---- Log lines a flood could repeat ------------------------------------- */
+
+/* One gate per balancer and kind, in this process: the second a line was
+ * last logged, and how many were held back since.  The table is built in
+ * child_init and only read afterwards; the gates change by atomics, since
+ * the callers may run in several threads. */
+typedef struct {
+    apr_uint32_t last;
+    apr_uint32_t suppressed;
+} affinity_log_gate;
+
+static apr_hash_t *affinity_gates;
+static affinity_log_gate affinity_gate_other[AFFINITY_LOG_KINDS];
+
+int affinity_log_allowed(const proxy_balancer *balancer,
+                         affinity_log_kind_e kind, apr_time_t now,
+                         apr_uint32_t *suppressed)
+{
+    affinity_log_gate *g = affinity_gates
+        ? apr_hash_get(affinity_gates, &balancer, sizeof(balancer)) : NULL;
+    apr_uint32_t sec = (apr_uint32_t)apr_time_sec(now) | 1;
+    apr_uint32_t last;
+
+    g = (g ? g : affinity_gate_other) + kind;
+    last = apr_atomic_read32(&g->last);
+    if ((last && sec - last < (apr_uint32_t)AFFINITY_LOG_INTERVAL)
+        || apr_atomic_cas32(&g->last, sec, last) != last) {
+        apr_atomic_inc32(&g->suppressed);
+        *suppressed = 0;
+        return 0;
+    }
+    *suppressed = apr_atomic_xchg32(&g->suppressed, 0);
+    return 1;
+}
+
+static void affinity_child_init(apr_pool_t *pchild, server_rec *main_s)
+{
+    module *proxy = ap_find_linked_module("mod_proxy.c");
+    apr_hash_t *gates = apr_hash_make(pchild);
+    server_rec *s;
+    int i;
+
+    for (s = main_s; proxy && s; s = s->next) {
+        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
+
+        for (i = 0; psf && psf->balancers && i < psf->balancers->nelts; i++) {
+            proxy_balancer **key = apr_palloc(pchild, sizeof(*key));
+
+            *key = &APR_ARRAY_IDX(psf->balancers, i, proxy_balancer);
+            apr_hash_set(gates, key, sizeof(*key),
+                         apr_pcalloc(pchild, AFFINITY_LOG_KINDS
+                                             * sizeof(affinity_log_gate)));
+        }
+    }
+    affinity_gates = gates;
+}
+
+void affinity_check_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_check_config(affinity_check_config_hook, NULL, NULL,
+                         APR_HOOK_MIDDLE);
+    ap_hook_test_config(affinity_test_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(affinity_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+}
