@@ -799,7 +799,12 @@ static void affinity_add_members(affinity_view *v, affinity_view_balancer *vb,
 
     for (i = 0; i < balancer->workers->nelts; i++) {
         proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
-        apr_hash_set(seen, &w->s, sizeof(w->s), "");
+        /* by name, not by address: a virtual host's copy of a server-level
+         * balancer may hold its members in other slots, which
+         * balancer-manager edits of this server never reach */
+        apr_hash_set(seen, apr_pstrndup(v->r->pool, w->s->name_ex,
+                                        sizeof(w->s->name_ex)),
+                     APR_HASH_KEY_STRING, "");
         affinity_add_member(v, vb, counts, w->s);
     }
     if (!balancer->storage || !balancer->wslot) {
@@ -813,7 +818,9 @@ static void affinity_add_members(affinity_view *v, affinity_view_balancer *vb,
             break;
         }
         if (!s->hash.def || !s->hash.fnv
-            || apr_hash_get(seen, &s, sizeof(s))) {
+            || apr_hash_get(seen, apr_pstrndup(v->r->pool, s->name_ex,
+                                               sizeof(s->name_ex)),
+                            APR_HASH_KEY_STRING)) {
             continue;
         }
         affinity_add_member(v, vb, counts, s);

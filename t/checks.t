@@ -253,10 +253,10 @@ for my $t (@traps) {
     fetch('/app/index.html', Cookie => 'ROUTEID=' . ('A' x 40));
     fetch('/app/index.html', Cookie => 'ROUTEID=' . ('a' x 40) . '; ROUTEID=xyz');
     my $log = '';
-    wait_until(5, sub { $log = error_log_text(); $log =~ /AFF0007: .*unknown ID/ });
-    like $log, qr/AFF0007: balancer:\/\/app: cookie ROUTEID malformed \(not 40 lowercase hex digits\), new session/,
+    wait_until(5, sub { $log = error_log_text(); $log =~ /AFF0007: .*unknown value/ });
+    like $log, qr/AFF0007: balancer:\/\/app: cookie ROUTEID malformed \(not an ID, a dated ID or a stock route\), new session/,
         'AFF0007 names an uppercase ID malformed';
-    like $log, qr/AFF0007: balancer:\/\/app: cookie ROUTEID names no member \(1 unknown ID\(s\), 1 malformed value\(s\)\), new session/,
+    like $log, qr/AFF0007: balancer:\/\/app: cookie ROUTEID names no member \(1 unknown value\(s\), 1 malformed value\(s\)\), new session/,
         'and a well-formed ID that names no member unknown';
 }
 
