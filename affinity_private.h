@@ -39,6 +39,12 @@
 
 extern module AP_MODULE_DECLARE_DATA affinity_module;
 
+/* The module record is the .so's only export: the names below are shared
+ * between the module's own files, not with other modules. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden)
+#endif
+
 /* mod_proxy's, fetched in post_config (mod_affinity.c) */
 extern APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker;
 extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
@@ -423,5 +429,9 @@ void affinity_response_register_hooks(apr_pool_t *p);
 /* ---- Status handler and counters (affinity_status.c) ------------------- */
 
 void affinity_status_register_hooks(apr_pool_t *p);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif /* AFFINITY_PRIVATE_H */

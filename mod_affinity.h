@@ -21,6 +21,12 @@
 #include "apr_sha1.h"
 #include "apr_time.h"
 
+/* Internal to the module (and its unit tests and fuzzers, which link the
+ * files statically): nothing here is exported from the .so. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden)
+#endif
+
 #define AFFINITY_ID_LEN     20              /* SHA1 digest bytes */
 #define AFFINITY_ID_HEX_LEN (2 * AFFINITY_ID_LEN)
 
@@ -300,5 +306,9 @@ apr_uint32_t affinity_stamp_date(apr_int64_t now);
  * sets *route, *route_len when there is a '.' and a non-empty route. */
 int affinity_legacy_route(const char *value, apr_size_t len,
                           const char **route, apr_size_t *route_len);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif /* MOD_AFFINITY_H */
