@@ -52,10 +52,12 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     if (add->salt) {
         conf->salt = add->salt;
         conf->salt_len = add->salt_len;
+        conf->salt_kind = add->salt_kind;
     }
     else {
         conf->salt = base->salt;
         conf->salt_len = base->salt_len;
+        conf->salt_kind = base->salt_kind;
     }
     conf->remove = add->remove != -1 ? add->remove : base->remove;
     conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;
@@ -180,8 +182,10 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
     if (!strcasecmp(arg, "none")) {
         conf->salt = "";
         conf->salt_len = 0;
+        conf->salt_kind = "none";
     }
     else if (!strcasecmp(arg, "random")) {
+        conf->salt_kind = "random";
         conf->salt = affinity_random_salt(cmd, &conf->salt_len);
         if (!conf->salt) {
             return "AffinitySalt: random: the system random source failed; "
@@ -189,6 +193,7 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
         }
     }
     else if (!strncmp(arg, "file:", 5)) {
+        conf->salt_kind = "file";
         conf->salt = affinity_file_salt(cmd, arg + 5, &conf->salt_len, &err);
         if (!conf->salt) {
             return err;
@@ -200,6 +205,7 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
     else {
         conf->salt = arg;
         conf->salt_len = strlen(arg);
+        conf->salt_kind = "string";
     }
     return NULL;
 }

@@ -58,6 +58,7 @@ typedef struct {
     const char *cookie_attrs;       /* as sent, Path always present */
     const char *salt;               /* NULL: unset; may hold any bytes */
     apr_size_t salt_len;
+    const char *salt_kind;          /* none, random, file or string (status) */
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     affinity_mode_e mode;
@@ -162,6 +163,7 @@ typedef struct {
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
     const char *cookie_name;        /* cookie mode: the cookie's name */
+    proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
     affinity_mode_e mode;           /* the mode of the section that chose */
@@ -323,5 +325,9 @@ void affinity_response_fixup(request_rec *r, const affinity_request *req,
                              apr_table_t *target);
 
 void affinity_response_register_hooks(apr_pool_t *p);
+
+/* ---- Status handler and counters (affinity_status.c) ------------------- */
+
+void affinity_status_register_hooks(apr_pool_t *p);
 
 #endif /* AFFINITY_PRIVATE_H */

@@ -85,6 +85,7 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         break;
     }
     req->chosen = w;
+    req->balancer = balancer;
     affinity_response_prepare(r, req);
     return w;
 }
@@ -253,4 +254,5 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_response_register_hooks(p);
+    affinity_status_register_hooks(p);
 }
