@@ -6,13 +6,17 @@
  */
 
 /*
- * affinity_response.c: what the response to a balanced request carries.
+ * affinity_response.c: what the response to a balanced request carries, in
+ * every mode.
  *
- * affinity_response_fixup() decides the Set-Cookie and Cache-Control
- * headers: the member's own cookies of our name go unless they delete it
- * (HAProxy's insert mode), ours is there exactly once when a member
- * answered, and a response that sets ours is kept out of shared caches.  It
- * runs wherever the response leaves httpd:
+ * affinity_response_fixup() does each mode's header work once a member
+ * answered.  Cookie mode: the member's own cookies of our name go unless
+ * they delete it (HAProxy's insert mode), ours is there exactly once;
+ * prefix mode: the member's cookie NAME gets the prefix
+ * (affinity_prefix_response()); learn mode: NAME's values are learned
+ * (affinity_learn_response()).  A response that sets a cookie naming a
+ * member is kept out of shared caches.  It runs wherever the response
+ * leaves httpd:
  *
  *  - AFFINITY_RESPONSE, an output filter the finder adds, of a type just
  *    below mod_headers' (AP_FTYPE_CONTENT_SET), so it runs after mod_proxy
