@@ -26,17 +26,12 @@
  * only when it is older than a quarter of the timeout.
  */
 
-#include "http_request.h"
-#include "util_filter.h"
-
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
 
 /* Store lookups per request: a client cannot make us do more */
 #define AFFINITY_LEARN_MAX_VALUES 4
-
-static ap_filter_rec_t *affinity_learn_filter_handle;
 
 typedef struct {
     const char *value;
@@ -293,11 +288,6 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
     }
     affinity_id_from_hex(st->served, m->id_hex, AFFINITY_ID_HEX_LEN);
     st->served_set = 1;
-    if (!req->filter_added) {
-        ap_add_output_filter_handle(affinity_learn_filter_handle, NULL, r,
-                                    r->connection);
-        req->filter_added = 1;
-    }
     return m->worker;
 }
 
@@ -310,9 +300,9 @@ typedef struct {
     apr_size_t name_len;
     int session_done;                   /* the session's entry was written */
     int learned, removed;
-} affinity_learn_response;
+} affinity_learn_resp;
 
-static int affinity_learn_is_session(const affinity_learn_response *lr,
+static int affinity_learn_is_session(const affinity_learn_resp *lr,
                                      const char *value, apr_size_t len)
 {
     const affinity_learn_value *v;
@@ -327,7 +317,7 @@ static int affinity_learn_is_session(const affinity_learn_response *lr,
 static int affinity_learn_set_cookie(void *baton, const char *key,
                                      const char *header)
 {
-    affinity_learn_response *lr = baton;
+    affinity_learn_resp *lr = baton;
     affinity_learn_state *st = lr->st;
     affinity_set_cookie_t sc;
     unsigned char k[AFFINITY_LEARN_KEY_LEN];
@@ -385,21 +375,18 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
 /* Learns from the member's Set-Cookie of NAME (both tables, any status),
  * then stores the finder's choice if nothing above already did.  The
  * headers are only read.  Runs once per request. */
-static void affinity_learn_response_run(request_rec *r, affinity_request *req)
+void affinity_learn_response(request_rec *r, const affinity_request *req)
 {
-    const affinity_dir_conf *conf = ap_get_module_config(r->per_dir_config,
-                                                         &affinity_module);
     affinity_learn_state *st = req->learn;
-    affinity_learn_response lr;
+    affinity_learn_resp lr;
 
-    if (st->done || !st->served_set || conf->mode != AFFINITY_MODE_LEARN
-        || !conf->mode_cookie) {
+    if (!st || st->done || !st->served_set || !req->mode_cookie) {
         return;
     }
     st->done = 1;
     lr.r = r;
     lr.st = st;
-    lr.name = conf->mode_cookie;
+    lr.name = req->mode_cookie;
     lr.name_len = strlen(lr.name);
     lr.session_done = 0;
     lr.learned = lr.removed = 0;
@@ -422,43 +409,4 @@ static void affinity_learn_response_run(request_rec *r, affinity_request *req)
                       "%d removed", lr.name, lr.learned,
                       lr.learned == 1 ? "y" : "ies", hex, lr.removed);
     }
-}
-
-/* Added by the finder; runs once mod_proxy has put the member's headers in
- * place. */
-static apr_status_t affinity_learn_filter(ap_filter_t *f,
-                                          apr_bucket_brigade *bb)
-{
-    request_rec *r = f->r;
-    affinity_request *req = ap_get_module_config(r->request_config,
-                                                 &affinity_module);
-
-    if (req && req->learn && req->chosen) {
-        affinity_learn_response_run(r, req);
-    }
-    ap_remove_output_filter(f);
-    return ap_pass_brigade(f->next, bb);
-}
-
-/* An error page after a member answered (ProxyErrorOverride) starts a new
- * filter chain without our filter: learn from its headers here. */
-static void affinity_learn_insert_error_filter(request_rec *r)
-{
-    affinity_request *req = ap_get_module_config(r->request_config,
-                                                 &affinity_module);
-
-    if (req && req->learn && req->chosen
-        && apr_table_get(r->notes, "proxy-status")) {
-        affinity_learn_response_run(r, req);
-    }
-}
-
-void affinity_learn_register_hooks(apr_pool_t *p)
-{
-    (void)p;
-    ap_hook_insert_error_filter(affinity_learn_insert_error_filter, NULL,
-                                NULL, APR_HOOK_MIDDLE);
-    affinity_learn_filter_handle =
-        ap_register_output_filter("AFFINITY_LEARN", affinity_learn_filter,
-                                  NULL, AP_FTYPE_CONTENT_SET);
 }

@@ -22,14 +22,9 @@
  * chosen as byrequests does.
  */
 
-#include "http_request.h"
-#include "util_filter.h"
-
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
-
-static ap_filter_rec_t *affinity_prefix_filter_handle;
 
 /* ---- The request --------------------------------------------------------- */
 
@@ -207,11 +202,6 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
     req->served_id = req->carried_id && !strcmp(req->carried_id, m->id_hex)
                      ? req->carried_id
                      : apr_pstrmemdup(r->pool, m->id_hex, AFFINITY_ID_HEX_LEN);
-    if (!req->filter_added) {
-        ap_add_output_filter_handle(affinity_prefix_filter_handle, NULL, r,
-                                    r->connection);
-        req->filter_added = 1;
-    }
     return m->worker;
 }
 
@@ -241,25 +231,20 @@ static int affinity_prefix_rewrite(request_rec *r, const char *name,
     return n;
 }
 
-/* Gives the member's Set-Cookie of NAME the prefix of the member that
- * served; Cache-Control for AffinityNoCache goes to cc_headers.  Running it
- * twice changes nothing more. */
-static void affinity_prefix_response(request_rec *r,
-                                     const affinity_request *req,
-                                     apr_table_t *cc_headers)
+/* The member's Set-Cookie of NAME, in both tables, gets the prefix of the
+ * member that served (Cache-Control is affinity_response_fixup()'s). */
+int affinity_prefix_response(request_rec *r, const affinity_request *req)
 {
-    const affinity_dir_conf *conf = ap_get_module_config(r->per_dir_config,
-                                                         &affinity_module);
-    const char *name = conf->mode_cookie;
+    const char *name = req->mode_cookie;
     int n;
 
-    if (conf->mode != AFFINITY_MODE_PREFIX || !name) {
-        return;
+    if (!name || !req->served_id) {
+        return 0;
     }
     n = affinity_prefix_rewrite(r, name, req->served_id, r->headers_out)
         + affinity_prefix_rewrite(r, name, req->served_id, r->err_headers_out);
     if (!n) {
-        return;
+        return 0;
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
                   "AFF0074: %d Set-Cookie of %s given the prefix %s", n, name,
@@ -267,55 +252,5 @@ static void affinity_prefix_response(request_rec *r,
     if (!req->carried_id || strcmp(req->carried_id, req->served_id)) {
         apr_table_setn(r->subprocess_env, "BALANCER_ROUTE_CHANGED", "1");
     }
-    if (req->nocache) {
-        const char *cc = apr_table_getm(r->pool, r->headers_out,
-                                        "Cache-Control");
-
-        if (!cc) {
-            cc = apr_table_getm(r->pool, r->err_headers_out, "Cache-Control");
-        }
-        apr_table_unset(r->headers_out, "Cache-Control");
-        apr_table_unset(r->err_headers_out, "Cache-Control");
-        apr_table_setn(cc_headers, "Cache-Control",
-                       affinity_cache_control_private(r->pool, cc));
-    }
-}
-
-/* Added by the finder; runs once mod_proxy has put the member's headers in
- * place, before the headers go out. */
-static apr_status_t affinity_prefix_filter(ap_filter_t *f,
-                                           apr_bucket_brigade *bb)
-{
-    request_rec *r = f->r;
-    const affinity_request *req = ap_get_module_config(r->request_config,
-                                                       &affinity_module);
-
-    if (req && req->served_id && req->chosen) {
-        affinity_prefix_response(r, req, r->headers_out);
-    }
-    ap_remove_output_filter(f);
-    return ap_pass_brigade(f->next, bb);
-}
-
-/* An error page after a member answered (ProxyErrorOverride) starts a new
- * filter chain without our filter: its cookies get the prefix here. */
-static void affinity_prefix_insert_error_filter(request_rec *r)
-{
-    const affinity_request *req = ap_get_module_config(r->request_config,
-                                                       &affinity_module);
-
-    if (req && req->served_id && req->chosen
-        && apr_table_get(r->notes, "proxy-status")) {
-        affinity_prefix_response(r, req, r->err_headers_out);
-    }
-}
-
-void affinity_prefix_register_hooks(apr_pool_t *p)
-{
-    (void)p;
-    ap_hook_insert_error_filter(affinity_prefix_insert_error_filter, NULL,
-                                NULL, APR_HOOK_MIDDLE);
-    affinity_prefix_filter_handle =
-        ap_register_output_filter("AFFINITY_PREFIX", affinity_prefix_filter,
-                                  NULL, AP_FTYPE_CONTENT_SET);
+    return n;
 }

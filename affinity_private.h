@@ -245,6 +245,8 @@ typedef struct {
     proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
+    affinity_mode_e mode;           /* the mode of the section that chose */
+    const char *mode_cookie;        /* prefix and learn modes: NAME */
     /* the response side (affinity_response.c) */
     int filter_added;
     int answered;                   /* the member's response was seen */
@@ -361,7 +363,11 @@ void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
 proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req);
-void affinity_prefix_register_hooks(apr_pool_t *p);
+/* The response's header work of prefix mode (from affinity_response_fixup):
+ * gives the member's Set-Cookie of NAME the prefix of the member that
+ * served; returns how many it rewrote.  Running it twice changes nothing
+ * more. */
+int affinity_prefix_response(request_rec *r, const affinity_request *req);
 
 /* affinity_learn.c */
 void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
@@ -369,7 +375,9 @@ void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
 proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
                                   const affinity_dir_conf *conf,
                                   affinity_table *t, affinity_request *req);
-void affinity_learn_register_hooks(apr_pool_t *p);
+/* The response's work of learn mode (from affinity_response_fixup): learns
+ * from the member's Set-Cookie of NAME; runs once per request. */
+void affinity_learn_response(request_rec *r, const affinity_request *req);
 
 /* affinity_domain.c */
 /* The member a key maps to by weighted rendezvous hashing over the usable,
@@ -415,12 +423,13 @@ apr_status_t affinity_store_remove(request_rec *r,
  * finder calls it again): readies the response side for what req says now. */
 void affinity_response_prepare(request_rec *r, affinity_request *req);
 
-/* Puts the response's Set-Cookie and Cache-Control in order for req, in
- * r->headers_out and r->err_headers_out: the member's own cookies of our
- * name are dropped unless they delete it, ours (req->set_cookie) is there
- * exactly once (added to target when missing), and a response setting ours
- * is kept out of shared caches (AffinityNoCache).  Call it only once the
- * member has answered. */
+/* Does the response's work of req's mode, once a member has answered, in
+ * r->headers_out and r->err_headers_out.  Cookie mode: the member's own
+ * cookies of our name are dropped unless they delete it, ours
+ * (req->set_cookie) is there exactly once (added to target when missing);
+ * prefix mode: the member's NAME gets the prefix; learn mode: NAME's values
+ * are learned.  A response setting a cookie that names a member is kept out
+ * of shared caches (AffinityNoCache; Cache-Control goes to target). */
 void affinity_response_fixup(request_rec *r, const affinity_request *req,
                              apr_table_t *target);
 

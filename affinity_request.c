@@ -119,6 +119,11 @@ affinity_request *affinity_request_get(request_rec *r,
     req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
     /* AffinityNoCache is On unless said Off */
     req->nocache = conf->nocache != 0;
+    /* the response side reads these, also from an error document's request
+     * whose section is not the balancer's */
+    req->mode = conf->mode == AFFINITY_MODE_UNSET ? AFFINITY_MODE_COOKIE
+                                                  : conf->mode;
+    req->mode_cookie = conf->mode_cookie;
     if (conf->mode == AFFINITY_MODE_PREFIX) {
         affinity_prefix_read(r, conf, req);
     }

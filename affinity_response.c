@@ -6,13 +6,17 @@
  */
 
 /*
- * affinity_response.c: what the response to a balanced request carries.
+ * affinity_response.c: what the response to a balanced request carries, in
+ * every mode.
  *
- * affinity_response_fixup() decides the Set-Cookie and Cache-Control
- * headers: the member's own cookies of our name go unless they delete it
- * (HAProxy's insert mode), ours is there exactly once when a member
- * answered, and a response that sets ours is kept out of shared caches.  It
- * runs wherever the response leaves httpd:
+ * affinity_response_fixup() does each mode's header work once a member
+ * answered.  Cookie mode: the member's own cookies of our name go unless
+ * they delete it (HAProxy's insert mode), ours is there exactly once;
+ * prefix mode: the member's cookie NAME gets the prefix
+ * (affinity_prefix_response()); learn mode: NAME's values are learned
+ * (affinity_learn_response()).  A response that sets a cookie naming a
+ * member is kept out of shared caches.  It runs wherever the response
+ * leaves httpd:
  *
  *  - AFFINITY_RESPONSE, an output filter the finder adds, of a type just
  *    below mod_headers' (AP_FTYPE_CONTENT_SET), so it runs after mod_proxy
@@ -238,8 +242,9 @@ static void affinity_fix_cache_control(request_rec *r, apr_table_t *target)
 
 /* ---- The fixup --------------------------------------------------------------- */
 
-void affinity_response_fixup(request_rec *r, const affinity_request *req,
-                             apr_table_t *target)
+/* Cookie mode's part: the member's cookies of our name, ours once. */
+static void affinity_cookie_response(request_rec *r, const affinity_request *req,
+                                     apr_table_t *target)
 {
     int ours = 0;
 
@@ -263,6 +268,42 @@ void affinity_response_fixup(request_rec *r, const affinity_request *req,
     }
 }
 
+void affinity_response_fixup(request_rec *r, const affinity_request *req,
+                             apr_table_t *target)
+{
+    switch (req->mode) {
+    case AFFINITY_MODE_PREFIX:
+        /* the application's cookie now names a member */
+        if (affinity_prefix_response(r, req) && req->nocache) {
+            affinity_fix_cache_control(r, target);
+        }
+        break;
+    case AFFINITY_MODE_LEARN:
+        affinity_learn_response(r, req);
+        break;
+    case AFFINITY_MODE_DOMAIN:
+        break;
+    default:
+        affinity_cookie_response(r, req, target);
+        break;
+    }
+}
+
+/* Has req's mode anything to do on the response? */
+static int affinity_response_wanted(const affinity_request *req)
+{
+    switch (req->mode) {
+    case AFFINITY_MODE_PREFIX:
+        return req->mode_cookie != NULL;
+    case AFFINITY_MODE_LEARN:
+        return req->mode_cookie && req->learn;
+    case AFFINITY_MODE_DOMAIN:
+        return 0;
+    default:
+        return req->cookie_name != NULL;
+    }
+}
+
 /* ---- Where the response leaves ----------------------------------------------- */
 
 void affinity_response_prepare(request_rec *r, affinity_request *req)
@@ -279,7 +320,7 @@ void affinity_response_prepare(request_rec *r, affinity_request *req)
         req->sent_cookie = req->set_cookie;
     }
     affinity_snapshot(r, req);
-    if (req->cookie_name && !req->filter_added) {
+    if (affinity_response_wanted(req) && !req->filter_added) {
         ap_add_output_filter_handle(affinity_response_filter_handle, NULL, r,
                                     r->connection);
         req->filter_added = 1;
@@ -384,7 +425,7 @@ static void affinity_response_redirected(request_rec *r)
             apr_table_set(r->subprocess_env, affinity_env_names[i], v);
         }
     }
-    if (answered && req->cookie_name) {
+    if (answered && affinity_response_wanted(req)) {
         ap_add_output_filter_handle(affinity_response_filter_handle, NULL, r,
                                     r->connection);
     }

@@ -186,8 +186,6 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_response_register_hooks(p);
-    affinity_prefix_register_hooks(p);
-    affinity_learn_register_hooks(p);
     affinity_status_register_hooks(p);
     affinity_check_register_hooks(p);
 }

@@ -14,11 +14,11 @@ use Apache::TestRequest ();
 
 our @EXPORT = qw(conf_port start_member wait_port upgrade_request access_line);
 
-# A port of response.conf.in's "Define NAME @NextAvailablePort@", read back
-# from the generated configuration.
+# A port of response.conf.in's (or $file.conf.in's) "Define NAME
+# @NextAvailablePort@", read back from the generated configuration.
 sub conf_port {
-    my ($name) = @_;
-    my $conf = Apache::Test::vars('t_conf') . '/response.conf';
+    my ($name, $file) = @_;
+    my $conf = Apache::Test::vars('t_conf') . '/' . ($file // 'response') . '.conf';
     open my $fh, '<', $conf or die "$conf: $!\n";
     while (my $line = <$fh>) {
         return $1 if $line =~ /^\s*Define\s+\Q$name\E\s+(\d+)/;
