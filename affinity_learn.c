@@ -82,17 +82,6 @@ static int affinity_learn_collect(void *baton, const char *value,
     return 0;
 }
 
-static int affinity_learn_read_header(void *baton, const char *key,
-                                      const char *value)
-{
-    affinity_learn_baton *b = baton;
-
-    (void)key;
-    b->req->cookie_seen += affinity_cookie_scan(value, b->name,
-                                                affinity_learn_collect, b);
-    return 1;
-}
-
 /* Reads NAME's values; the Cookie header is left exactly as sent. */
 void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
                          affinity_request *req)
@@ -106,8 +95,8 @@ void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
     b.r = r;
     b.req = req;
     b.name = conf->mode_cookie;
-    apr_table_do(affinity_learn_read_header, &b, r->headers_in, "Cookie",
-                 NULL);
+    req->cookie_seen = affinity_request_cookies(r, b.name,
+                                                affinity_learn_collect, &b);
 }
 
 static void affinity_learn_make_key(const affinity_learn_state *st,

@@ -55,17 +55,6 @@ static int affinity_prefix_collect(void *baton, const char *value,
     return 0;
 }
 
-static int affinity_prefix_read_header(void *baton, const char *key,
-                                       const char *value)
-{
-    affinity_prefix_baton *b = baton;
-
-    (void)key;
-    b->req->cookie_seen += affinity_cookie_scan(value, b->name,
-                                                affinity_prefix_collect, b);
-    return 1;
-}
-
 /* Reads NAME's values (IDs into req->ids, the first value into req->key),
  * then cuts the prefixes out of the Cookie headers in place, so that their
  * order and every other byte stay as the client sent them. */
@@ -80,8 +69,8 @@ void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
     b.r = r;
     b.req = req;
     b.name = conf->mode_cookie;
-    apr_table_do(affinity_prefix_read_header, &b, r->headers_in, "Cookie",
-                 NULL);
+    req->cookie_seen = affinity_request_cookies(r, b.name,
+                                                affinity_prefix_collect, &b);
     if (!req->ids->nelts) {
         return;
     }

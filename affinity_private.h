@@ -264,6 +264,12 @@ typedef struct {
     struct affinity_learn_state *learn;     /* learn mode */
 } affinity_request;
 
+/* Calls fn for every value of the cookie name, in every Cookie header of
+ * the request, in order (affinity_cookie_scan's rules); returns how many
+ * values there were. */
+int affinity_request_cookies(request_rec *r, const char *name,
+                             affinity_cookie_fn *fn, void *baton);
+
 affinity_request *affinity_request_get(request_rec *r,
                                        const affinity_dir_conf *conf);
 

@@ -50,14 +50,33 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
     return 0;
 }
 
-static int affinity_read_header(void *baton, const char *key, const char *value)
+typedef struct {
+    const char *name;
+    affinity_cookie_fn *fn;
+    void *baton;
+    int seen;
+} affinity_scan_baton;
+
+static int affinity_scan_line(void *baton, const char *key, const char *value)
 {
-    affinity_read_baton *rb = baton;
+    affinity_scan_baton *sb = baton;
 
     (void)key;
-    rb->req->cookie_seen += affinity_cookie_scan(value, rb->name,
-                                                 affinity_collect_value, rb);
+    sb->seen += affinity_cookie_scan(value, sb->name, sb->fn, sb->baton);
     return 1;
+}
+
+int affinity_request_cookies(request_rec *r, const char *name,
+                             affinity_cookie_fn *fn, void *baton)
+{
+    affinity_scan_baton sb;
+
+    sb.name = name;
+    sb.fn = fn;
+    sb.baton = baton;
+    sb.seen = 0;
+    apr_table_do(affinity_scan_line, &sb, r->headers_in, "Cookie", NULL);
+    return sb.seen;
 }
 
 /* AffinityCookieRemove: the member gets one Cookie header holding every
@@ -137,7 +156,8 @@ affinity_request *affinity_request_get(request_rec *r,
         rb.req = req;
         rb.pool = r->pool;
         rb.legacy = conf->legacy_routes == 1;
-        apr_table_do(affinity_read_header, &rb, r->headers_in, "Cookie", NULL);
+        req->cookie_seen = affinity_request_cookies(r, rb.name,
+                                                    affinity_collect_value, &rb);
         if (req->cookie_seen && conf->remove == 1) {
             affinity_strip_cookie(r, rb.name);
         }
