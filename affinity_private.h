@@ -182,6 +182,13 @@ void affinity_members_unlock(proxy_balancer *balancer, int locked);
  * failed half way may leave one that never is. */
 int affinity_worker_ready(const proxy_worker *w);
 
+/* Called just before httpd's get_best_worker, which reads every slot's
+ * shared data: when a slot has none yet (an add under way in this process),
+ * waits for the add on the global mutex.  That narrows httpd's own race to
+ * an add that begins between this check and httpd's read; only httpd can
+ * close it. */
+void affinity_members_settle(proxy_balancer *balancer);
+
 /* A member's identity: its route (the caller's bounded copy of s->route)
  * when set, else the socket path of a unix-socket member, else host:port,
  * an IPv6 address in brackets. */

@@ -62,6 +62,21 @@ int affinity_worker_ready(const proxy_worker *w)
     return w && w->s && (w->s->status & PROXY_WORKER_INITIALIZED);
 }
 
+void affinity_members_settle(proxy_balancer *balancer)
+{
+    int i;
+
+    for (i = 0; i < balancer->workers->nelts; i++) {
+        const proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
+                                              proxy_worker *);
+
+        if (!w || !w->s) {
+            affinity_members_unlock(balancer, affinity_members_lock(balancer));
+            return;
+        }
+    }
+}
+
 const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
                               const char *route)
 {
