@@ -38,7 +38,7 @@ APLOG_USE_MODULE(affinity);
 
 /* Warnings AffinityWarnings may turn off (AFF0009 is per request). */
 static const int affinity_silenceable[] = {
-    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 0
+    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 48, 0
 };
 
 int affinity_warning_known(int tag)
@@ -580,7 +580,24 @@ static void affinity_check_lifetime_conf(affinity_ck *ck, server_rec *s,
 {
     const ap_directive_t *at = own->set_at[AFFINITY_DIRECTIVE_COOKIE];
     const char *attr;
+    int idle = affinity_max_idle_of(in_force);
+    int life = affinity_max_life_of(in_force);
 
+    /* AFF0048: an idle limit no shorter than the absolute one never ends a
+     * session first.  Said where one of the two is set. */
+    if ((own->set_at[AFFINITY_DIRECTIVE_MAX_IDLE]
+         || own->set_at[AFFINITY_DIRECTIVE_MAX_LIFE]) && idle && life
+        && idle >= life) {
+        affinity_finding(ck, 48, APLOG_WARNING, s, in_force,
+                         own->set_at[AFFINITY_DIRECTIVE_MAX_IDLE]
+                         ? own->set_at[AFFINITY_DIRECTIVE_MAX_IDLE]
+                         : own->set_at[AFFINITY_DIRECTIVE_MAX_LIFE],
+                         "AffinityCookieMaxIdle %d is not shorter than "
+                         "AffinityCookieMaxLife %d: every session reaches its "
+                         "MaxLife first, so the idle limit does nothing; "
+                         "set AffinityCookieMaxIdle below %d (e.g. 1800) or "
+                         "raise AffinityCookieMaxLife", idle, life, life);
+    }
     if (!at || !own->cookie_name) {
         return;
     }

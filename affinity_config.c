@@ -371,9 +371,11 @@ static const char *affinity_set_lifetime(cmd_parms *cmd, void *dconf,
     }
     if (cmd->info) {
         conf->max_life = (int)v;
+        affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_MAX_LIFE);
     }
     else {
         conf->max_idle = (int)v;
+        affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_MAX_IDLE);
     }
     if (v) {
         if (!affinity_expiry_uses) {
