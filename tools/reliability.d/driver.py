@@ -1353,7 +1353,8 @@ def scenario_grow(env):
     worker is complete.  Many adds, fast, under load, one child (see the
     httpd config for this scenario): any crash or sanitizer report fails."""
     lbm = env.e.get("lbmethod", "affinity")
-    v = Verdict("grow: 30 members added live under load (lbmethod=%s)" % lbm)
+    v = Verdict("grow: 30 members added live under load (lbmethod=%s%s)"
+                % (lbm, ", prefix mode" if env.prefix else ""))
     dur = env.scale(20, 10)
     nonce = manager_nonce(env)
     base = max(m["port"] for m in env.members.values())
