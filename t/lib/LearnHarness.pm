@@ -17,12 +17,20 @@ use Time::HiRes qw(sleep time);
 
 our $LAST_ERROR = '';
 
+# Never the same port twice in one test: the kernel may hand a closed port
+# out again, and two equal Listen lines stop httpd (-t too) before the
+# check a test is after.
+my %ports_given;
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 1, ReuseAddr => 1) or die "no free port: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
+    for (1 .. 50) {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                      Listen => 1, ReuseAddr => 1) or die "no free port: $!";
+        my $p = $s->sockport;
+        close $s;
+        next if $ports_given{$p}++;
+        return $p;
+    }
+    die "no free port not already given out";
 }
 
 sub port_open {
