@@ -45,6 +45,9 @@ static affinity_member *affinity_legacy_member(proxy_balancer *balancer,
     for (i = 0; i < (*t)->nelts; i++) {
         proxy_worker *w = (*t)->members[i].worker;
 
+        if (!w) {
+            continue;
+        }
         /* copy with bounds: balancer-manager strcpy()s routes in place */
         apr_cpystrn(live, w->s->route, sizeof(live));
         if (*live && !strcmp(live, route)) {

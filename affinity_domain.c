@@ -63,6 +63,7 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
     b.req = req;
     b.r = r;
     b.key = key;
+    affinity_members_settle(balancer);
     w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
     *t = b.table;
     return w;

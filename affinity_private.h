@@ -145,7 +145,7 @@ static APR_INLINE const char *affinity_cookie_attrs_of(const affinity_dir_conf *
 /* ---- Member table (affinity_table.c) ------------------------------------ */
 
 typedef struct {
-    proxy_worker *worker;
+    proxy_worker *worker;                       /* NULL: left out (being added) */
     char route[PROXY_WORKER_MAX_ROUTE_SIZE];    /* s->route when built */
     char id_hex[AFFINITY_ID_HEX_LEN + 1];
     apr_uint64_t seed;                          /* domain-mode hash seed */
@@ -165,10 +165,31 @@ struct affinity_table {
     const char *salt;               /* the salt the IDs were made with (a copy) */
     apr_size_t salt_len;
     int nelts;
+    int missing;                    /* members[] left out: worker NULL */
     affinity_member *members;       /* parallel to balancer->workers */
     affinity_index *index;          /* route ID -> members[] slot */
     affinity_mac_key mac;           /* signs dated cookie values */
 };
+
+/* Holds the balancer's global mutex, which balancer-manager holds while it
+ * adds a member (and nothing else does while taking the thread mutex, so
+ * taking it with the thread mutex held cannot deadlock): in this process no
+ * slot of balancer->workers is then half made.  Returns whether it is held;
+ * affinity_members_unlock() takes that answer. */
+int affinity_members_lock(proxy_balancer *balancer);
+void affinity_members_unlock(proxy_balancer *balancer, int locked);
+
+/* A slot of balancer->workers whose worker is complete: a worker, shared
+ * data, initialised.  A member being added is not, for a while; an add that
+ * failed half way may leave one that never is. */
+int affinity_worker_ready(const proxy_worker *w);
+
+/* Called just before httpd's get_best_worker, which reads every slot's
+ * shared data: when a slot has none yet (an add under way in this process),
+ * waits for the add on the global mutex.  That narrows httpd's own race to
+ * an add that begins between this check and httpd's read; only httpd can
+ * close it. */
+void affinity_members_settle(proxy_balancer *balancer);
 
 /* A member's identity: its route (the caller's bounded copy of s->route)
  * when set, else the socket path of a unix-socket member, else host:port,

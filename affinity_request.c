@@ -212,6 +212,7 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
 
     b.req = req;
     b.total_factor = 0;
+    affinity_members_settle(balancer);
     w = affinity_get_best_worker(balancer, r, affinity_is_best_new, &b);
     if (w) {
         w->s->lbstatus -= b.total_factor;

@@ -91,7 +91,12 @@ static affinity_member *affinity_find_redirect(affinity_table *t,
      * edited since the table was built (its ID is checked by the caller) */
     for (i = 0; i < t->nelts; i++) {
         affinity_member *m = &t->members[i];
-        const char *live = m->worker->s->route;
+        const char *live;
+
+        if (!m->worker) {
+            continue;
+        }
+        live = m->worker->s->route;
         if (!strncmp(live, redirect, sizeof(redirect))
             && affinity_usable(req, m->worker, r)) {
             return m;

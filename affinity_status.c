@@ -795,17 +795,39 @@ static void affinity_add_members(affinity_view *v, affinity_view_balancer *vb,
 {
     proxy_balancer *balancer = vb->balancer;
     apr_hash_t *seen = apr_hash_make(v->r->pool);
-    int i;
+    apr_array_header_t *shared = apr_array_make(v->r->pool, 8,
+                                                sizeof(proxy_worker_shared *));
+    int i, locked;
 
+    /* This handler holds none of the balancer's mutexes, and the list
+     * changes under it: request threads append members other processes
+     * added (thread mutex), balancer-manager appends the one it adds
+     * (global mutex), both filling the slot after counting it.  Hold both
+     * just to copy the shared-data pointers of the complete members. */
+    if (PROXY_THREAD_LOCK(balancer) != APR_SUCCESS) {
+        return;
+    }
+    locked = affinity_members_lock(balancer);
     for (i = 0; i < balancer->workers->nelts; i++) {
         proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+
+        if (affinity_worker_ready(w)) {
+            APR_ARRAY_PUSH(shared, proxy_worker_shared *) = w->s;
+        }
+    }
+    affinity_members_unlock(balancer, locked);
+    PROXY_THREAD_UNLOCK(balancer);
+
+    for (i = 0; i < shared->nelts; i++) {
+        proxy_worker_shared *s = APR_ARRAY_IDX(shared, i, proxy_worker_shared *);
+
         /* by name, not by address: a virtual host's copy of a server-level
          * balancer may hold its members in other slots, which
          * balancer-manager edits of this server never reach */
-        apr_hash_set(seen, apr_pstrndup(v->r->pool, w->s->name_ex,
-                                        sizeof(w->s->name_ex)),
+        apr_hash_set(seen, apr_pstrndup(v->r->pool, s->name_ex,
+                                        sizeof(s->name_ex)),
                      APR_HASH_KEY_STRING, "");
-        affinity_add_member(v, vb, counts, w->s);
+        affinity_add_member(v, vb, counts, s);
     }
     if (!balancer->storage || !balancer->wslot) {
         return;

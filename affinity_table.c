@@ -19,11 +19,63 @@
  * under the balancer's thread mutex.  Output filters, error pages and log
  * hooks run without that mutex, so nothing a request keeps may point into a
  * table: IDs go into the request as copies (affinity_set_env, the cookie).
+ *
+ * Members being added: balancer-manager adds a member holding only the
+ * balancer's global mutex, not the thread mutex a finder runs under.  In the
+ * process serving that POST, ap_proxy_define_worker() counts the new slot in
+ * balancer->workers first and fills it in afterwards (no worker, then ->s
+ * NULL, then not initialised): reading it then crashed the child.  A build
+ * therefore also holds the global mutex, which waits for an add under way,
+ * and leaves out a slot that is still not complete (an add that failed half
+ * way) until it is.
  */
 
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
+
+int affinity_members_lock(proxy_balancer *balancer)
+{
+#if APR_HAS_THREADS
+    return balancer->gmutex
+           && apr_global_mutex_lock(balancer->gmutex) == APR_SUCCESS;
+#else
+    (void)balancer;
+    return 0;
+#endif
+}
+
+void affinity_members_unlock(proxy_balancer *balancer, int locked)
+{
+#if APR_HAS_THREADS
+    if (locked) {
+        apr_global_mutex_unlock(balancer->gmutex);
+    }
+#else
+    (void)balancer;
+    (void)locked;
+#endif
+}
+
+int affinity_worker_ready(const proxy_worker *w)
+{
+    return w && w->s && (w->s->status & PROXY_WORKER_INITIALIZED);
+}
+
+void affinity_members_settle(proxy_balancer *balancer)
+{
+    int i;
+
+    for (i = 0; i < balancer->workers->nelts; i++) {
+        const proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
+                                              proxy_worker *);
+
+        if (!w || !w->s) {
+            affinity_members_unlock(balancer, affinity_members_lock(balancer));
+            return;
+        }
+    }
+}
 
 const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
                               const char *route)
@@ -51,7 +103,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
 {
     apr_pool_t *p;
     affinity_table *t;
-    int i;
+    int i, locked;
 
     /* parent NULL: the global pool, safe to create from any thread */
     apr_pool_create(&p, NULL);
@@ -60,6 +112,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
     t->pool = p;
     t->salt = apr_pmemdup(p, salt, salt_len ? salt_len : 1);
     t->salt_len = salt_len;
+    locked = affinity_members_lock(balancer);
     t->nelts = balancer->workers->nelts;
     t->members = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->members));
     t->index = affinity_index_make(p, t->nelts);
@@ -68,10 +121,16 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
 
     for (i = 0; i < t->nelts; i++) {
         affinity_member *m = &t->members[i];
+        proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
         unsigned char id[AFFINITY_ID_LEN];
         const char *identity;
 
-        m->worker = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+        if (!affinity_worker_ready(w)) {
+            /* no ID and never chosen (worker NULL) until it is complete */
+            t->missing++;
+            continue;
+        }
+        m->worker = w;
         /* copy with bounds: balancer-manager strcpy()s routes in place */
         apr_cpystrn(m->route, m->worker->s->route, sizeof(m->route));
         identity = affinity_identity(p, m->worker, m->route);
@@ -81,9 +140,12 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
                                        strlen(identity));
         affinity_index_put(t->index, id, i);
     }
+    affinity_members_unlock(balancer, locked);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  "AFF0011: %s: route table built for %d member(s)",
-                  balancer->s->name, t->nelts);
+                  "AFF0011: %s: route table built for %d member(s)%s",
+                  balancer->s->name, t->nelts - t->missing,
+                  t->missing ? apr_psprintf(r->pool, ", %d still being added "
+                                            "left out", t->missing) : "");
     return t;
 }
 
@@ -106,6 +168,22 @@ static affinity_table *affinity_table_rebuild(proxy_balancer *balancer,
     return fresh;
 }
 
+/* Has a slot left out of t (a member being added) become complete? */
+static int affinity_table_missing_ready(proxy_balancer *balancer,
+                                        const affinity_table *t)
+{
+    int i;
+
+    for (i = 0; i < t->nelts; i++) {
+        if (!t->members[i].worker
+            && affinity_worker_ready(APR_ARRAY_IDX(balancer->workers, i,
+                                                   proxy_worker *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The cheap checks, on every request: the table of this salt, and members
  * added (growth).  Route edits are caught per member by
  * affinity_member_current().  The list holds one table per distinct salt
@@ -122,7 +200,8 @@ affinity_table *affinity_table_get(proxy_balancer *balancer,
         affinity_table *t = *slot;
 
         if (t->salt_len == salt_len && !memcmp(t->salt, salt, salt_len)) {
-            if (t->nelts == balancer->workers->nelts) {
+            if (t->nelts == balancer->workers->nelts
+                && (!t->missing || !affinity_table_missing_ready(balancer, t))) {
                 return t;
             }
             return affinity_table_rebuild(balancer, t, r);
@@ -140,7 +219,7 @@ affinity_table *affinity_table_verify_all(proxy_balancer *balancer,
     int i;
 
     for (i = 0; i < t->nelts; i++) {
-        if (!affinity_member_current(&t->members[i])) {
+        if (t->members[i].worker && !affinity_member_current(&t->members[i])) {
             *rebuilt = 1;
             return affinity_table_rebuild(balancer, t, r);
         }

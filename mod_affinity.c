@@ -99,7 +99,12 @@ static apr_status_t affinity_reset(proxy_balancer *balancer, server_rec *s)
 
     (void)s;
     for (i = 0; i < balancer->workers->nelts; i++) {
-        APR_ARRAY_IDX(balancer->workers, i, proxy_worker *)->s->lbstatus = 0;
+        proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+
+        /* a member being added by balancer-manager starts at 0 anyway */
+        if (affinity_worker_ready(w)) {
+            w->s->lbstatus = 0;
+        }
     }
     return APR_SUCCESS;
 }
