@@ -26,6 +26,8 @@
  * only when it is older than a quarter of the timeout.
  */
 
+#include "http_request.h"
+
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
@@ -61,8 +63,7 @@ typedef struct affinity_learn_state {
 
 typedef struct {
     request_rec *r;
-    affinity_request *req;
-    const char *name;
+    affinity_learn_state *st;
 } affinity_learn_baton;
 
 static int affinity_learn_collect(void *baton, const char *value,
@@ -72,31 +73,38 @@ static int affinity_learn_collect(void *baton, const char *value,
     affinity_learn_value *v;
 
     /* an empty value is no session */
-    if (!len || b->req->learn->values->nelts >= AFFINITY_LEARN_MAX_VALUES) {
+    if (!len || b->st->values->nelts >= AFFINITY_LEARN_MAX_VALUES) {
         return 0;
     }
-    v = apr_array_push(b->req->learn->values);
+    v = apr_array_push(b->st->values);
     memset(v, 0, sizeof(*v));
     v->value = apr_pstrmemdup(b->r->pool, value, len);
     v->len = len;
     return 0;
 }
 
-/* Reads NAME's values; the Cookie header is left exactly as sent. */
+/* A state holding NAME's values as the request carries them; the Cookie
+ * header is left exactly as sent.  *seen: how many values there were. */
+static affinity_learn_state *affinity_learn_state_make(request_rec *r,
+                                                       const char *name,
+                                                       int *seen)
+{
+    affinity_learn_baton b;
+    affinity_learn_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+    st->values = apr_array_make(r->pool, 1, sizeof(affinity_learn_value));
+    st->session = -1;
+    b.r = r;
+    b.st = st;
+    *seen = affinity_request_cookies(r, name, affinity_learn_collect, &b);
+    return st;
+}
+
 void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
                          affinity_request *req)
 {
-    affinity_learn_baton b;
-
-    req->learn = apr_pcalloc(r->pool, sizeof(*req->learn));
-    req->learn->values = apr_array_make(r->pool, 1,
-                                        sizeof(affinity_learn_value));
-    req->learn->session = -1;
-    b.r = r;
-    b.req = req;
-    b.name = conf->mode_cookie;
-    req->cookie_seen = affinity_request_cookies(r, b.name,
-                                                affinity_learn_collect, &b);
+    req->learn = affinity_learn_state_make(r, conf->mode_cookie,
+                                           &req->cookie_seen);
 }
 
 static void affinity_learn_make_key(const affinity_learn_state *st,
@@ -106,21 +114,17 @@ static void affinity_learn_make_key(const affinity_learn_state *st,
     affinity_learn_key(key, st->salt, st->salt_len, st->balancer, value, len);
 }
 
-/* Looks every value up once per request (the finder may run again); the
- * IDs of the entries found go to req->ids for the shared session rules. */
-static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
-                                  const affinity_dir_conf *conf,
-                                  affinity_request *req)
+/* Makes the keys (balancer name and salt of conf) and looks every value up
+ * in the store. */
+static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
+                                      const char *balancer,
+                                      const affinity_dir_conf *conf)
 {
-    affinity_learn_state *st = req->learn;
     apr_int64_t now = apr_time_sec(r->request_time);
     int i;
 
-    if (st->looked_up) {
-        return;
-    }
     st->looked_up = 1;
-    st->balancer = apr_pstrdup(r->pool, balancer->s->name);
+    st->balancer = apr_pstrdup(r->pool, balancer);
     st->salt = conf->salt ? conf->salt : "";
     st->salt_len = conf->salt ? conf->salt_len : 0;
     st->timeout = conf->store_timeout > 0 ? conf->store_timeout
@@ -141,7 +145,187 @@ static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
         }
         v->found = 1;
         v->refresh = age;
-        memcpy(apr_array_push(req->ids), v->id, AFFINITY_ID_LEN);
+    }
+}
+
+/* ---- Looking up before the finder ---------------------------------------- */
+
+/* mod_proxy_balancer calls the finder with the balancer's per-process thread
+ * mutex held: a store round trip there holds up every request of that
+ * balancer in the child, and a hung memcached or Redis all of them.  So the
+ * lookups are done in a fixups hook, outside that lock, and the finder only
+ * takes their results.  They are kept apart from the request's state
+ * (whose presence tells the response side that the finder ran) until the
+ * finder adopts them, and only when they were made for this very request,
+ * balancer, salt, timeout and values: otherwise (a subrequest, a balancer
+ * reached another way, a Cookie header changed since) the finder looks up
+ * as it always did.  An internal redirect is a new request_rec that passes
+ * fixups again and is looked up for itself. */
+
+#define AFFINITY_LEARN_EARLY_KEY "mod_affinity.learn-early"
+
+typedef struct {
+    const request_rec *r;               /* whose lookups these are */
+    const char *name;                   /* NAME */
+    affinity_learn_state *st;
+} affinity_learn_early;
+
+static module *affinity_proxy_module;
+
+/* The balancer mod_proxy_balancer will use for r->filename, as
+ * ap_proxy_get_balancer finds it (lowercased name without the path, active
+ * balancers only); mod_proxy's own symbols are not ours to link to. */
+static proxy_balancer *affinity_learn_balancer_of(request_rec *r)
+{
+    proxy_server_conf *sconf;
+    const char *url = r->filename + 6;              /* after "proxy:" */
+    const char *slash = strchr(url + sizeof(BALANCER_PREFIX) - 1, '/');
+    apr_size_t len = slash ? (apr_size_t)(slash - url) : strlen(url);
+    int i;
+
+    if (!affinity_proxy_module
+        || !(sconf = ap_get_module_config(r->server->module_config,
+                                          affinity_proxy_module))
+        || !sconf->balancers) {
+        return NULL;
+    }
+    for (i = 0; i < sconf->balancers->nelts; i++) {
+        proxy_balancer *b = &APR_ARRAY_IDX(sconf->balancers, i,
+                                           proxy_balancer);
+
+        if (b->s && !b->s->inactive && len < sizeof(b->s->name)
+            && !strncasecmp(b->s->name, url, len) && b->s->name[len] == '\0') {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static int affinity_learn_fixups(request_rec *r)
+{
+    const affinity_dir_conf *conf;
+    affinity_learn_early *early;
+    proxy_balancer *balancer;
+    affinity_learn_state *st;
+    int seen;
+
+    /* a subrequest may only be looked ahead at, never run */
+    if (r->main || !r->handler || strcmp(r->handler, "proxy-server")
+        || !r->filename || strncasecmp(r->filename, "proxy:" BALANCER_PREFIX,
+                                       6 + sizeof(BALANCER_PREFIX) - 1)) {
+        return DECLINED;
+    }
+    conf = ap_get_module_config(r->per_dir_config, &affinity_module);
+    if (!conf || conf->mode != AFFINITY_MODE_LEARN || !conf->mode_cookie) {
+        return DECLINED;
+    }
+    st = affinity_learn_state_make(r, conf->mode_cookie, &seen);
+    if (!st->values->nelts) {
+        return DECLINED;
+    }
+    balancer = affinity_learn_balancer_of(r);
+    if (!balancer || strcmp(balancer->s->lbpname, affinity_method.name)) {
+        return DECLINED;
+    }
+    affinity_learn_lookup_all(r, st, balancer->s->name, conf);
+    early = apr_palloc(r->pool, sizeof(*early));
+    early->r = r;
+    early->name = conf->mode_cookie;
+    early->st = st;
+    /* an internal redirect's request shares r->pool: early->r tells them
+     * apart */
+    apr_pool_userdata_setn(early, AFFINITY_LEARN_EARLY_KEY, NULL, r->pool);
+    return DECLINED;
+}
+
+/* The early lookups of this request, if they hold for the finder's
+ * balancer and configuration: copied into st (found, IDs). */
+static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
+                                const affinity_dir_conf *conf,
+                                affinity_learn_state *st)
+{
+    void *data = NULL;
+    const affinity_learn_early *early;
+    const affinity_learn_state *e;
+    const char *salt = conf->salt ? conf->salt : "";
+    apr_size_t salt_len = conf->salt ? conf->salt_len : 0;
+    int timeout = conf->store_timeout > 0 ? conf->store_timeout
+                                          : AFFINITY_STORE_TIMEOUT_DEFAULT;
+    int i;
+
+    apr_pool_userdata_get(&data, AFFINITY_LEARN_EARLY_KEY, r->pool);
+    early = data;
+    if (!early || early->r != r) {
+        return 0;
+    }
+    e = early->st;
+    if (strcmp(early->name, conf->mode_cookie)
+        || strcmp(e->balancer, balancer->s->name)
+        || e->salt_len != salt_len || memcmp(e->salt, salt, salt_len)
+        || e->timeout != timeout
+        || e->values->nelts != st->values->nelts) {
+        return 0;
+    }
+    for (i = 0; i < st->values->nelts; i++) {
+        const affinity_learn_value *a = &APR_ARRAY_IDX(e->values, i,
+                                                       affinity_learn_value);
+        const affinity_learn_value *b = &APR_ARRAY_IDX(st->values, i,
+                                                       affinity_learn_value);
+
+        if (a->len != b->len || memcmp(a->value, b->value, a->len)) {
+            return 0;
+        }
+    }
+    for (i = 0; i < st->values->nelts; i++) {
+        APR_ARRAY_IDX(st->values, i, affinity_learn_value)
+            = APR_ARRAY_IDX(e->values, i, affinity_learn_value);
+    }
+    st->looked_up = 1;
+    st->balancer = e->balancer;
+    st->salt = e->salt;
+    st->salt_len = e->salt_len;
+    st->timeout = e->timeout;
+    return 1;
+}
+
+void affinity_learn_register_hooks(apr_pool_t *p)
+{
+    /* after mod_rewrite's per-directory [P], mod_proxy's canonicalisation
+     * and RequestHeader edits */
+    static const char *const pre[] = { "mod_rewrite.c", "mod_proxy.c",
+                                       "mod_headers.c", NULL };
+
+    (void)p;
+    ap_hook_fixups(affinity_learn_fixups, pre, NULL, APR_HOOK_LAST);
+}
+
+void affinity_learn_post_config(void)
+{
+    affinity_proxy_module = ap_find_linked_module("mod_proxy.c");
+}
+
+/* Looks every value up once per request (the finder may run again), or
+ * takes the early lookups; the IDs of the entries found go to req->ids for
+ * the shared session rules. */
+static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  affinity_request *req)
+{
+    affinity_learn_state *st = req->learn;
+    int i;
+
+    if (st->looked_up) {
+        return;
+    }
+    if (!affinity_learn_adopt(balancer, r, conf, st)) {
+        affinity_learn_lookup_all(r, st, balancer->s->name, conf);
+    }
+    for (i = 0; i < st->values->nelts; i++) {
+        const affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,
+                                                       affinity_learn_value);
+        if (v->found) {
+            memcpy(apr_array_push(req->ids), v->id, AFFINITY_ID_LEN);
+        }
     }
 }
 

@@ -407,6 +407,10 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
 /* The response's work of learn mode (from affinity_response_fixup): learns
  * from the member's Set-Cookie of NAME; runs once per request. */
 void affinity_learn_response(request_rec *r, const affinity_request *req);
+/* The store lookups made before the finder, outside the balancer's lock
+ * (a fixups hook); post_config finds mod_proxy for it. */
+void affinity_learn_register_hooks(apr_pool_t *p);
+void affinity_learn_post_config(void);
 
 /* affinity_domain.c */
 /* The member a key maps to by weighted rendezvous hashing over the usable,

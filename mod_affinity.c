@@ -147,6 +147,7 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
 
     affinity_config_post_config(s);
+    affinity_learn_post_config();
     if (affinity_store_post_config(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -191,6 +192,7 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_response_register_hooks(p);
+    affinity_learn_register_hooks(p);
     affinity_status_register_hooks(p);
     affinity_check_register_hooks(p);
 }
