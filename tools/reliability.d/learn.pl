@@ -26,7 +26,13 @@ my ($module, $dir, $quick) = @ARGV;
 $quick //= 0;
 my @out;
 my %pids;
-END { LearnHarness::stop($_) for values %pids }
+# every store started, stopped on any way out (stop_store is idempotent):
+# a front end that does not start must not leave its store running
+my @stores;
+END {
+    LearnHarness::stop($_) for values %pids;
+    LearnHarness::stop_store($_) for @stores;
+}
 
 sub result {
     my ($name, $requests, $failures, $notes, @problems) = @_;
@@ -83,6 +89,7 @@ for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHa
               qw(memcache redis)) {
     my $name = "learn-store-kill-$kind";
     my $store = LearnHarness::start_store($kind, "$dir/$kind-kill-daemon");
+    push @stores, $store;
     my $fe = frontend($name, store => $store->{spec}) or next;
     my @values = map { "k$_-$$" } 1 .. 50;
     LearnHarness::learn_session($fe, $_) for @values;
@@ -216,6 +223,7 @@ for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHa
 {
     my $name = 'learn-secret';
     my $redis = LearnHarness::have_redis() ? LearnHarness::start_store('redis', "$dir/secret-daemon") : undef;
+    push @stores, $redis if $redis;
     # the module and the store providers at trace8 (httpd's own http:trace4
     # dumps every request and response header, whoever sets them)
     my $fe = frontend($name, loglevel => 'warn affinity:trace8 proxy_balancer:trace8 socache_shmcb:trace8 socache_memcache:trace8 socache_redis:trace8',
