@@ -41,7 +41,8 @@ static int affinity_prefix_collect(void *baton, const char *value,
     unsigned char id[AFFINITY_ID_LEN];
 
     if (affinity_prefix_parse(id, value, len)) {
-        const char *rest = affinity_prefix_skip(value, len);
+        const char *rest = affinity_prefix_skip(value + AFFINITY_PREFIX_LEN,
+                                                len - AFFINITY_PREFIX_LEN);
 
         /* the outermost prefix routes; the value is what follows all */
         memcpy(apr_array_push(b->req->ids), id, AFFINITY_ID_LEN);
@@ -55,39 +56,38 @@ static int affinity_prefix_collect(void *baton, const char *value,
     return 0;
 }
 
-/* Reads NAME's values (IDs into req->ids, the first value into req->key),
- * then cuts the prefixes out of the Cookie headers in place, so that their
- * order and every other byte stay as the client sent them. */
+/* Reads NAME's values (IDs into req->ids, the first value into req->key)
+ * and cuts the prefixes out of the Cookie headers in the same pass over
+ * each, in place in the table, so that their order and every other byte
+ * stay as the client sent them. */
 void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
                           affinity_request *req)
 {
     affinity_prefix_baton b;
-    const apr_array_header_t *arr;
-    apr_table_entry_t *e;
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    apr_table_entry_t *e = (apr_table_entry_t *)arr->elts;
     int i, cut = 0;
 
     b.r = r;
     b.req = req;
     b.name = conf->mode_cookie;
-    req->cookie_seen = affinity_request_cookies(r, b.name,
-                                                affinity_prefix_collect, &b);
-    if (!req->ids->nelts) {
-        return;
-    }
-    arr = apr_table_elts(r->headers_in);
-    e = (apr_table_entry_t *)arr->elts;
     for (i = 0; i < arr->nelts; i++) {
-        int n;
+        int seen, n;
 
-        if (e[i].key && !strcasecmp(e[i].key, "Cookie")) {
-            e[i].val = (char *)affinity_prefix_strip(r->pool, e[i].val,
-                                                     b.name, &n);
-            cut += n;
+        if (!affinity_header_is(e[i].key, "Cookie")) {
+            continue;
         }
+        e[i].val = (char *)affinity_prefix_strip(r->pool, e[i].val, b.name,
+                                                 affinity_prefix_collect, &b,
+                                                 &seen, &n);
+        req->cookie_seen += seen;
+        cut += n;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
-                  "AFF0070: route prefixes cut from %d value(s) of cookie %s "
-                  "before the request goes to the member", cut, b.name);
+    if (cut) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
+                      "AFF0070: route prefixes cut from %d value(s) of cookie "
+                      "%s before the request goes to the member", cut, b.name);
+    }
 }
 
 /* ---- The finder ---------------------------------------------------------- */
@@ -207,7 +207,7 @@ static int affinity_prefix_rewrite(request_rec *r, const char *name,
     for (i = 0; i < arr->nelts; i++) {
         const char *v;
 
-        if (!e[i].key || strcasecmp(e[i].key, "Set-Cookie")) {
+        if (!affinity_header_is(e[i].key, "Set-Cookie")) {
             continue;
         }
         v = affinity_set_cookie_prefix(r->pool, e[i].val, name, id_hex,

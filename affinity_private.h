@@ -296,6 +296,14 @@ int affinity_request_cookies(request_rec *r, const char *name,
 affinity_request *affinity_request_get(request_rec *r,
                                        const affinity_dir_conf *conf);
 
+/* Is a header table key (possibly NULL) the header name?  Case-insensitive;
+ * the first letter is compared first because most keys differ there. */
+static APR_INLINE int affinity_header_is(const char *key, const char *name)
+{
+    return key && apr_tolower(*key) == apr_tolower(*name)
+           && !strcasecmp(key, name);
+}
+
 static APR_INLINE int affinity_was_tried(const affinity_request *req,
                                          const proxy_worker *w)
 {

@@ -94,7 +94,7 @@ static void affinity_strip_cookie(request_rec *r, const char *name)
         int removed;
         const char *rest;
 
-        if (!e[i].key || strcasecmp(e[i].key, "Cookie")) {
+        if (!affinity_header_is(e[i].key, "Cookie")) {
             continue;
         }
         rest = affinity_cookie_strip(r->pool, e[i].val, name, &removed);

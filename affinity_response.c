@@ -188,7 +188,7 @@ static void affinity_table_drop(request_rec *r, apr_table_t *t,
     int i, found = 0;
 
     for (i = 0; i < arr->nelts; i++) {
-        if (e[i].key && !strcasecmp(e[i].key, key)) {
+        if (affinity_header_is(e[i].key, key)) {
             if (e[i].val == v) {
                 found = 1;
             }

@@ -430,12 +430,14 @@ static int affinity_trim_value(const char **b, const char **e)
 }
 
 const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
-                                  const char *name, int *cut)
+                                  const char *name, affinity_cookie_fn *fn,
+                                  void *baton, int *seen, int *cut)
 {
     apr_size_t name_len = strlen(name);
     const char *s = header;
     char *out = NULL, *o = NULL;
 
+    *seen = 0;
     *cut = 0;
     while (*s) {
         const char *next, *end, *v, *ve;
@@ -450,6 +452,10 @@ const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
             const char *rest;
 
             affinity_trim_value(&v, &ve);
+            (*seen)++;
+            if (fn) {
+                fn(baton, v, (apr_size_t)(ve - v));
+            }
             rest = affinity_prefix_skip(v, (apr_size_t)(ve - v));
             if (rest != v) {
                 if (!out) {

@@ -112,10 +112,15 @@ const char *affinity_prefix_skip(const char *value, apr_size_t len);
 /* The Cookie header with the prefixes cut off every value of the named
  * cookie that has any (inside double quotes too: "ID~abc" becomes "abc"),
  * every other byte copied.  Pairs are found exactly as affinity_cookie_scan()
- * finds them.  *cut says how many values lost prefixes; when none, the
- * original header is returned. */
+ * finds them, and each value of the cookie is handed to fn (when not NULL)
+ * as affinity_cookie_scan() would hand it, prefixes included, before it is
+ * cut, so that one pass over the header does both; fn cannot stop the pass
+ * (its return value is ignored).  *seen says how many values the cookie
+ * had, *cut how many lost prefixes; when none did, the original header is
+ * returned. */
 const char *affinity_prefix_strip(apr_pool_t *p, const char *header,
-                                  const char *name, int *cut);
+                                  const char *name, affinity_cookie_fn *fn,
+                                  void *baton, int *seen, int *cut);
 
 /* One Set-Cookie header as a member sent it, read as RFC 6265 5.2 does:
  * offsets into the header; the value as sent (quotes kept).  (The same

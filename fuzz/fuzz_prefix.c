@@ -16,7 +16,9 @@
  * those 41 bytes and any more such prefixes right after; every other byte is
  * copied.  The stripped header must be
  * exactly the model's, never longer, and scanning it must give each value
- * with its prefix cut (and read as a value again), in order.  The prefix parser must agree with the
+ * with its prefix cut (and read as a value again), in order; the values
+ * strip hands out in the same pass must be the scanner's, pointer for
+ * pointer.  The prefix parser must agree with the
  * model's own reading of "40 lowercase hex and ~" on the raw bytes.
  */
 
@@ -67,7 +69,7 @@ static int record(void *baton, const char *value, apr_size_t len)
     return 0;
 }
 
-static values before, after;
+static values before, after, handed;
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
@@ -76,7 +78,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     const char *name, *header, *s, *out;
     char *model, *o;
     unsigned char id[AFFINITY_ID_LEN];
-    int cut, model_cut = 0, i;
+    int cut, seen, model_cut = 0, i;
     size_t hlen;
 
     if (size < 1) {
@@ -155,7 +157,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     }
     *o = '\0';
 
-    out = affinity_prefix_strip(p, header, name, &cut);
+    memset(&handed, 0, sizeof(handed));
+    out = affinity_prefix_strip(p, header, name, record, &handed, &seen, &cut);
     FUZZ_CHECK(cut == model_cut);
     FUZZ_CHECK(!strcmp(out, model));
     FUZZ_CHECK(strlen(out) <= hlen - 41 * (size_t)cut);
@@ -167,9 +170,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     /* the same values, in order, each with its prefix cut */
     memset(&before, 0, sizeof(before));
     memset(&after, 0, sizeof(after));
-    affinity_cookie_scan(header, name, record, &before);
+    FUZZ_CHECK(affinity_cookie_scan(header, name, record, &before) == seen);
     affinity_cookie_scan(out, name, record, &after);
     FUZZ_CHECK(before.n == after.n);
+    /* the values strip handed out, in its one pass, are the scanner's (an
+     * empty value has no bytes: where it points does not matter) */
+    FUZZ_CHECK(handed.n == before.n);
+    for (i = 0; i < before.n && i < MAX_VALUES; i++) {
+        FUZZ_CHECK(handed.len[i] == before.len[i]
+                   && (!before.len[i] || handed.val[i] == before.val[i]));
+    }
     for (i = 0; i < before.n && i < MAX_VALUES; i++) {
         const char *v = before.val[i];
         size_t len = before.len[i];

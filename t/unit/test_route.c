@@ -445,11 +445,28 @@ static void test_domain_properties(void)
 #define ID_A "56852a5456d1b09e1eb11c0ca39d8fbce6480106"
 #define ID_B "665cd0b26d5a5a8903f09fc2013eb480e11db3fe"
 
+typedef struct {
+    int n;
+    char v[4][64];
+} strip_values;
+
+static int strip_record(void *baton, const char *value, apr_size_t len)
+{
+    strip_values *got = baton;
+
+    if (got->n < 4 && len < sizeof(got->v[0])) {
+        memcpy(got->v[got->n], value, len);
+        got->v[got->n][len] = '\0';
+    }
+    got->n++;
+    return 1;                       /* ignored: the pass goes on */
+}
+
 static void test_prefix_parse(apr_pool_t *p)
 {
     unsigned char id[AFFINITY_ID_LEN], want[AFFINITY_ID_LEN];
     const char *v;
-    int cut;
+    int cut, seen;
 
     affinity_id_from_hex(want, ID_A, AFFINITY_ID_HEX_LEN);
     ok(affinity_prefix_parse(id, ID_A "~abc", 44) && !memcmp(id, want, 20),
@@ -462,24 +479,37 @@ static void test_prefix_parse(apr_pool_t *p)
     ok(!affinity_prefix_parse(NULL, "6852a5456d1b09e1eb11c0ca39d8fbce6480106~x", 41),
        "prefix: 39 hex is no prefix");
 
-    v = affinity_prefix_strip(p, "a=1; JSESSIONID=" ID_A "~abc; b=2", "JSESSIONID", &cut);
+    v = affinity_prefix_strip(p, "a=1; JSESSIONID=" ID_A "~abc; b=2",
+                              "JSESSIONID", NULL, NULL, &seen, &cut);
     is_str(v, "a=1; JSESSIONID=abc; b=2", "strip: prefix cut, the rest byte for byte");
-    ok(cut == 1, "strip: one cut");
-    v = affinity_prefix_strip(p, "JSESSIONID=\"" ID_A "~abc\"", "JSESSIONID", &cut);
+    ok(cut == 1 && seen == 1, "strip: one value, one cut");
+    v = affinity_prefix_strip(p, "JSESSIONID=\"" ID_A "~abc\"", "JSESSIONID",
+                              NULL, NULL, &seen, &cut);
     is_str(v, "JSESSIONID=\"abc\"", "strip: inside quotes");
-    v = affinity_prefix_strip(p, "JSESSIONID=" ID_A "~" ID_B "~abc", "JSESSIONID", &cut);
+    v = affinity_prefix_strip(p, "JSESSIONID=" ID_A "~" ID_B "~abc", "JSESSIONID",
+                              NULL, NULL, &seen, &cut);
     is_str(v, "JSESSIONID=abc", "strip: every leading prefix of a value");
     ok(cut == 1, "strip: counted per value");
-    v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z, JSESSIONID=" ID_A "~y",
-                              "JSESSIONID", &cut);
-    is_str(v, "X=" ID_A "~abc;JSESSIONID = z, JSESSIONID=y",
-           "strip: every value of the name, other cookies untouched");
-    ok(cut == 2, "strip: two cut");
+    {
+        strip_values got = { 0 };
+
+        v = affinity_prefix_strip(p, "X=" ID_A "~abc;JSESSIONID = " ID_B "~z, "
+                                  "JSESSIONID=abc; JSESSIONID=\"" ID_A "~y\"",
+                                  "JSESSIONID", strip_record, &got, &seen, &cut);
+        is_str(v, "X=" ID_A "~abc;JSESSIONID = z, JSESSIONID=abc; JSESSIONID=\"y\"",
+               "strip: every value of the name, other cookies untouched");
+        ok(cut == 2 && seen == 3, "strip: three values seen, two cut");
+        ok(got.n == 3 && !strcmp(got.v[0], ID_B "~z") && !strcmp(got.v[1], "abc")
+           && !strcmp(got.v[2], ID_A "~y"),
+           "strip: each value handed out in order, prefix included, quotes off");
+    }
     is_str(affinity_prefix_skip(ID_A "~" ID_B "~x~" ID_A, 126), "x~" ID_A,
            "skip: past the leading prefixes only");
     {
         const char *h = "JSESSIONID=abc; other=" ID_A "~x";
-        ok(affinity_prefix_strip(p, h, "JSESSIONID", &cut) == h && cut == 0,
+
+        ok(affinity_prefix_strip(p, h, "JSESSIONID", NULL, NULL, &seen, &cut) == h
+           && cut == 0 && seen == 1,
            "strip: nothing to cut returns the header itself");
     }
 }
