@@ -116,11 +116,39 @@ static void affinity_strip_cookie(request_rec *r, const char *name)
                   name);
 }
 
+/* The request state with room for the first element of each of its lists:
+ * a request mostly carries one value and tries one member, so one
+ * allocation makes it all (apr_array_push() moves a list into the pool
+ * when it grows past its first element). */
+typedef struct {
+    affinity_request req;
+    apr_array_header_t values, ids, info, tried;
+    affinity_value first_value;
+    unsigned char first_id[AFFINITY_ID_LEN];
+    affinity_id_info first_info;
+    proxy_worker *first_tried;
+} affinity_request_block;
+
+/* An empty list, as apr_array_make(p, 1, elt_size) makes it, whose one
+ * zeroed element is first. */
+static apr_array_header_t *affinity_list_init(apr_array_header_t *list,
+                                              apr_pool_t *p, void *first,
+                                              int elt_size)
+{
+    list->pool = p;
+    list->elt_size = elt_size;
+    list->nelts = 0;
+    list->nalloc = 1;
+    list->elts = first;
+    return list;
+}
+
 affinity_request *affinity_request_get(request_rec *r,
-                                              const affinity_dir_conf *conf)
+                                       const affinity_dir_conf *conf)
 {
     affinity_request *req = ap_get_module_config(r->request_config,
                                                  &affinity_module);
+    affinity_request_block *block;
 
     if (req) {
         /* called again: the member chosen last time failed */
@@ -131,11 +159,18 @@ affinity_request *affinity_request_get(request_rec *r,
         return req;
     }
 
-    req = apr_pcalloc(r->pool, sizeof(*req));
-    req->values = apr_array_make(r->pool, 1, sizeof(affinity_value));
-    req->ids = apr_array_make(r->pool, 1, AFFINITY_ID_LEN);
-    req->info = apr_array_make(r->pool, 1, sizeof(affinity_id_info));
-    req->tried = apr_array_make(r->pool, 1, sizeof(proxy_worker *));
+    block = apr_pcalloc(r->pool, sizeof(*block));
+    req = &block->req;
+    req->values = affinity_list_init(&block->values, r->pool,
+                                     &block->first_value,
+                                     sizeof(affinity_value));
+    req->ids = affinity_list_init(&block->ids, r->pool, block->first_id,
+                                  AFFINITY_ID_LEN);
+    req->info = affinity_list_init(&block->info, r->pool, &block->first_info,
+                                   sizeof(affinity_id_info));
+    req->tried = affinity_list_init(&block->tried, r->pool,
+                                    &block->first_tried,
+                                    sizeof(proxy_worker *));
     /* AffinityNoCache is On unless said Off */
     req->nocache = conf->nocache != 0;
     /* the response side reads these, also from an error document's request
