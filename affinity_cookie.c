@@ -215,8 +215,11 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                       balancer->s->name, m->id_hex, AFFINITY_WORKER_NAME(m->worker));
         affinity_set_env(r, m, info->kind == AFFINITY_VALUE_LEGACY ? "legacy"
                                                                    : "valid");
-        /* the member did not change, even when the cookie is re-issued */
-        apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
+        /* the member did not change, even when the cookie is re-issued
+         * (only an earlier try of this request can have said it did) */
+        if (req->tried->nelts) {
+            apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
+        }
         req->set_cookie = NULL;
         if (affinity_reissue_due(conf, info, apr_time_sec(r->request_time),
                                  &first)) {

@@ -130,11 +130,15 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                                    affinity_table *t, affinity_request *req)
 {
     affinity_member *m, *down = NULL;
-    const char *status;
+    const char *status, *served_id;
     proxy_worker *w;
+    int kept = 0;
 
-    /* set by the response filter, for this try only */
-    apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
+    /* set by the response side for a member an earlier try of this
+     * request chose: for that try only */
+    if (req->tried->nelts) {
+        apr_table_unset(r->subprocess_env, "BALANCER_ROUTE_CHANGED");
+    }
     req->served_id = NULL;
 
     m = affinity_session_find(balancer, r, &t, req, &down);
@@ -144,11 +148,7 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                       "member %s: kept", balancer->s->name, m->id_hex,
                       conf->mode_cookie, AFFINITY_WORKER_NAME(m->worker));
         status = "valid";
-        w = m->worker;
-        /* the request's own copy: the table may be rebuilt by another
-         * thread before the response goes out */
-        req->carried_id = apr_pstrmemdup(r->pool, m->id_hex,
-                                         AFFINITY_ID_HEX_LEN);
+        kept = 1;
     }
     else {
         req->carried_id = req->ids->nelts
@@ -184,13 +184,16 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
         m = w ? affinity_member_of(balancer, &t, w, r) : NULL;
     }
 
-    affinity_set_env(r, m, status);
+    /* the request's own copy of the ID: the table may be rebuilt by another
+     * thread before the response goes out */
+    served_id = affinity_set_env(r, m, status);
     if (!m) {
         return NULL;
     }
-    req->served_id = req->carried_id && !strcmp(req->carried_id, m->id_hex)
-                     ? req->carried_id
-                     : apr_pstrmemdup(r->pool, m->id_hex, AFFINITY_ID_HEX_LEN);
+    if (kept) {
+        req->carried_id = served_id;
+    }
+    req->served_id = served_id;
     return m->worker;
 }
 

@@ -326,10 +326,11 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
                                 const affinity_request *req);
 
-/* AFFINITY_ROUTE, a copy of m's ID (unset when m is NULL), and
- * AFFINITY_STATUS (a string that lives as long as the request). */
-void affinity_set_env(request_rec *r, const affinity_member *m,
-                      const char *status);
+/* AFFINITY_ROUTE, a copy of m's ID in r->pool (unset when m is NULL), and
+ * AFFINITY_STATUS (a string that lives as long as the request).  Returns
+ * the copy, or NULL. */
+const char *affinity_set_env(request_rec *r, const affinity_member *m,
+                             const char *status);
 
 /* ---- Sessions (affinity_session.c) -------------------------------------- */
 

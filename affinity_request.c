@@ -257,14 +257,18 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
 
 /* The ID is copied: m lives in a table that another thread's finder may
  * free while this request's filters, error page and log still read it. */
-void affinity_set_env(request_rec *r, const affinity_member *m,
-                      const char *status)
+const char *affinity_set_env(request_rec *r, const affinity_member *m,
+                             const char *status)
 {
+    const char *id_hex = NULL;
+
     if (m) {
-        apr_table_set(r->subprocess_env, "AFFINITY_ROUTE", m->id_hex);
+        id_hex = apr_pstrmemdup(r->pool, m->id_hex, AFFINITY_ID_HEX_LEN);
+        apr_table_setn(r->subprocess_env, "AFFINITY_ROUTE", id_hex);
     }
     else {
         apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");
     }
     apr_table_setn(r->subprocess_env, "AFFINITY_STATUS", status);
+    return id_hex;
 }
