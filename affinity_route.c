@@ -391,15 +391,29 @@ const char *affinity_cache_control_private(apr_pool_t *p, const char *existing)
 
 /* ---- Prefix mode ----------------------------------------------------------- */
 
+/* Are the AFFINITY_ID_HEX_LEN bytes at s lowercase hex digits? */
+static int affinity_hex_id_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    int i;
+
+    for (i = 0; i < AFFINITY_ID_HEX_LEN; i++) {
+        if (!affinity_hex_plus_one[u[i]]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int affinity_prefix_parse(unsigned char id[AFFINITY_ID_LEN],
                           const char *value, apr_size_t len)
 {
-    unsigned char scratch[AFFINITY_ID_LEN];
-
     if (len < AFFINITY_PREFIX_LEN || value[AFFINITY_ID_HEX_LEN] != AFFINITY_PREFIX_SEP) {
         return 0;
     }
-    return affinity_id_from_hex(id ? id : scratch, value, AFFINITY_ID_HEX_LEN);
+    /* only asked whether it is one (affinity_prefix_skip): no decoding */
+    return id ? affinity_id_from_hex(id, value, AFFINITY_ID_HEX_LEN)
+              : affinity_hex_id_valid(value);
 }
 
 const char *affinity_prefix_skip(const char *value, apr_size_t len)
