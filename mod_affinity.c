@@ -62,14 +62,15 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
         affinity_cookie_resolve(balancer, r, conf, &t, req);
     }
     if (req->ids->nelts) {
-        char hex[AFFINITY_ID_HEX_LEN + 1];
+        /* the cookie name lives as long as the configuration */
+        char *hex = apr_palloc(r->pool, AFFINITY_ID_HEX_LEN + 1);
 
         affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
-        apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
-                      conf->mode == AFFINITY_MODE_PREFIX
-                      || conf->mode == AFFINITY_MODE_LEARN
-                      ? conf->mode_cookie : affinity_cookie_name_of(conf));
-        apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
+        apr_table_setn(r->subprocess_env, "BALANCER_SESSION_STICKY",
+                       conf->mode == AFFINITY_MODE_PREFIX
+                       || conf->mode == AFFINITY_MODE_LEARN
+                       ? conf->mode_cookie : affinity_cookie_name_of(conf));
+        apr_table_setn(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     }
 
     switch (conf->mode) {
