@@ -8,7 +8,7 @@ use Apache::TestRequest;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 4;
+plan tests => 7;
 
 my $b1 = route_id('', '127.0.0.1:' . backend_port('backend1'));
 my $b3 = route_id('', 'blue');
@@ -20,10 +20,18 @@ fetch('/app/hello.txt?env-valid', Cookie => "ROUTEID=$b3");
 fetch('/app/hello.txt?env-invalid', Cookie => "ROUTEID=$unknown");
 fetch('/app/hello.txt?env-malformed', Cookie => 'ROUTEID=xyz');
 
+# prefix and learn modes name their own cookie's first ID the same way
+my $p1 = route_id('', 'p1');
+fetch('/pfx/hello.txt?env-prefix-hit', Cookie => "JSESSIONID=$p1~abc");
+fetch('/pfx/hello.txt?env-prefix-unknown', Cookie => "JSESSIONID=$unknown~abc");
+my $learned = backend(fetch('/lrnb/hello.txt?env-learn-set', 'X-Set1' => "SID=env-$$; Path=/"));
+(my $learned_route = $learned) =~ s/^lrn/l/;
+fetch('/lrnb/hello.txt?env-learn-hit', Cookie => "SID=env-$$");
+
 sub line_for {
     my $tag = shift;
     my $line;
-    wait_until(5, sub { ($line) = grep { m{^/app/hello\.txt\?$tag } } log_lines('affinity_log'); $line });
+    wait_until(5, sub { ($line) = grep { m{^/\w+/hello\.txt\?$tag } } log_lines('affinity_log'); $line });
     return $line // '';
 }
 
@@ -35,3 +43,10 @@ like line_for('env-invalid'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=
     'unknown ID: invalid, new route';
 like line_for('env-malformed'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=1 session=- /,
     'malformed value: invalid, no session route';
+like line_for('env-prefix-hit'), qr/ 200 status=valid route=$p1 changed=- session=$p1 /,
+    'prefix mode, usable prefix: BALANCER_SESSION_ROUTE is its ID';
+like line_for('env-prefix-unknown'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=- session=$unknown /,
+    'prefix mode, unknown prefix: BALANCER_SESSION_ROUTE is still the ID the cookie carried';
+my $lid = route_id('learn-test-salt', $learned_route);
+like line_for('env-learn-hit'), qr/ 200 status=valid route=$lid changed=- session=$lid /,
+    'learn mode, learned value: BALANCER_SESSION_ROUTE is the ID learned';
