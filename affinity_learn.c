@@ -448,14 +448,8 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
         m = affinity_member_of(balancer, &t, w, r);
     }
     affinity_set_env(r, m, status);
-    if (req->ids->nelts) {
-        char hex[AFFINITY_ID_HEX_LEN + 1];
-
-        affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
-        apr_table_set(r->subprocess_env, "BALANCER_SESSION_STICKY",
-                      conf->mode_cookie);
-        apr_table_set(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
-    }
+    /* the IDs were looked up in this finder, after the common part ran */
+    affinity_set_session_env(r, req, conf->mode_cookie);
     if (!m) {
         return NULL;
     }

@@ -117,14 +117,6 @@ static proxy_worker *affinity_prefix_move(proxy_balancer *balancer,
     return affinity_prefix_hashed(balancer, r, &b->t, req);
 }
 
-static const char *affinity_prefix_hex(request_rec *r, const unsigned char *id)
-{
-    char *hex = apr_palloc(r->pool, AFFINITY_ID_HEX_LEN + 1);
-
-    affinity_id_to_hex(hex, id);
-    return hex;
-}
-
 proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req)
@@ -151,10 +143,7 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
         kept = 1;
     }
     else {
-        req->carried_id = req->ids->nelts
-                          ? affinity_prefix_hex(r, (const unsigned char *)
-                                                   req->ids->elts)
-                          : NULL;
+        /* req->carried_id: the first prefix's ID, set by the finder */
         if (down) {
             affinity_prefix_move_baton mb;
 

@@ -283,7 +283,9 @@ typedef struct {
                                      * cookie, without its prefix */
     apr_size_t key_len;
     const char *served_id;          /* hex ID of the member chosen */
-    const char *carried_id;         /* hex ID the request carried, or NULL */
+    const char *carried_id;         /* hex of the request's first ID (NULL
+                                     * when none), or of the member a kept
+                                     * prefix names */
     struct affinity_learn_state *learn;     /* learn mode */
 } affinity_request;
 
@@ -325,6 +327,14 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 /* A member for a new session, chosen exactly as byrequests does. */
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
                                 const affinity_request *req);
+
+/* BALANCER_SESSION_STICKY (name, which lives as long as the configuration)
+ * and BALANCER_SESSION_ROUTE (the request's first ID), as stock stickiness
+ * sets them, when the request carried an ID.  Returns that ID's hex, in
+ * r->pool, or NULL. */
+const char *affinity_set_session_env(request_rec *r,
+                                     const affinity_request *req,
+                                     const char *name);
 
 /* AFFINITY_ROUTE, a copy of m's ID in r->pool (unset when m is NULL), and
  * AFFINITY_STATUS (a string that lives as long as the request).  Returns

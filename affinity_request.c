@@ -255,6 +255,22 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
     return w;
 }
 
+const char *affinity_set_session_env(request_rec *r,
+                                     const affinity_request *req,
+                                     const char *name)
+{
+    char *hex;
+
+    if (!req->ids->nelts) {
+        return NULL;
+    }
+    hex = apr_palloc(r->pool, AFFINITY_ID_HEX_LEN + 1);
+    affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
+    apr_table_setn(r->subprocess_env, "BALANCER_SESSION_STICKY", name);
+    apr_table_setn(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
+    return hex;
+}
+
 /* The ID is copied: m lives in a table that another thread's finder may
  * free while this request's filters, error page and log still read it. */
 const char *affinity_set_env(request_rec *r, const affinity_member *m,

@@ -61,17 +61,11 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
     if (conf->mode == AFFINITY_MODE_COOKIE || conf->mode == AFFINITY_MODE_UNSET) {
         affinity_cookie_resolve(balancer, r, conf, &t, req);
     }
-    if (req->ids->nelts) {
-        /* the cookie name lives as long as the configuration */
-        char *hex = apr_palloc(r->pool, AFFINITY_ID_HEX_LEN + 1);
-
-        affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
-        apr_table_setn(r->subprocess_env, "BALANCER_SESSION_STICKY",
-                       conf->mode == AFFINITY_MODE_PREFIX
-                       || conf->mode == AFFINITY_MODE_LEARN
-                       ? conf->mode_cookie : affinity_cookie_name_of(conf));
-        apr_table_setn(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
-    }
+    /* prefix and learn modes name the application's cookie, the others ours */
+    req->carried_id = affinity_set_session_env(r, req,
+                                               conf->mode_cookie
+                                               ? conf->mode_cookie
+                                               : affinity_cookie_name_of(conf));
 
     switch (conf->mode) {
     case AFFINITY_MODE_DOMAIN:
