@@ -983,3 +983,85 @@ int affinity_learn_entry_age(apr_int64_t written, apr_int64_t now,
     }
     return age >= timeout / 4 ? 1 : 0;
 }
+
+/* ---- UTF-8 ---------------------------------------------------------------- */
+
+int affinity_utf8_len(const unsigned char *s, apr_size_t len)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    apr_size_t n, i;
+
+    if (!len) {
+        return 0;
+    }
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+    }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        if (s[0] == 0xe0) {
+            lo = 0xa0;              /* overlong below */
+        }
+        else if (s[0] == 0xed) {
+            hi = 0x9f;              /* surrogates above */
+        }
+    }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        if (s[0] == 0xf0) {
+            lo = 0x90;              /* overlong below */
+        }
+        else if (s[0] == 0xf4) {
+            hi = 0x8f;              /* beyond U+10FFFF above */
+        }
+    }
+    else {
+        return 0;                   /* 80..C1 (continuation, overlong), F5..FF */
+    }
+    if (len < n || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (i = 2; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    return (int)n;
+}
+
+const char *affinity_utf8_clean(apr_pool_t *p, const char *in)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    apr_size_t len = strlen(in), i = 0, bad = 0;
+    char *out, *o;
+
+    while (i < len) {
+        int n = affinity_utf8_len(s + i, len - i);
+
+        bad += !n;
+        i += n ? (apr_size_t)n : 1;
+    }
+    if (!bad) {
+        return in;
+    }
+    o = out = apr_palloc(p, len + 2 * bad + 1);
+    for (i = 0; i < len;) {
+        int n = affinity_utf8_len(s + i, len - i);
+
+        if (n) {
+            memcpy(o, s + i, (apr_size_t)n);
+            o += n;
+            i += (apr_size_t)n;
+        }
+        else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    *o = '\0';
+    return out;
+}

@@ -1140,44 +1140,17 @@ static const affinity_view_member *affinity_lookup_host(const affinity_view_bala
 
 /* ---- Escaping ------------------------------------------------------------------ */
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static int affinity_utf8_len(const unsigned char *s)
-{
-    int n, i;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-    }
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-    }
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-    }
-    else {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /* JSON string contents: quotes, backslashes and controls escaped, also <, >
  * and & (harmless if a browser is tricked into reading JSON as HTML);
  * invalid UTF-8 bytes become U+FFFD. */
 static const char *affinity_json_esc(apr_pool_t *p, const char *in)
 {
     const unsigned char *s = (const unsigned char *)in;
+    const unsigned char *end = s + strlen(in);
     char *out = apr_palloc(p, strlen(in) * 6 + 1), *o = out;
 
     while (*s) {
-        int n = affinity_utf8_len(s);
+        int n = affinity_utf8_len(s, (apr_size_t)(end - s));
 
         if (!n) {
             o += sprintf(o, "\\ufffd");
@@ -1208,10 +1181,11 @@ static const char *affinity_json_esc(apr_pool_t *p, const char *in)
 static const char *affinity_prom_esc(apr_pool_t *p, const char *in)
 {
     const unsigned char *s = (const unsigned char *)in;
+    const unsigned char *end = s + strlen(in);
     char *out = apr_palloc(p, strlen(in) * 3 + 1), *o = out;
 
     while (*s) {
-        int n = affinity_utf8_len(s);
+        int n = affinity_utf8_len(s, (apr_size_t)(end - s));
 
         if (!n) {
             memcpy(o, "\xef\xbf\xbd", 3);
@@ -1244,7 +1218,9 @@ static const char *affinity_prom_esc(apr_pool_t *p, const char *in)
     return out;
 }
 
-#define H(s) ap_escape_html2(r->pool, (s), 1)
+/* HTML text: markup escaped, and bytes that are not well-formed UTF-8
+ * replaced, as the page says it is UTF-8. */
+#define H(s) ap_escape_html2(r->pool, affinity_utf8_clean(r->pool, (s)), 1)
 #define J(s) affinity_json_esc(r->pool, (s))
 
 static const char *affinity_time_text(apr_pool_t *p, apr_time_t t)

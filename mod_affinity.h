@@ -312,6 +312,18 @@ apr_uint32_t affinity_stamp_date(apr_int64_t now);
 int affinity_legacy_route(const char *value, apr_size_t len,
                           const char **route, apr_size_t *route_len);
 
+/* ---- UTF-8 for the status page ------------------------------------------ */
+
+/* Length of the well-formed UTF-8 sequence (RFC 3629, Unicode table 3-7) at
+ * the start of the len bytes at s, or 0 when there is none: no overlong
+ * form (C0, C1, E0 80..9F, F0 80..8F), no surrogate (ED A0..BF), nothing
+ * above U+10FFFF (F4 90.., F5..FF), no truncated sequence. */
+int affinity_utf8_len(const unsigned char *s, apr_size_t len);
+
+/* in, with every byte that is not part of a well-formed sequence replaced
+ * by U+FFFD (EF BF BD); in itself when it is all well-formed. */
+const char *affinity_utf8_clean(apr_pool_t *p, const char *in);
+
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop
 #endif

@@ -17,6 +17,10 @@
  *    quoted strings (backslash escapes inside them); the input unchanged
  *    when a directive is a plain private or a no-store, else exactly its
  *    directives minus public and qualified private, plus "private".
+ *  - affinity_utf8_clean (the status page's output): its result is
+ *    well-formed UTF-8 by affinity_utf8_len, holds no surrogate, overlong
+ *    or code point above U+10FFFF, and is the input itself when the input
+ *    was well-formed; otherwise each bad byte became one U+FFFD.
  */
 
 #include <string.h>
@@ -196,6 +200,44 @@ static void check_cache_control(apr_pool_t *p, const char *in)
     free(want);
 }
 
+/* Decodes a sequence affinity_utf8_len accepted: a scalar value in the
+ * shortest form. */
+static void check_utf8_seq(const unsigned char *s, int n)
+{
+    apr_uint32_t cp = n == 1 ? s[0] : (apr_uint32_t)(s[0] & (0x7f >> n));
+    int i;
+
+    for (i = 1; i < n; i++) {
+        FUZZ_CHECK((s[i] & 0xc0) == 0x80);
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    FUZZ_CHECK(cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff));
+    FUZZ_CHECK(n == (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4));
+}
+
+static void check_utf8(apr_pool_t *p, const char *in)
+{
+    const char *out = affinity_utf8_clean(p, in);
+    const unsigned char *s = (const unsigned char *)out;
+    size_t len = strlen(out), inlen = strlen(in), i, bad = 0;
+
+    for (i = 0; i < len;) {
+        int n = affinity_utf8_len(s + i, len - i);
+
+        FUZZ_CHECK(n > 0);
+        check_utf8_seq(s + i, n);
+        i += (size_t)n;
+    }
+    s = (const unsigned char *)in;
+    for (i = 0; i < inlen;) {
+        int n = affinity_utf8_len(s + i, inlen - i);
+
+        bad += !n;
+        i += n ? (size_t)n : 1;
+    }
+    FUZZ_CHECK(bad ? len == inlen + 2 * bad : out == in);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     apr_pool_t *p;
@@ -214,6 +256,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     check_attrs(p, in);
     check_cache_control(p, in);
     FUZZ_CHECK(!strcmp(affinity_cache_control_private(p, NULL), "private"));
+    check_utf8(p, in);
 
     fuzz_pool_end();
     apr_pool_destroy(p);

@@ -622,6 +622,84 @@ static void test_learn(void)
     ok(affinity_learn_entry_age(1000, 900, 1800) == 0, "age: clock stepped back");
 }
 
+/* A model: decode the code point by the length the lead byte announces and
+ * accept it only when it is in range, not a surrogate and not overlong. */
+static int model_utf8_len(const unsigned char *s, apr_size_t len)
+{
+    apr_uint32_t cp;
+    apr_size_t n, i;
+
+    if (!len) {
+        return 0;
+    }
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+        : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!n || len < n) {
+        return 0;
+    }
+    cp = s[0] & (0x7f >> n);
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800)
+        || (n == 4 && cp < 0x10000) || cp > 0x10ffff
+        || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return (int)n;
+}
+
+static void test_utf8(apr_pool_t *p)
+{
+    unsigned char b[4];
+    unsigned long i, bad = 0;
+
+    ok(affinity_utf8_len((const unsigned char *)"\xed\xa0\x80", 3) == 0,
+       "utf8: a surrogate (ED A0 80) refused");
+    ok(affinity_utf8_len((const unsigned char *)"\xed\x9f\xbf", 3) == 3,
+       "utf8: U+D7FF accepted");
+    ok(affinity_utf8_len((const unsigned char *)"\xe0\x80\xbc", 3) == 0,
+       "utf8: an overlong (E0 80 BC) refused");
+    ok(affinity_utf8_len((const unsigned char *)"\xc0\xbc", 2) == 0
+       && affinity_utf8_len((const unsigned char *)"\xc1\xbf", 2) == 0,
+       "utf8: C0 and C1 leads refused");
+    ok(affinity_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4) == 0
+       && affinity_utf8_len((const unsigned char *)"\xf5\x80\x80\x80", 4) == 0,
+       "utf8: above U+10FFFF refused");
+    ok(affinity_utf8_len((const unsigned char *)"\xf4\x8f\xbf\xbf", 4) == 4,
+       "utf8: U+10FFFF accepted");
+    ok(affinity_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 3) == 0,
+       "utf8: a truncated sequence refused");
+    /* every 1- to 3-byte string, and 4-byte ones over every lead and second
+     * byte, against the model */
+    for (i = 0; i < 0x1000000UL; i++) {
+        b[0] = (unsigned char)(i >> 16);
+        b[1] = (unsigned char)(i >> 8);
+        b[2] = (unsigned char)i;
+        b[3] = 0x80;
+        bad += affinity_utf8_len(b, 3) != model_utf8_len(b, 3);
+        if ((i & 0xff) == 0x80 || (i & 0xff) == 0xbf || (i & 0xff) == 0x41) {
+            bad += affinity_utf8_len(b, 4) != model_utf8_len(b, 4);
+        }
+    }
+    ok(bad == 0, "utf8: agrees with a decoding model on every 3-byte string");
+
+    ok(!strcmp(affinity_utf8_clean(p, "caf\xc3\xa9 ok"), "caf\xc3\xa9 ok"),
+       "utf8 clean: well-formed text unchanged");
+    ok(!strcmp(affinity_utf8_clean(p, "\xed\xa0\x80\xe0\x80\xbcx"),
+               "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+               "\xef\xbf\xbdx"),
+       "utf8 clean: each bad byte becomes U+FFFD");
+    ok(!strcmp(affinity_utf8_clean(p, "a\xff"), "a\xef\xbf\xbd"),
+       "utf8 clean: a bad last byte");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -640,6 +718,7 @@ int main(void)
     test_prefix_parse(p);
     test_set_cookie(p);
     test_learn();
+    test_utf8(p);
 
     printf("1..%d\n", tests_run);
     apr_pool_destroy(p);
