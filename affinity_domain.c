@@ -90,3 +90,36 @@ proxy_worker *affinity_find_domain(proxy_balancer *balancer,
                   host ? host : "(none)", w ? AFFINITY_WORKER_NAME(w) : "no member");
     return w;
 }
+
+/* ---- What the status page is told --------------------------------------- */
+
+void affinity_domain_answer(affinity_answer *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->status = "domain";
+    a->why = "this balancer is in domain mode and reads no cookie: the host "
+             "name chooses the member (look it up with ?host=)";
+}
+
+/* affinity_find_domain()'s choice, without its logging and environment. */
+proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer,
+                                                 request_rec *r,
+                                                 const affinity_dir_conf *conf,
+                                                 const char *host)
+{
+    affinity_request *req = affinity_request_new(r->pool);
+    proxy_worker_shared *s = NULL;
+    affinity_table *t;
+    proxy_worker *w;
+
+    if (PROXY_THREAD_LOCK(balancer) != APR_SUCCESS) {
+        return NULL;
+    }
+    t = affinity_table_get(balancer, conf, r);
+    w = affinity_pick_hashed(balancer, r, &t, req, affinity_host_key(host));
+    if (w) {
+        s = w->s;
+    }
+    PROXY_THREAD_UNLOCK(balancer);
+    return s;
+}

@@ -577,3 +577,19 @@ void affinity_learn_response(request_rec *r, const affinity_request *req)
                       lr.learned == 1 ? "y" : "ies", hex, lr.removed);
     }
 }
+
+/* ---- What the status page is told --------------------------------------- */
+
+/* A request carries no route ID in learn mode: the store is asked by the
+ * NAME value's key, which the page cannot reverse. */
+void affinity_learn_answer(request_rec *r, const affinity_dir_conf *conf,
+                           affinity_answer *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->carrier = conf->mode_cookie;
+    a->status = "unknown";
+    a->why = apr_pstrcat(r->pool, "in learn mode requests carry no route ID: "
+                         "the value of cookie ", conf->mode_cookie,
+                         " is looked up in the store, and a value no member "
+                         "issued is hashed to a member", NULL);
+}

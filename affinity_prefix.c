@@ -235,3 +235,29 @@ int affinity_prefix_response(request_rec *r, const affinity_request *req)
     }
     return n;
 }
+
+/* ---- What the status page is told --------------------------------------- */
+
+/* The value read as affinity_prefix_read() reads each value of NAME. */
+void affinity_prefix_answer(request_rec *r, const affinity_dir_conf *conf,
+                            const char *value, apr_size_t len,
+                            affinity_answer *a)
+{
+    affinity_prefix_baton b;
+
+    memset(a, 0, sizeof(*a));
+    b.r = r;
+    b.req = affinity_request_new(r->pool);
+    b.name = conf->mode_cookie;
+    affinity_prefix_collect(&b, value, len);
+    a->carrier = conf->mode_cookie;
+    a->ids = b.req->ids;
+    a->moves = "the session moves to the member its value hashes to";
+    if (!a->ids->nelts) {
+        a->status = "invalid";
+        a->why = apr_pstrcat(r->pool, "in prefix mode the ID rides in front of "
+                             "the value of cookie ", conf->mode_cookie,
+                             " as ID~value; a value without that prefix "
+                             "is hashed to a member", NULL);
+    }
+}

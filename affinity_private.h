@@ -298,6 +298,10 @@ int affinity_request_cookies(request_rec *r, const char *name,
 affinity_request *affinity_request_get(request_rec *r,
                                        const affinity_dir_conf *conf);
 
+/* An empty request state that reads nothing from a request (the status
+ * page's lookups hand the modes a value of their own). */
+affinity_request *affinity_request_new(apr_pool_t *p);
+
 /* Is a header table key (possibly NULL) the header name?  Case-insensitive;
  * the first letter is compared first because most keys differ there. */
 static APR_INLINE int affinity_header_is(const char *key, const char *name)
@@ -486,6 +490,44 @@ void affinity_response_fixup(request_rec *r, const affinity_request *req,
                              apr_table_t *target);
 
 void affinity_response_register_hooks(apr_pool_t *p);
+
+/* ---- What a mode would do with a value (the status page asks) -------- */
+
+/* A value as a request would carry it where the mode reads one, judged by
+ * the mode's own code, so that the page never re-implements a choice:
+ * ids holds the route IDs the mode accepts from it, in order (the first
+ * naming a usable member wins, affinity_session_find()); with none, a
+ * request carrying it gets status, for the reason why. */
+typedef struct {
+    const char *carrier;            /* the cookie the mode reads (NULL: none) */
+    apr_array_header_t *ids;        /* AFFINITY_ID_LEN bytes each */
+    const char *status;             /* AFFINITY_STATUS when ids is empty */
+    const char *why;                /* why ids is empty */
+    const char *moves;              /* where a session goes whose member is
+                                     * not usable and has no usable Route
+                                     * Redirect (nofailover Off) */
+} affinity_answer;
+
+/* Cookie mode (affinity_request.c): takes the balancer's thread mutex
+ * (not to be held by the caller) and resolves the value exactly as the
+ * finder does. */
+void affinity_cookie_answer(proxy_balancer *balancer, request_rec *r,
+                            const affinity_dir_conf *conf, const char *value,
+                            apr_size_t len, affinity_answer *a);
+void affinity_prefix_answer(request_rec *r, const affinity_dir_conf *conf,
+                            const char *value, apr_size_t len,
+                            affinity_answer *a);
+void affinity_learn_answer(request_rec *r, const affinity_dir_conf *conf,
+                           affinity_answer *a);
+void affinity_domain_answer(affinity_answer *a);
+/* Domain mode's choice for a host, made by its own finder code with the
+ * balancer's thread mutex taken here: the shared data of the member, or
+ * NULL when none is usable.  As a request would, it puts a member whose
+ * retry time has passed back in service. */
+proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer,
+                                                 request_rec *r,
+                                                 const affinity_dir_conf *conf,
+                                                 const char *host);
 
 /* ---- Status handler and counters (affinity_status.c) ------------------- */
 

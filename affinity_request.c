@@ -143,12 +143,27 @@ static apr_array_header_t *affinity_list_init(apr_array_header_t *list,
     return list;
 }
 
+affinity_request *affinity_request_new(apr_pool_t *p)
+{
+    affinity_request_block *block = apr_pcalloc(p, sizeof(*block));
+    affinity_request *req = &block->req;
+
+    req->values = affinity_list_init(&block->values, p, &block->first_value,
+                                     sizeof(affinity_value));
+    req->ids = affinity_list_init(&block->ids, p, block->first_id,
+                                  AFFINITY_ID_LEN);
+    req->info = affinity_list_init(&block->info, p, &block->first_info,
+                                   sizeof(affinity_id_info));
+    req->tried = affinity_list_init(&block->tried, p, &block->first_tried,
+                                    sizeof(proxy_worker *));
+    return req;
+}
+
 affinity_request *affinity_request_get(request_rec *r,
                                        const affinity_dir_conf *conf)
 {
     affinity_request *req = ap_get_module_config(r->request_config,
                                                  &affinity_module);
-    affinity_request_block *block;
 
     if (req) {
         /* called again: the member chosen last time failed */
@@ -159,18 +174,7 @@ affinity_request *affinity_request_get(request_rec *r,
         return req;
     }
 
-    block = apr_pcalloc(r->pool, sizeof(*block));
-    req = &block->req;
-    req->values = affinity_list_init(&block->values, r->pool,
-                                     &block->first_value,
-                                     sizeof(affinity_value));
-    req->ids = affinity_list_init(&block->ids, r->pool, block->first_id,
-                                  AFFINITY_ID_LEN);
-    req->info = affinity_list_init(&block->info, r->pool, &block->first_info,
-                                   sizeof(affinity_id_info));
-    req->tried = affinity_list_init(&block->tried, r->pool,
-                                    &block->first_tried,
-                                    sizeof(proxy_worker *));
+    req = affinity_request_new(r->pool);
     /* AffinityNoCache is On unless said Off */
     req->nocache = conf->nocache != 0;
     /* the response side reads these, also from an error document's request
@@ -201,6 +205,45 @@ affinity_request *affinity_request_get(request_rec *r,
     return req;
 }
 
+/* The value goes through the reader and the resolver the finder uses; only
+ * the member table is needed, under the lock the finder holds. */
+void affinity_cookie_answer(proxy_balancer *balancer, request_rec *r,
+                            const affinity_dir_conf *conf, const char *value,
+                            apr_size_t len, affinity_answer *a)
+{
+    affinity_request *req = affinity_request_new(r->pool);
+    affinity_read_baton rb;
+    affinity_table *t;
+
+    memset(a, 0, sizeof(*a));
+    a->carrier = affinity_cookie_name_of(conf);
+    a->ids = req->ids;
+    a->moves = "the session moves to a member chosen as for a new session";
+    rb.name = a->carrier;
+    rb.req = req;
+    rb.pool = r->pool;
+    rb.legacy = conf->legacy_routes == 1;
+    affinity_collect_value(&rb, value, len);
+    req->cookie_seen = 1;
+    if (req->values->nelts && PROXY_THREAD_LOCK(balancer) == APR_SUCCESS) {
+        t = affinity_table_get(balancer, conf, r);
+        affinity_cookie_resolve(balancer, r, conf, &t, req);
+        PROXY_THREAD_UNLOCK(balancer);
+    }
+    if (req->ids->nelts) {
+        return;
+    }
+    /* the finder's statuses for a cookie naming no member */
+    a->status = req->expired ? "expired" : "invalid";
+    a->why = req->expired
+             ? "its dates are past AffinityCookieMaxIdle or AffinityCookieMaxLife"
+             : !req->values->nelts
+             ? "it is not a value the module reads as a route ID (only "
+               "lowercase 40-hex IDs, dated IDs with expiry fields, and stock "
+               "values with AffinityLegacyRoutes On)"
+             : "the module does not accept it (a signature that does not "
+               "verify, dates in the future, or a stock route no member has)";
+}
 
 /* Usable as mod_proxy_balancer defines it, after httpd's own retry check,
  * and not already failed for this request (even when retry=0 revives it). */

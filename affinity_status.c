@@ -903,6 +903,8 @@ typedef struct {
     const char *form;               /* id, id+suffix, prefixed */
     const char *cookie_name;        /* NAME= given before the value */
     const char *suffix;             /* after the ID */
+    const char *value;              /* as a cookie would carry it */
+    apr_size_t value_len;
     int uppercase;
 } affinity_id_query;
 
@@ -940,6 +942,8 @@ static void affinity_parse_id_query(apr_pool_t *p, const char *in,
         v++;
         len -= 2;
     }
+    q->value = v;
+    q->value_len = len;
     if (len < AFFINITY_ID_HEX_LEN) {
         q->error = "the value is shorter than a route ID (40 hex digits)";
         return;
@@ -992,6 +996,42 @@ static const affinity_view_member *affinity_by_route(const affinity_view_balance
     return NULL;
 }
 
+/* The mode's own answer for the value (see affinity_answer). */
+static void affinity_ask_mode(request_rec *r, const affinity_view_balancer *vb,
+                              const affinity_id_query *q, affinity_answer *a)
+{
+    switch (vb->conf->mode) {
+    case AFFINITY_MODE_DOMAIN:
+        affinity_domain_answer(a);
+        break;
+    case AFFINITY_MODE_PREFIX:
+        affinity_prefix_answer(r, vb->conf, q->value, q->value_len, a);
+        break;
+    case AFFINITY_MODE_LEARN:
+        affinity_learn_answer(r, vb->conf, a);
+        break;
+    default:
+        affinity_cookie_answer(vb->balancer, r, vb->conf, q->value,
+                               q->value_len, a);
+    }
+}
+
+static int affinity_answer_has(const affinity_answer *a, const char *hex)
+{
+    unsigned char id[AFFINITY_ID_LEN];
+    int i;
+
+    if (!a->ids || !affinity_id_from_hex(id, hex, AFFINITY_ID_HEX_LEN)) {
+        return 0;
+    }
+    for (i = 0; i < a->ids->nelts; i++) {
+        if (!memcmp(a->ids->elts + i * AFFINITY_ID_LEN, id, AFFINITY_ID_LEN)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static apr_array_header_t *affinity_lookup_id(affinity_view *v,
                                               const affinity_id_query *q)
 {
@@ -1005,6 +1045,9 @@ static apr_array_header_t *affinity_lookup_id(affinity_view *v,
     for (b = 0; b < v->balancers->nelts; b++) {
         const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
                                                           affinity_view_balancer);
+        affinity_answer a;
+        int asked = 0;
+
         for (i = 0; i < vb->members->nelts; i++) {
             const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
                                                            affinity_view_member);
@@ -1014,18 +1057,22 @@ static apr_array_header_t *affinity_lookup_id(affinity_view *v,
             if (strcmp(m->id_hex, q->hex)) {
                 continue;
             }
+            if (!asked++) {
+                affinity_ask_mode(v->r, vb, q, &a);
+            }
             match = apr_array_push(out);
             match->vb = vb;
             match->m = m;
             match->honoured = 0;
-            if (q->uppercase) {
-                match->outcome = "not honoured: the module reads only "
-                                 "lowercase IDs, so this one counts as unknown "
-                                 "(invalid) and the client gets a new member";
+            if (q->cookie_name && a.carrier && strcmp(q->cookie_name, a.carrier)) {
+                match->outcome = apr_pstrcat(p, "not read: this balancer reads "
+                                             "cookie ", a.carrier, ", not ",
+                                             q->cookie_name, NULL);
             }
-            else if (affinity_is_domain(vb)) {
-                match->outcome = "not used: this balancer is in domain mode "
-                                 "and reads no cookie";
+            else if (!affinity_answer_has(&a, m->id_hex)) {
+                match->outcome = apr_pstrcat(p, "not honoured: ", a.why,
+                                             "; a request carrying it gets ",
+                                             a.status, NULL);
             }
             else if (m->usable) {
                 match->honoured = 1;
@@ -1042,9 +1089,8 @@ static apr_array_header_t *affinity_lookup_id(affinity_view *v,
                                  "nofailover is On: the request gets 503";
             }
             else {
-                match->outcome = "not honoured: the member is not usable; the "
-                                 "session moves to a member chosen as for a "
-                                 "new session";
+                match->outcome = apr_pstrcat(p, "not honoured: the member is "
+                                             "not usable; ", a.moves, NULL);
             }
         }
     }
@@ -1073,69 +1119,24 @@ static const char *affinity_host_of(apr_pool_t *p, const char *in)
     return h;
 }
 
-/* Domain mode's choice for a host, read-only: proxy_balancer_get_best_worker's
- * walk (lbset by lbset, draining skipped, spares for unusable members,
- * standbys last) with affinity_find_domain's rendezvous scores. */
-static const affinity_view_member *affinity_lookup_host(const affinity_view_balancer *vb,
+/* Domain mode's choice for a host, made by the mode (lbsets, drain,
+ * standby and spare members as mod_proxy walks them). */
+static const affinity_view_member *affinity_lookup_host(request_rec *r,
+                                                        const affinity_view_balancer *vb,
                                                         const char *host)
 {
-    apr_uint64_t key = affinity_host_key(host);
-    const affinity_view_member *best = NULL;
-    apr_uint64_t best_w = 0, best_c = 0;
-    int lbset, max_lbset = 0, i, pass;
+    proxy_worker_shared *s = affinity_domain_answer_host(vb->balancer, r,
+                                                         vb->conf, host);
+    int i;
 
-    for (lbset = 0; !best && lbset <= max_lbset; lbset++) {
-        int unusable = 0, spares_used = 0;
-
-        for (pass = 0; pass < 3 && !(pass == 2 && best); pass++) {
-            for (i = 0; i < vb->members->nelts; i++) {
-                const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                               affinity_view_member);
-                unsigned int st = m->s->status;
-                int spare = (st & PROXY_WORKER_HOT_SPARE) != 0;
-                int standby = (st & PROXY_WORKER_HOT_STANDBY) != 0;
-                apr_uint64_t w, c;
-
-                if (m->s->lbset > max_lbset) {
-                    max_lbset = m->s->lbset;
-                }
-                if (m->s->lbset != lbset) {
-                    continue;
-                }
-                if (st & PROXY_WORKER_DRAIN) {
-                    unusable += pass == 0 && !spare && !standby;
-                    continue;
-                }
-                if (pass == 0) {
-                    if (spare || standby) {
-                        continue;
-                    }
-                    if (!m->usable) {
-                        unusable++;
-                        continue;
-                    }
-                }
-                else if (pass == 1) {
-                    if (!spare || !m->usable || spares_used >= unusable) {
-                        continue;
-                    }
-                    spares_used++;
-                }
-                else if (!standby || !m->usable) {
-                    continue;
-                }
-                w = m->s->lbfactor > 0 ? (apr_uint64_t)m->s->lbfactor : 1;
-                c = affinity_rendezvous_cost(key, m->seed);
-                if (best && !affinity_rendezvous_beats(w, c, best_w, best_c)) {
-                    continue;
-                }
-                best = m;
-                best_w = w;
-                best_c = c;
-            }
+    for (i = 0; s && i < vb->members->nelts; i++) {
+        const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                       affinity_view_member);
+        if (m->s == s) {
+            return m;
         }
     }
-    return best;
+    return NULL;
 }
 
 /* ---- Escaping ------------------------------------------------------------------ */
@@ -1302,7 +1303,7 @@ static void affinity_html_lookups(request_rec *r, affinity_view *v)
                 ap_rputs("<table><tr><th>Balancer</th><th>Member</th><th>Route</th>"
                          "<th>Route ID</th></tr>\n", r);
             }
-            m = affinity_lookup_host(vb, host);
+            m = affinity_lookup_host(r, vb, host);
             ap_rvputs(r, "<tr><td>", H(vb->name), "</td><td>",
                       m ? H(m->name) : "(no usable member: 503)", "</td><td>",
                       m ? H(m->route) : "", "</td><td><code>", m ? m->id_hex : "",
@@ -1487,7 +1488,7 @@ static void affinity_json_lookups(request_rec *r, affinity_view *v)
             if (!affinity_is_domain(vb)) {
                 continue;
             }
-            m = affinity_lookup_host(vb, host);
+            m = affinity_lookup_host(r, vb, host);
             ap_rvputs(r, any++ ? "," : "", "{\"balancer\":\"", J(vb->name), "\"",
                       NULL);
             if (m) {

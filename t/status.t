@@ -19,7 +19,7 @@ use POSIX ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 73;
+plan tests => 82;
 
 my $json = JSON::PP->new;
 my @statuses = qw(valid new invalid down domain unknown expired legacy other);
@@ -274,19 +274,27 @@ counts_become('stcount', $before, \%tally,
 # ---- ?id= forms, and after a route edit ----------------------------------------------
 {
     my $id = $stid{backend2};
-    for my $case (["$id", 'id'], ["STC=$id", 'id'], ["\"$id\"", 'id'],
-                  ["$id.1700000000.1800000000.abcdef", 'id+suffix'],
-                  ["APPSESS=$id~s3ssion-value", 'prefixed'], ["$id~dmFsdWU=", 'prefixed']) {
-        my ($value, $form) = @$case;
+    # what the page says against what a request carrying the value gets
+    for my $case (["$id", 'id', 'honoured', 'valid'], ["STC=$id", 'id', 'honoured', 'valid'],
+                  ["\"$id\"", 'id', 'honoured', 'valid'],
+                  ["$id.1700000000.1800000000.abcdef", 'id+suffix', 'not', 'invalid'],
+                  ["APPSESS=$id~s3ssion-value", 'prefixed', 'not', 'new'],
+                  ["$id~dmFsdWU=", 'prefixed', 'not', 'invalid']) {
+        my ($value, $form, $honoured, $status) = @$case;
         my $doc = status_json('&id=' . uri_escape($value));
         my $l = $doc->{lookup}{id};
         my ($m) = grep { $_->{balancer} eq 'balancer://stcount' } @{ $l->{matches} };
+        my $cookie = $value =~ /^[A-Za-z]+=/ ? $value : "STC=$value";
         is join(' ', $l->{route_id} // '-', $l->{form} // '-', $m ? $m->{member} : '-',
-                $m ? ($m->{honoured} ? 'honoured' : 'not') : '-'),
-           "$id $form $url{backend2} honoured", "?id=$value";
+                $m ? ($m->{honoured} ? 'honoured' : 'not') : '-',
+                request_status('/stcount/hello.txt', Cookie => $cookie)),
+           "$id $form $url{backend2} $honoured $status", "?id=$value: as a request gets it";
     }
     my $l = status_json('&id=' . uc $id)->{lookup}{id};
-    like $l->{matches}[0]{outcome}, qr/only lowercase/, 'uppercase ID: found, but not honoured';
+    like $l->{matches}[0]{outcome}, qr/only\s+lowercase.*gets invalid/,
+         'uppercase ID: found, but not honoured';
+    is request_status('/stcount/hello.txt', Cookie => 'STC=' . uc $id), 'invalid',
+       'as a request carrying it gets';
     $l = status_json('&id=nothex')->{lookup}{id};
     like $l->{error}, qr/route ID/, 'not an ID: says so';
     $l = status_json('&id=' . ('e' x 40))->{lookup}{id};
@@ -320,6 +328,27 @@ counts_become('stcount', $before, \%tally,
     is join(' ', $l->{form}, $l->{suffix}, $m ? $m->{member} : '-', $m && $m->{honoured} ? 1 : 0),
        "prefixed ~app-session-1 $p2->{name} 1", '?id= of a prefixed application cookie';
     is one('/pfx/', Cookie => $value), 'pfx2', 'and the module sends it there';
+    # a bare ID on the application's cookie carries no prefix: not honoured
+    $value = "JSESSIONID=$p2->{route_id}";
+    $l = status_json('&id=' . uri_escape($value))->{lookup}{id};
+    ($m) = grep { $_->{balancer} eq 'balancer://pfx' } @{ $l->{matches} };
+    is join(' ', $m && $m->{honoured} ? 1 : 0, $m ? $m->{outcome} =~ /gets invalid$/ : '-',
+            request_status('/pfx/', Cookie => $value)),
+       '0 1 invalid', 'prefix mode, a bare ID: not honoured, invalid, as a request gets it';
+}
+
+# ---- learn mode: a route ID is not what requests carry ----------------------------------
+{
+    my $lrn = balancer_of(status_json(), 'lrn');
+    my ($l1) = grep { $_->{route} eq 'l1' } @{ $lrn->{members} };
+    my $value = "SID=$l1->{route_id}";
+    my $l = status_json('&id=' . uri_escape($value))->{lookup}{id};
+    my ($m) = grep { $_->{balancer} eq 'balancer://lrn' } @{ $l->{matches} };
+    is join(' ', $m ? $m->{member} : '-', $m && $m->{honoured} ? 1 : 0,
+            request_status("/lrn/?status-t-$$", Cookie => "SID=status-t-$$-unused")),
+       "$l1->{name} 0 unknown", 'learn mode: an ID is not honoured; a request with a value no member issued is unknown';
+    like $m->{outcome}, qr/learn mode requests carry no route ID: the value of cookie SID is looked up in the store.*gets unknown$/,
+         'and the page says what carries the session';
 }
 
 # ---- a Route Redirect ------------------------------------------------------------------
@@ -404,6 +433,18 @@ counts_become('stcount', $before, \%tally,
     like $text, qr/route="<i>&\\"x'"/, 'and escaped in the Prometheus labels';
     promtool_ok($text, 'promtool accepts it');
     edit('stcount', 'backend2', w_wr => '');
+
+    # bytes that are not UTF-8: a surrogate, an overlong, above U+10FFFF
+    my $res = GET('/affinity-status?format=json&id=%ED%A0%80%E0%80%BCx');
+    is strict_utf8_json($res->content), 'ok', 'invalid UTF-8 in ?id=: the JSON is strict UTF-8';
+    is strict_utf8(GET_BODY('/affinity-status?id=%ED%A0%80%E0%80%BCx%F5%80')), 'ok',
+       'and the HTML page too';
+    edit('stcount', 'backend2', w_wr => "\xed\xa0\x80\xe0\x80\xbcx\xf4\x90\x80\x80");
+    promtool_ok(GET_BODY('/affinity-status?format=prometheus'),
+                'a route with invalid UTF-8 set through balancer-manager: promtool accepts the scrape');
+    is strict_utf8_json(GET_BODY('/affinity-status?format=json')), 'ok', 'the JSON stays strict UTF-8';
+    is strict_utf8(GET_BODY('/affinity-status')), 'ok', 'and the HTML';
+    edit('stcount', 'backend2', w_wr => '');
 }
 
 # ---- HTML page and the rest of the schema --------------------------------------------------
@@ -444,6 +485,30 @@ counts_become('stcount', $before, \%tally,
     }
     is "@why", '', 'JSON: every balancer and member has the documented fields';
     is JSON::PP::true, balancer_of($doc, 'stnofail')->{nofailover}, 'nofailover shown';
+}
+
+# AFFINITY_STATUS of one request, from the access log (a tag keeps it apart)
+my $request_tag = 0;
+sub request_status {
+    my ($path, %headers) = @_;
+    my $uri = $path . ($path =~ /\?/ ? '&' : '?') . "st-$$-" . ++$request_tag;
+    GET($uri, %headers);
+    my ($line);
+    wait_until(5, sub { ($line) = grep { m{^\Q$uri\E } } log_lines('affinity_log'); $line });
+    return $line && $line =~ / status=(\S+)/ ? $1 : '(not logged)';
+}
+
+# 'ok', or what python3's strict UTF-8 decoder and JSON parser said
+sub strict_utf8_json { return python_check($_[0], 'import json,sys; json.loads(open(sys.argv[1],"rb").read().decode("utf-8","strict"))') }
+sub strict_utf8 { return python_check($_[0], 'import sys; open(sys.argv[1],"rb").read().decode("utf-8","strict")') }
+sub python_check {
+    my ($bytes, $code) = @_;
+    my $tmp = File::Temp->new;
+    binmode $tmp;
+    print $tmp $bytes;
+    close $tmp;
+    my $out = `python3 -c '$code' $tmp 2>&1`;
+    return $? ? (split /\n/, $out)[-1] : 'ok';
 }
 
 sub uri_escape {
