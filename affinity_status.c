@@ -102,7 +102,7 @@ static int affinity_shown_index(int k)
 
 typedef struct {
     volatile apr_uint32_t state;
-    apr_uint32_t spare;
+    apr_uint32_t seen;              /* last generation configuring it */
     char balancer[PROXY_BALANCER_MAX_NAME_SIZE];    /* balancer->s->sname */
     char member[PROXY_WORKER_EXT_NAME_SIZE];        /* "" for no member */
     volatile apr_uint64_t count[AFFINITY_NSTATUS];
@@ -243,6 +243,7 @@ static affinity_counter *affinity_rec_take(apr_uint32_t to, const char *bkey,
             memset(rec->balancer, 0, sizeof(rec->balancer));
             memset(rec->member, 0, sizeof(rec->member));
             apr_cpystrn(rec->balancer, bkey, sizeof(rec->balancer));
+            rec->seen = affinity_counters_gen;
             if (to == AFFINITY_REC_READY) {
                 apr_cpystrn(rec->member, member, sizeof(rec->member));
             }
@@ -268,6 +269,40 @@ static apr_uint32_t affinity_free_records(void)
         affinity_segment *seg = &APR_ARRAY_IDX(segs, i, affinity_segment);
         for (j = 0; j < seg->n; j++) {
             n += seg->recs[j].state == AFFINITY_REC_FREE;
+        }
+    }
+    return n;
+}
+
+/* Config churn: records of members (and balancers) that neither this
+ * generation nor the one before configured go back to the free list, their
+ * counts dropped, so that renaming members at every graceful restart reuses
+ * records instead of adding segments.  A child two generations old could
+ * still count into one, once, if it is still finishing a request. */
+static apr_uint32_t affinity_reclaim_records(void)
+{
+    apr_array_header_t *segs = affinity_counters_store->segs;
+    apr_uint32_t j, n = 0;
+    int i, k;
+
+    for (i = 0; i < segs->nelts; i++) {
+        affinity_segment *seg = &APR_ARRAY_IDX(segs, i, affinity_segment);
+        for (j = 0; j < seg->n; j++) {
+            affinity_counter *rec = &seg->recs[j];
+
+            if (rec->state != AFFINITY_REC_READY
+                || rec->seen + 1 >= affinity_counters_gen
+                || apr_atomic_cas32(&rec->state, AFFINITY_REC_CLAIMING,
+                                    AFFINITY_REC_READY) != AFFINITY_REC_READY) {
+                continue;
+            }
+            for (k = 0; k < AFFINITY_NSTATUS; k++) {
+                rec->count[k] = 0;
+            }
+            memset(rec->balancer, 0, sizeof(rec->balancer));
+            memset(rec->member, 0, sizeof(rec->member));
+            apr_atomic_xchg32(&rec->state, AFFINITY_REC_FREE);
+            n++;
         }
     }
     return n;
@@ -381,21 +416,55 @@ static void affinity_counters_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
         }
     }
 
-    /* records this generation needs that no earlier one made */
+    /* records this generation needs that no earlier one made; the others
+     * are marked as configured now */
     affinity_rec_index_build(ptemp);
     for (b = 0; b < bals->nelts; b++) {
         affinity_bal_ref *ref = &APR_ARRAY_IDX(bals, b, affinity_bal_ref);
         proxy_balancer *balancer = ref->balancer;
+        affinity_counter *rec;
 
-        need += !affinity_rec_find(ref->bkey, "");
+        if ((rec = affinity_rec_find(ref->bkey, ""))) {
+            rec->seen = affinity_counters_gen;
+        }
+        else {
+            need++;
+        }
         need += balancer->max_workers > balancer->workers->nelts
                 ? balancer->max_workers - balancer->workers->nelts : 0;
         for (i = 0; i < balancer->workers->nelts; i++) {
             proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
-            need += !affinity_rec_find(ref->bkey, AFFINITY_WORKER_NAME(w));
+
+            if ((rec = affinity_rec_find(ref->bkey, AFFINITY_WORKER_NAME(w)))) {
+                rec->seen = affinity_counters_gen;
+            }
+            else {
+                need++;
+            }
+        }
+        /* members added live that the balancer's slots still hold */
+        for (i = 0; balancer->storage && balancer->wslot
+                    && i < balancer->max_workers; i++) {
+            proxy_worker_shared *ws;
+
+            if (balancer->storage->dptr(balancer->wslot, (unsigned int)i,
+                                        (void *)&ws) != APR_SUCCESS) {
+                break;
+            }
+            if (ws->hash.def && ws->hash.fnv
+                && (rec = affinity_rec_find(ref->bkey,
+                                            apr_pstrndup(ptemp, ws->name_ex,
+                                                         sizeof(ws->name_ex))))) {
+                rec->seen = affinity_counters_gen;
+            }
         }
     }
     nfree = affinity_free_records();
+    if (need > nfree) {
+        nfree += affinity_reclaim_records();
+        /* ptemp's index still names what was reclaimed */
+        affinity_rec_index_build(ptemp);
+    }
     if (need > nfree) {
         /* room to grow over a few graceful restarts without a new segment */
         affinity_add_segment(s, need - nfree + need / 2 + 16);
@@ -1220,8 +1289,8 @@ static const char *affinity_prom_esc(apr_pool_t *p, const char *in)
 }
 
 /* HTML text: markup escaped, and bytes that are not well-formed UTF-8
- * replaced, as the page says it is UTF-8. */
-#define H(s) ap_escape_html2(r->pool, affinity_utf8_clean(r->pool, (s)), 1)
+ * replaced, so that the rest (the page is UTF-8) is shown as it is. */
+#define H(s) ap_escape_html2(r->pool, affinity_utf8_clean(r->pool, (s)), 0)
 #define J(s) affinity_json_esc(r->pool, (s))
 
 static const char *affinity_time_text(apr_pool_t *p, apr_time_t t)

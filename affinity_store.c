@@ -228,19 +228,30 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
     if (!affinity_learn_used) {
         return OK;
     }
-    affinity_store_provider = affinity_store_lookup(s, name);
+    /* one store per parent: a changed spec waits for a full restart, so
+     * that graceful restarts never pile up stores in the parent */
+    ukey = "mod_affinity.store";
+    apr_pool_userdata_get(&found, ukey, s->process->pool);
+    if (found && strcmp(((affinity_store_rec *)found)->spec, spec)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "AFF0089: AffinityStore %s: not used until a full "
+                     "restart (apache2ctl stop, then start); learn mode "
+                     "keeps the store it started with, %s",
+                     spec, ((affinity_store_rec *)found)->spec);
+        spec = ((affinity_store_rec *)found)->spec;
+    }
+    /* the provider of the store kept (its DSO was loaded again) */
+    affinity_store_provider = affinity_store_lookup(s, found
+        ? ((affinity_store_rec *)found)->provider_name : name);
     if (!affinity_store_provider) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ukey = apr_pstrcat(ptemp, "mod_affinity.store:", spec, NULL);
-    apr_pool_userdata_get(&found, ukey, s->process->pool);
     if (!found) {
         found = affinity_store_make(s, ptemp, spec, name, args);
         if (!found) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        apr_pool_userdata_set(found, apr_pstrdup(s->process->pool, ukey),
-                              NULL, s->process->pool);
+        apr_pool_userdata_set(found, ukey, NULL, s->process->pool);
     }
     affinity_store = found;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,

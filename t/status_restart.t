@@ -16,7 +16,7 @@ use LWP::UserAgent;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 18;
+plan tests => 22;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -177,6 +177,25 @@ ok graceful(), 'graceful restart with the members reordered and one added';
 counts_are('rs', $want, "each member keeps its own counts");
 $want = new_sessions('rs', 9);
 counts_are('rs', $want, 'the new member is counted too');
+
+# config churn: 15 graceful restarts, each renaming 4 members, reuse the
+# records of members two generations gone instead of adding segments
+my $churn_ok = 1;
+for my $round (1 .. 15) {
+    my @renamed = map { "$b[$_ % 3]/c$round-$_/" } 1 .. 4;
+    write_conf(balancer('rs', 'lbmethod=affinity growth=1', $b[1], $b[0], $b[2]),
+               balancer('churn', 'lbmethod=affinity', @renamed));
+    $churn_ok &&= graceful();
+    get('/churn/hello.txt');
+}
+ok $churn_ok, '15 graceful restarts renaming 4 members';
+my @segs = `cat $dir/error_log` =~ /AFF0082: .* (\d+) segment\(s\) in all/g;
+is((sort { $b <=> $a } @segs)[0], 1, 'the counter records stay in one shared segment');
+counts_are('rs', $want, 'the counters of members still configured survive the churn');
+my ($churn) = grep { $_->{name} eq 'balancer://churn' } @{ doc()->{balancers} };
+my $churn_total = 0;
+$churn_total += $_->{requests_total} for @{ $churn->{members} };
+is $churn_total, 1, 'renamed members start at zero and are counted';
 
 # a balancer with many members: more records than are free, a new segment
 my @many = map { "$b[$_ % 3]/m$_/" } 1 .. 60;
