@@ -16,7 +16,7 @@ use LWP::UserAgent;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 22;
+plan tests => 25;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -214,6 +214,24 @@ wait_until(10, sub {
     $total == 1;
 });
 is $total, 1, 'the new balancer is counted';
+
+# AffinityStore changed at a graceful restart: kept until a full restart
+# (one store in the parent, AFF0089 says so)
+sub learn_conf {
+    my ($spec) = @_;
+    return join "\n", "LoadModule socache_shmcb_module $libexec/mod_socache_shmcb.so",
+        "AffinityStore \"$spec\"", '<Proxy "balancer://lrs">',
+        "    BalancerMember \"$b[0]\"", '    ProxySet lbmethod=affinity',
+        '    AffinityMode learn SID', '</Proxy>', 'ProxyPass "/lrs/" "balancer://lrs/"', '';
+}
+write_conf(balancer('rs', 'lbmethod=affinity growth=1', $b[1], $b[0], $b[2]),
+           learn_conf("shmcb:$dir/store-a(65536)"));
+ok graceful(), 'graceful restart with a learn-mode balancer';
+write_conf(balancer('rs', 'lbmethod=affinity growth=1', $b[1], $b[0], $b[2]),
+           learn_conf("shmcb:$dir/store-b(65536)"));
+ok graceful(), 'graceful restart with AffinityStore changed';
+like `cat $dir/error_log`, qr/AFF0089: AffinityStore shmcb:\S+store-b\(65536\): not used until a full restart.*store-a/,
+     'the changed store waits for a full restart, and the log says so';
 
 # a full stop and start: zero
 stop();
