@@ -993,6 +993,164 @@ static void affinity_check_adopted(affinity_ck *ck)
     }
 }
 
+/* ---- Expiry without a salt (AFF0060, stops startup) ----------------------- */
+
+/* The salt keys the MAC of the cookie's dates: with expiry in force and no
+ * salt, the key is public and anyone can forge a value that never expires.
+ * Every configuration a request can get is checked, merged as httpd merges
+ * it: each server's defaults (a virtual host's already hold the main
+ * server's), each <Proxy>, <Location>, <Directory> and <Files> section over
+ * them, with the <Files> and <If> sections nested in it, and for each
+ * ProxyPass to an affinity balancer, its <Proxy> sections then the
+ * <Location> sections over its path.  What no configuration tells (a
+ * RewriteRule [P] under a <Location> that turns the salt off) the finder
+ * refuses at request time: no dated value verifies without a salt. */
+typedef struct {
+    affinity_ck *ck;
+    int bad;
+} affinity_salt_ck;
+
+static void affinity_salt_check(affinity_salt_ck *sc, server_rec *s,
+                                const affinity_dir_conf *conf,
+                                const char *where)
+{
+    affinity_ck *ck = sc->ck;
+    affinity_directive_e which = conf->max_idle > 0 ? AFFINITY_DIRECTIVE_MAX_IDLE
+                                                    : AFFINITY_DIRECTIVE_MAX_LIFE;
+    const ap_directive_t *life = conf->set_at[which];
+    const ap_directive_t *salt = conf->set_at[AFFINITY_DIRECTIVE_SALT];
+    const char *name = which == AFFINITY_DIRECTIVE_MAX_IDLE
+                       ? "AffinityCookieMaxIdle" : "AffinityCookieMaxLife";
+    const char *line, *key;
+
+    if (!affinity_expiry_on(conf) || conf->salt_len) {
+        return;
+    }
+    if (!salt) {
+        line = apr_psprintf(ck->p, "AFF0060: %s (%s line %d) needs a salt: the "
+                            "salt keys the signature of the cookie's dates; "
+                            "add AffinitySalt file:PATH (or a string) in the "
+                            "same section or at server level, not "
+                            "AffinitySalt none", name,
+                            life ? life->filename : "?",
+                            life ? life->line_num : 0);
+    }
+    else {
+        line = apr_psprintf(ck->p, "AFF0060: %s (%s line %d) needs a salt, but "
+                            "AffinitySalt none (%s line %d) turns it off for "
+                            "%s in %s: anyone could then forge dates that "
+                            "never expire; give that section a salt "
+                            "(AffinitySalt file:PATH), or turn expiry off "
+                            "there (%s 0)", name,
+                            life ? life->filename : "?",
+                            life ? life->line_num : 0, salt->filename,
+                            salt->line_num, where, affinity_server_name(ck->p, s),
+                            name);
+    }
+    sc->bad = 1;
+    /* once per pair of directives: virtual hosts inherit the main
+     * server's sections, and the main server comes first */
+    key = apr_psprintf(ck->p, "AFF0060 %pp %pp", (const void *)life,
+                       (const void *)salt);
+    if (apr_hash_get(ck->said, key, APR_HASH_KEY_STRING)) {
+        return;
+    }
+    apr_hash_set(ck->said, key, APR_HASH_KEY_STRING, "");
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s", line);
+}
+
+/* A section's label for the message: its kind and path. */
+static const char *affinity_section_label(affinity_ck *ck, int kind,
+                                          const ap_conf_vector_t *v)
+{
+    const core_dir_config *cd = ap_get_core_module_config(v);
+    const proxy_dir_conf *pd = ck->proxy ? ap_get_module_config(v, ck->proxy)
+                                         : NULL;
+    static const char *const kinds[] = {
+        "Proxy", "Location", "Directory or Files", "Files", "If"
+    };
+
+    if (kind == 0 && pd && pd->p) {
+        return apr_psprintf(ck->p, "<Proxy %s>", pd->p);
+    }
+    if (kind == 4 || !cd || !cd->d) {
+        return apr_psprintf(ck->p, "an <%s> section", kinds[kind]);
+    }
+    return apr_psprintf(ck->p, "<%s %s>", kinds[kind], cd->d);
+}
+
+/* A section over base, then what is nested in it (kind: index in
+ * affinity_section_label's kinds). */
+static void affinity_salt_walk(affinity_salt_ck *sc, server_rec *s,
+                               const affinity_dir_conf *base,
+                               apr_array_header_t *list, int kind)
+{
+    affinity_ck *ck = sc->ck;
+    int i;
+
+    for (i = 0; list && i < list->nelts; i++) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(list, i, ap_conf_vector_t *);
+        const affinity_dir_conf *own = affinity_conf_of(ck, v);
+        const affinity_dir_conf *conf = base;
+        const core_dir_config *cd = ap_get_core_module_config(v);
+
+        if (own != ck->empty) {
+            conf = affinity_merge(ck->p, base, own);
+            affinity_salt_check(sc, s, conf,
+                                affinity_section_label(ck, kind, v));
+        }
+        if (cd) {
+            affinity_salt_walk(sc, s, conf, cd->sec_file, 3);
+            affinity_salt_walk(sc, s, conf, cd->sec_if, 4);
+        }
+    }
+}
+
+int affinity_config_check(apr_pool_t *p, server_rec *main_s)
+{
+    affinity_ck ck;
+    affinity_salt_ck sc;
+    server_rec *s;
+    int i;
+
+    memset(&ck, 0, sizeof(ck));
+    ck.proxy = ap_find_linked_module("mod_proxy.c");
+    ck.p = p;
+    ck.main_s = main_s;
+    ck.sections = apr_array_make(p, 8, sizeof(affinity_ck_section *));
+    ck.users = apr_array_make(p, 8, sizeof(affinity_ck_user));
+    ck.said = apr_hash_make(p);
+    ck.empty = affinity_create_dir_config(p, NULL);
+    sc.ck = &ck;
+    sc.bad = 0;
+    for (s = main_s; s; s = s->next) {
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+        proxy_server_conf *psf = ck.proxy ? affinity_psf(&ck, s) : NULL;
+        const affinity_dir_conf *defaults = affinity_conf_of(&ck, s->lookup_defaults);
+
+        affinity_salt_check(&sc, s, defaults, "the server's own settings");
+        /* <If> at server level hangs on the server's defaults */
+        affinity_salt_walk(&sc, s, defaults,
+                           ap_get_core_module_config(s->lookup_defaults)
+                           ? ((core_dir_config *)ap_get_core_module_config(
+                                  s->lookup_defaults))->sec_if : NULL, 4);
+        affinity_salt_walk(&sc, s, defaults, psf ? psf->sec_proxy : NULL, 0);
+        affinity_salt_walk(&sc, s, defaults, core->sec_url, 1);
+        affinity_salt_walk(&sc, s, defaults, core->sec_dir, 2);
+    }
+    if (ck.proxy) {
+        affinity_gather(&ck);
+        for (i = 0; i < ck.users->nelts; i++) {
+            const affinity_ck_user *u = &APR_ARRAY_IDX(ck.users, i, affinity_ck_user);
+
+            affinity_salt_check(&sc, u->s, u->conf,
+                                apr_psprintf(p, "ProxyPass %s %s", u->path,
+                                             u->balancer->s->name));
+        }
+    }
+    return sc.bad ? !OK : OK;
+}
+
 /* ---- Running them ------------------------------------------------------- */
 
 typedef void affinity_check_fn(affinity_ck *ck);

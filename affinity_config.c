@@ -37,6 +37,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->max_idle = -1;
     conf->max_life = -1;
     conf->legacy_routes = -1;
+    conf->upgrade = -1;
     conf->store_timeout = -1;
     return conf;
 }
@@ -71,6 +72,7 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     conf->max_life = add->max_life != -1 ? add->max_life : base->max_life;
     conf->legacy_routes = add->legacy_routes != -1 ? add->legacy_routes
                                                    : base->legacy_routes;
+    conf->upgrade = add->upgrade != -1 ? add->upgrade : base->upgrade;
     conf->store_timeout = add->store_timeout != -1 ? add->store_timeout
                                                    : base->store_timeout;
     /* a mode and its cookie NAME go together */
@@ -327,27 +329,6 @@ static const char *affinity_set_store_timeout(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
-/* Where AffinityCookieMaxIdle/MaxLife were set, for the salt check once the
- * whole configuration is read (the salt may come later in the file, or
- * from the server level). */
-typedef struct affinity_expiry_use {
-    struct affinity_expiry_use *next;
-    const affinity_dir_conf *conf;
-    server_rec *server;
-    const char *directive;
-    const char *file;
-    int line;
-} affinity_expiry_use;
-
-static affinity_expiry_use *affinity_expiry_uses;
-
-static apr_status_t affinity_expiry_uses_reset(void *data)
-{
-    (void)data;
-    affinity_expiry_uses = NULL;
-    return APR_SUCCESS;
-}
-
 /* Seconds: 10 years at most, so that dates and sums stay far from any
  * overflow. */
 #define AFFINITY_SECONDS_MAX 315360000
@@ -357,7 +338,6 @@ static const char *affinity_set_lifetime(cmd_parms *cmd, void *dconf,
 {
     affinity_dir_conf *conf = dconf;
     const char *name = cmd->cmd->name;
-    affinity_expiry_use *use;
     apr_int64_t v;
     char *end;
 
@@ -377,54 +357,7 @@ static const char *affinity_set_lifetime(cmd_parms *cmd, void *dconf,
         conf->max_idle = (int)v;
         affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_MAX_IDLE);
     }
-    if (v) {
-        if (!affinity_expiry_uses) {
-            apr_pool_cleanup_register(cmd->pool, NULL,
-                                      affinity_expiry_uses_reset,
-                                      apr_pool_cleanup_null);
-        }
-        use = apr_pcalloc(cmd->pool, sizeof(*use));
-        use->conf = conf;
-        use->server = cmd->server;
-        use->directive = name;
-        use->file = cmd->directive ? cmd->directive->filename : NULL;
-        use->line = cmd->directive ? cmd->directive->line_num : 0;
-        use->next = affinity_expiry_uses;
-        affinity_expiry_uses = use;
-    }
     return NULL;
-}
-
-/* The salt signs the dates: without one anyone could forge them.  The salt
- * that applies is the section's own, else the (virtual) server's, which by
- * now holds the main server's when the virtual host sets none. */
-int affinity_config_check(server_rec *s)
-{
-    const affinity_expiry_use *use;
-    int bad = 0;
-
-    for (use = affinity_expiry_uses; use; use = use->next) {
-        const affinity_dir_conf *sconf =
-            ap_get_module_config(use->server->lookup_defaults, &affinity_module);
-        const char *salt = use->conf->salt;
-        apr_size_t len = use->conf->salt_len;
-
-        if (!salt && sconf) {
-            salt = sconf->salt;
-            len = sconf->salt_len;
-        }
-        if (!salt || !len) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
-                         "AFF0060: %s (%s line %d) needs a salt: the salt "
-                         "keys the signature of the cookie's dates; add "
-                         "AffinitySalt file:PATH (or a string) in the same "
-                         "section or at server level, not AffinitySalt none",
-                         use->directive, use->file ? use->file : "?",
-                         use->line);
-            bad = 1;
-        }
-    }
-    return bad ? !OK : OK;
 }
 
 static const char *affinity_set_flag(cmd_parms *cmd, void *dconf, int on)
@@ -435,7 +368,9 @@ static const char *affinity_set_flag(cmd_parms *cmd, void *dconf, int on)
     if (!err) {
         affinity_set_at(cmd, conf,
                         cmd->info == (void *)APR_OFFSETOF(affinity_dir_conf, remove)
-                        ? AFFINITY_DIRECTIVE_REMOVE : AFFINITY_DIRECTIVE_NOCACHE);
+                        ? AFFINITY_DIRECTIVE_REMOVE
+                        : cmd->info == (void *)APR_OFFSETOF(affinity_dir_conf, upgrade)
+                        ? AFFINITY_DIRECTIVE_UPGRADE : AFFINITY_DIRECTIVE_NOCACHE);
     }
     return err;
 }
@@ -509,6 +444,12 @@ const command_rec affinity_cmds[] = {
                  RSRC_CONF | ACCESS_CONF,
                  "On: honour stock stickysession values .ROUTE and "
                  "SESSION.ROUTE as that member's session"),
+    AP_INIT_FLAG("AffinityCookieUpgrade", affinity_set_flag,
+                 (void *)APR_OFFSETOF(affinity_dir_conf, upgrade),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On: while expiry is on, honour values without dates (bare "
+                 "IDs, stock values) and re-issue them dated; Off: they "
+                 "count as expired"),
     AP_INIT_ITERATE("AffinityWarnings", affinity_set_warnings, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "-AFFnnnn turns that warning off, +AFFnnnn back on"),

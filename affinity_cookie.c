@@ -58,6 +58,43 @@ static affinity_member *affinity_legacy_member(proxy_balancer *balancer,
     return NULL;
 }
 
+/* A value without signed dates where expiry is on and no migration is
+ * declared (AffinityCookieUpgrade Off): its age cannot be known, so it is
+ * as good as expired.  Honouring it would let a client keep its member for
+ * ever by cutting the dates off a value it was given. */
+static void affinity_undated(request_rec *r, const char *name,
+                             const char *what, affinity_request *req)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "AFF0066: %s: cookie value without dates (%s) where "
+                  "expiry is on: expired (AffinityCookieUpgrade On honours "
+                  "such values during a migration)", name, what);
+    req->expired++;
+}
+
+/* Expiry in force with no salt: a configuration the startup check could not
+ * see (AFF0060).  Said at most once per balancer and process every
+ * AFFINITY_LOG_INTERVAL. */
+static void affinity_no_salt(proxy_balancer *balancer, request_rec *r)
+{
+    apr_uint32_t suppressed;
+
+    if (affinity_log_allowed(balancer, AFFINITY_LOG_NOSALT, r->request_time,
+                             &suppressed)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "AFF0067: %s: AffinityCookieMaxIdle/MaxLife in force for "
+                      "%s without a salt: no dated cookie value is honoured "
+                      "(%lu more since the last such line); give the section "
+                      "that serves it an AffinitySalt", balancer->s->name,
+                      r->uri, (unsigned long)suppressed);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0067: %s: expiry without a salt: dated value "
+                      "ignored", balancer->s->name);
+    }
+}
+
 void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                              const affinity_dir_conf *conf, affinity_table **t,
                              affinity_request *req)
@@ -78,6 +115,10 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
 
         switch (v->kind) {
         case AFFINITY_VALUE_BARE:
+            if (affinity_expiry_on(conf) && !affinity_upgrade_on(conf)) {
+                affinity_undated(r, name, "bare ID", req);
+                break;
+            }
             affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
             break;
 
@@ -85,6 +126,13 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
             if (!affinity_expiry_on(conf)) {
                 /* expiry was turned off: the ID still counts */
                 affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+                break;
+            }
+            if (!conf->salt_len) {
+                /* the key is public: nothing signed with it is worth
+                 * anything (the startup check refuses the configurations
+                 * it can see; this is for the ones it cannot) */
+                affinity_no_salt(balancer, r);
                 break;
             }
             if (!affinity_stamp_verify(&v->st, &(*t)->mac)) {
@@ -120,7 +168,11 @@ void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
 
         case AFFINITY_VALUE_LEGACY:
             m = affinity_legacy_member(balancer, r, t, v->route);
-            if (m && affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN)) {
+            if (m && affinity_expiry_on(conf) && !affinity_upgrade_on(conf)) {
+                affinity_undated(r, name, "stock value", req);
+            }
+            else if (m && affinity_id_from_hex(id, m->id_hex,
+                                               AFFINITY_ID_HEX_LEN)) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                               "AFF0064: %s: stock cookie value for route %s "
                               "names member %s", name, v->route,

@@ -71,6 +71,7 @@ typedef enum {
     AFFINITY_DIRECTIVE_WARNINGS,
     AFFINITY_DIRECTIVE_MAX_IDLE,
     AFFINITY_DIRECTIVE_MAX_LIFE,
+    AFFINITY_DIRECTIVE_UPGRADE,
     AFFINITY_DIRECTIVE_COUNT
 } affinity_directive_e;
 
@@ -90,6 +91,7 @@ typedef struct {
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
     int legacy_routes;              /* -1: unset */
+    int upgrade;                    /* AffinityCookieUpgrade, -1: unset */
     /* AffinityWarnings: int tag, positive on, negative off, in order
      * (outer sections first, so the last word on a tag wins); NULL: unset */
     apr_array_header_t *warnings;
@@ -108,9 +110,10 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
  * running server's (AFF0004, AFF0005). */
 void affinity_config_post_config(server_rec *s);
 
-/* Stops startup when AffinityCookieMaxIdle/MaxLife are set where no salt
- * applies (AFF0060). */
-int affinity_config_check(server_rec *s);
+/* Stops startup when AffinityCookieMaxIdle/MaxLife are in force where no
+ * salt is, in any configuration a request can get (AFF0060; in
+ * affinity_check.c, which walks the sections). */
+int affinity_config_check(apr_pool_t *p, server_rec *s);
 
 static APR_INLINE int affinity_max_idle_of(const affinity_dir_conf *conf)
 {
@@ -126,6 +129,15 @@ static APR_INLINE int affinity_max_life_of(const affinity_dir_conf *conf)
 static APR_INLINE int affinity_expiry_on(const affinity_dir_conf *conf)
 {
     return conf->max_idle > 0 || conf->max_life > 0;
+}
+
+/* Values without signed dates (bare IDs, stock values) honoured and
+ * re-issued dated while expiry is on?  Only during a migration the operator
+ * declares (AffinityCookieUpgrade On); otherwise they count as expired, or
+ * a client could keep its member for ever by cutting the dates off. */
+static APR_INLINE int affinity_upgrade_on(const affinity_dir_conf *conf)
+{
+    return conf->upgrade == 1;
 }
 
 /* Is the warning with this tag number (9 for AFF0009) on where conf is in
@@ -388,6 +400,7 @@ void affinity_check_register_hooks(apr_pool_t *p);
 #define AFFINITY_LOG_INTERVAL 10    /* seconds */
 typedef enum {
     AFFINITY_LOG_NOFAILOVER,        /* AFF0009 */
+    AFFINITY_LOG_NOSALT,            /* AFF0067 */
     AFFINITY_LOG_KINDS
 } affinity_log_kind_e;
 int affinity_log_allowed(const proxy_balancer *balancer,

@@ -170,7 +170,7 @@ static int affinity_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int affinity_check_errors(apr_pool_t *pconf, apr_pool_t *plog,
                                  apr_pool_t *ptemp, server_rec *s)
 {
-    int lifetimes = affinity_config_check(s);
+    int lifetimes = affinity_config_check(ptemp, s);
     int stores = affinity_store_check_config(ptemp, s);
 
     (void)pconf;

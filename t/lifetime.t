@@ -15,7 +15,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 68;
+plan tests => 85;
 
 my $SALT = 's3cret';
 my %id = (
@@ -148,8 +148,15 @@ sub outcome {
         or diag "not invalid at: @bad";
     ($r, $st) = outcome($good . '0');
     is $st, 'invalid', 'one character too many: invalid';
-    ($r, $st) = outcome(substr($good, 0, 40));
-    is backend($r) . " $st", 'backend2 valid', 'but the bare 40-hex ID is a session';
+    # issue 19: cutting the dates off a value must not keep the session
+    my $stale = dated($b2, $now - 100, $now - 70, $bal);
+    for my $cut ([$good, 'a fresh'], [$stale, 'an expired']) {
+        ($r, $st) = outcome(substr($cut->[0], 0, 40));
+        @d = parse_dated(cookie_value($r));
+        ok $r->code == 200 && $st eq 'expired' && @d && abs($d[1] - $now) <= 2 && $d[1] == $d[2],
+           "the bare ID of $cut->[1] value: expired, a new session with new dates"
+            or diag "$st " . (cookie_value($r) // 'no cookie');
+    }
 
     ($r, $st) = outcome(dated($b2, $now + 400, $now + 400, $bal));
     is "$st " . $r->code, 'invalid 200', 'dates more than 300 s ahead: invalid';
@@ -164,19 +171,29 @@ sub outcome {
 }
 
 # ---- Bare IDs issued before expiry was on ---------------------------------------
+# Only while a migration is declared (AffinityCookieUpgrade On).
 {
+    my $M = '/migrating/hello.txt';
     my $now = int(time);
-    my ($r, $tag) = get($D, $id{backend1});
+    my ($r, $tag) = get($M, $id{backend1});
     is backend($r) . ' ' . scalar(affinity_cookies($r)), 'backend1 1',
-       'a bare ID is honoured and re-issued';
+       'AffinityCookieUpgrade On: a bare ID is honoured and re-issued';
     my @d = parse_dated(cookie_value($r));
-    ok @d && $d[0] eq $id{backend1} && abs($d[1] - $now) <= 2 && $d[1] == $d[2],
+    ok @d && $d[0] eq $id{backend1} && abs($d[1] - $now) <= 2 && $d[1] == $d[2]
+       && cookie_value($r) eq dated($d[0], $d[1], $d[2], 'balancer://migrating'),
        'with dates, first issued now';
-    like line_for($D, $tag), qr/status=valid route=$id{backend1} changed=- /,
+    like line_for($M, $tag), qr/status=valid route=$id{backend1} changed=- /,
        'status valid, BALANCER_ROUTE_CHANGED unset';
-    ($r) = get($D, cookie_value($r));
+    ($r) = get($M, cookie_value($r));
     is backend($r) . ' ' . scalar(affinity_cookies($r)), 'backend1 0',
        'the upgraded cookie then needs nothing more';
+
+    my $O = '/migrating-off/hello.txt';
+    ($r, $tag) = get($O, $id{backend1});
+    @d = parse_dated(cookie_value($r));
+    ok line_for($O, $tag) =~ /status=expired / && @d && abs($d[1] - $now) <= 2,
+       'AffinityCookieUpgrade Off in an inner <Location> wins: expired, new dated cookie'
+        or diag line_for($O, $tag);
 }
 
 # ---- Real time: idle expiry, refresh, an active client ends at MaxLife ---------
@@ -339,6 +356,20 @@ my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id(''
     is backend($r) . ' ' . (cookie_value($r) // 'none'), "backend1 $sid{r1}",
        'with expiry off, a dated value still names its member and goes back to the bare ID';
 
+    # expiry on and no migration declared: a stock value has no dates
+    my $X = '/legacystrict/hello.txt';
+    for my $v ('.r2', 'a1b2c3.r1') {
+        my $now = int(time);
+        ($r, $tag) = get($X, $v);
+        my @d = parse_dated(cookie_value($r));
+        ok line_for($X, $tag) =~ / 200 status=expired .*changed=1 / && @d
+           && abs($d[1] - $now) <= 2 && $d[1] == $d[2],
+           "AffinityCookieUpgrade Off: stock value $v is expired, new session, new dated cookie"
+            or diag line_for($X, $tag);
+    }
+    ($r, $tag) = get($X, '.nosuch');
+    like line_for($X, $tag), qr/ 200 status=invalid /, 'a stock value naming no route is still invalid';
+
     my $L = '/legacydated/hello.txt';
     ($r) = get($L, '.r2');
     my @d = parse_dated(cookie_value($r));
@@ -368,6 +399,19 @@ my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id(''
     is backend($r), 'backend2', 'restored';
 }
 
+# ---- Expiry with the salt turned off where no startup check can see it ----------
+{
+    my $N = '/nosalt/hello.txt';
+    my $now = int(time);
+    my $nid = route_id('', 'blue');
+    # signed with the public key SHA1("mod_affinity cookie mac:"), FIRST = 1
+    my ($r, $tag) = get($N, dated($nid, 1, $now, 'balancer://twin', ''));
+    like line_for($N, $tag), qr/ 200 status=invalid /,
+       'a forged FIRST=1 value signed without a salt is not valid';
+    ok wait_until(5, sub { error_log_text() =~ /AFF0067: balancer:\/\/twin: AffinityCookieMaxIdle\/MaxLife in force for \/nosalt\/hello.txt without a salt/ }),
+       'and the error log says why (AFF0067)';
+}
+
 # ---- Startup checks (httpd -t) ---------------------------------------------------
 {
     my $httpd = Apache::Test::vars('httpd');
@@ -387,7 +431,7 @@ my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id(''
             "LoadModule affinity_module $module", @lines, '';
         close $fh;
         my $out = `$httpd -t -f $conf 2>&1`;
-        return ($? >> 8, $out);
+        return ($? >> 8, $out, $conf);
     };
     my ($rc, $out) = $check->('<Proxy balancer://x>', 'AffinityCookieMaxIdle 60', '</Proxy>');
     ok $rc != 0 && $out =~ /AFF0060: AffinityCookieMaxIdle \(.*line 8\) needs a salt/,
@@ -411,6 +455,46 @@ my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id(''
     ($rc, $out) = $check->('AffinitySalt pepper', 'AffinityCookieMaxLife 30m');
     ok $rc != 0 && $out =~ /AffinityCookieMaxLife: "30m" is not a number of seconds/,
        'so is a lifetime with a unit' or diag $out;
+    # issue 19: the salt turned off in an inner scope, after merging
+    my $conf;
+    my $refused = sub {
+        my ($what, $life, $where, @lines) = @_;
+        ($rc, $out, $conf) = $check->(@lines);
+        my ($l1, $l2) = $out =~ /AFF0060: $life \(\Q$conf\E line (\d+)\) needs a salt, but AffinitySalt none \(\Q$conf\E line (\d+)\) turns it off for \Q$where\E/;
+        ok $rc != 0 && $out !~ /Syntax OK/ && $l1 && $l2
+           && $lines[$l1 - 7] =~ /^\s*$life / && $lines[$l2 - 7] =~ /^\s*AffinitySalt none/,
+           "$what: startup refused, naming both directives' file and line" or diag $out;
+    };
+    $refused->('AffinitySalt none in a <Proxy> under server-level expiry', 'AffinityCookieMaxIdle', '<Proxy balancer://x>',
+               'AffinitySalt s3cret', 'AffinityCookieMaxIdle 1800', '<Proxy balancer://x>', 'AffinitySalt none', '</Proxy>');
+    $refused->('in a <Location>', 'AffinityCookieMaxLife', '<Location /a>',
+               'AffinitySalt s3cret', 'AffinityCookieMaxLife 3600', '<Location /a>', '    AffinitySalt none', '</Location>');
+    $refused->('in a <VirtualHost>', 'AffinityCookieMaxIdle', 'the server\'s own settings in virtual host',
+               'AffinitySalt s3cret', 'AffinityCookieMaxIdle 1800', 'Listen 127.0.0.1:9',
+               '<VirtualHost 127.0.0.1:9>', 'AffinitySalt none', '</VirtualHost>');
+    $refused->("in a <VirtualHost>, over the main server's <Proxy>", 'AffinityCookieMaxIdle', '<Proxy balancer://x>',
+               'AffinitySalt s3cret', '<Proxy balancer://x>', 'AffinityCookieMaxIdle 1800', '</Proxy>',
+               'Listen 127.0.0.1:9', '<VirtualHost 127.0.0.1:9>', 'AffinitySalt none', '</VirtualHost>');
+    $refused->('in <Files> inside <Directory>', 'AffinityCookieMaxIdle', '<Files x.php>',
+               'AffinitySalt s3cret', 'AffinityCookieMaxIdle 1800', '<Directory /srv>', '<Files x.php>',
+               'AffinitySalt none', '</Files>', '</Directory>');
+    $refused->('in an <If>', 'AffinityCookieMaxIdle', 'an <If> section',
+               'AffinitySalt s3cret', 'AffinityCookieMaxIdle 1800', '<If "-n %{HTTP:X}">', 'AffinitySalt none', '</If>');
+    my @bal = ("LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so",
+               "LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so");
+    $refused->('a <Location> over the ProxyPass of a <Proxy> with expiry', 'AffinityCookieMaxLife', 'ProxyPass /a balancer://b',
+               'AffinitySalt s3cret', '<Location /a>', 'AffinitySalt none', '</Location>',
+               '<Proxy balancer://b>', 'BalancerMember http://127.0.0.1:9', 'ProxySet lbmethod=affinity',
+               'AffinityCookieMaxLife 600', '</Proxy>', 'ProxyPass /a balancer://b', @bal);
+    ($rc, $out) = $check->('AffinitySalt s3cret', '<Location /a>', 'AffinitySalt none', '</Location>',
+               '<Proxy balancer://b>', 'BalancerMember http://127.0.0.1:9', 'ProxySet lbmethod=affinity',
+               'AffinityCookieMaxLife 600', '</Proxy>', 'ProxyPass /b balancer://b', @bal);
+    ok $rc == 0 && $out =~ /Syntax OK/, 'AffinitySalt none where no expiry reaches is fine' or diag $out;
+    ($rc, $out) = $check->('AffinitySalt s3cret', 'AffinityCookieMaxIdle 1800', '<Proxy balancer://x>',
+                           'AffinitySalt none', 'AffinityCookieMaxIdle 0', '</Proxy>');
+    ok $rc == 0 && $out =~ /Syntax OK/, 'and so is turning expiry off with it' or diag $out;
+    ($rc, $out) = $check->('AffinityCookieUpgrade maybe');
+    ok $rc != 0 && $out =~ /AffinityCookieUpgrade must be On or Off/, 'AffinityCookieUpgrade takes On or Off' or diag $out;
     ($rc, $out) = $check->('AffinityLegacyRoutes maybe');
     ok $rc != 0 && $out =~ /AffinityLegacyRoutes must be On or Off/, 'AffinityLegacyRoutes takes On or Off' or diag $out;
 }
