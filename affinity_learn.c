@@ -17,7 +17,9 @@
  * (affinity_session.c) and the entry is then rewritten to the member that
  * served; a value without an entry goes where weighted rendezvous hashing of
  * the value sends it (the same member on every front end even with the
- * store down) and that choice is stored (unknown); no NAME: a new session
+ * store down), and that choice is NOT stored (unknown): only a member's
+ * Set-Cookie creates an entry, so a client sending values of its own
+ * cannot fill the store and evict learned sessions; no NAME: a new session
  * chosen as byrequests does.
  *
  * Writes happen once the member answered (output filter), never in the
@@ -421,15 +423,30 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
         w = affinity_session_move(balancer, r, t, req, down,
                                   affinity_learn_move, &mb);
         t = mb.t;
-        st->write = 1;
+        st->write = st->session >= 0;    /* the entry exists: rewrite it */
     }
     else if (st->values->nelts) {
+        const affinity_learn_value *v;
+
         status = "unknown";
-        st->session = 0;
-        w = affinity_learn_hashed(balancer, r, conf, &t, req,
-                                  &APR_ARRAY_IDX(st->values, 0,
-                                                 affinity_learn_value));
-        st->write = 1;
+        /* a value whose entry names no member any more (a route edited
+         * live) is the session: its entry is rewritten to the member that
+         * serves.  A value without an entry is not stored: only what a
+         * member issued creates an entry, or any client could fill the
+         * store with values of its choosing and evict the sessions
+         * learned. */
+        for (st->session = 0; st->session < st->values->nelts; st->session++) {
+            if (APR_ARRAY_IDX(st->values, st->session,
+                              affinity_learn_value).found) {
+                break;
+            }
+        }
+        if (st->session == st->values->nelts) {
+            st->session = 0;
+        }
+        v = &APR_ARRAY_IDX(st->values, st->session, affinity_learn_value);
+        w = affinity_learn_hashed(balancer, r, conf, &t, req, v);
+        st->write = v->found;
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0096: %s: cookie %s has no entry naming a member, "
                       "session hashed to %s", balancer->s->name,
@@ -481,6 +498,14 @@ static int affinity_learn_is_session(const affinity_learn_resp *lr,
     return v->len == len && !memcmp(v->value, value, len);
 }
 
+/* Has the value the request was routed by an entry? */
+static int affinity_learn_session_found(const affinity_learn_resp *lr)
+{
+    return lr->st->session >= 0
+           && APR_ARRAY_IDX(lr->st->values, lr->st->session,
+                            affinity_learn_value).found;
+}
+
 static int affinity_learn_set_cookie(void *baton, const char *key,
                                      const char *header)
 {
@@ -506,9 +531,10 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
         len -= 2;
     }
     if (sc.deletion) {
-        /* the client's session ends: forget the value it sent, and the
-         * one named in the deletion if that differs */
-        if (st->session >= 0 && !lr->session_done) {
+        /* the client's session ends: forget the entry it was routed by
+         * (only one that exists: a value without one costs no store call),
+         * and the one named in the deletion if that differs */
+        if (affinity_learn_session_found(lr) && !lr->session_done) {
             affinity_store_remove(lr->r, APR_ARRAY_IDX(st->values, st->session,
                                                        affinity_learn_value).key);
             lr->session_done = 1;
@@ -523,8 +549,10 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
     }
     if (affinity_learn_is_session(lr, value, len)) {
         /* the application sets the session's own value again: a write only
-         * when the entry is not already right and fresh */
-        if (!lr->session_done && st->write) {
+         * when the entry is not already right and fresh, or when there was
+         * none (the member issued the value the client came with) */
+        if (!lr->session_done
+            && (st->write || !affinity_learn_session_found(lr))) {
             affinity_store_put(lr->r, APR_ARRAY_IDX(st->values, st->session,
                                                     affinity_learn_value).key,
                                st->served, st->timeout);
