@@ -116,11 +116,11 @@ static void affinity_learn_make_key(const affinity_learn_state *st,
     affinity_learn_key(key, st->salt, st->salt_len, st->balancer, value, len);
 }
 
-/* Makes the keys (balancer name and salt of conf) and looks every value up
- * in the store. */
+/* Makes the keys (balancer name and salt of conf) and looks the values up
+ * in the store: every one, or the first max when max > 0. */
 static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
                                       const char *balancer,
-                                      const affinity_dir_conf *conf)
+                                      const affinity_dir_conf *conf, int max)
 {
     apr_int64_t now = apr_time_sec(r->request_time);
     int i;
@@ -138,7 +138,8 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
         int age;
 
         affinity_learn_make_key(st, v->value, v->len, v->key);
-        if (affinity_store_get(r, v->key, v->id, &written) != APR_SUCCESS) {
+        if ((max > 0 && i >= max)
+            || affinity_store_get(r, v->key, v->id, &written) != APR_SUCCESS) {
             continue;
         }
         age = affinity_learn_entry_age(written, now, st->timeout);
@@ -174,13 +175,14 @@ typedef struct {
 
 static module *affinity_proxy_module;
 
-/* The balancer mod_proxy_balancer will use for r->filename, as
- * ap_proxy_get_balancer finds it (lowercased name without the path, active
- * balancers only); mod_proxy's own symbols are not ours to link to. */
-static proxy_balancer *affinity_learn_balancer_of(request_rec *r)
+/* The balancer mod_proxy_balancer will use for the proxy URL url
+ * ("balancer://NAME..."), as ap_proxy_get_balancer finds it (lowercased
+ * name without the path, active balancers only); mod_proxy's own symbols
+ * are not ours to link to. */
+static proxy_balancer *affinity_learn_balancer_of(request_rec *r,
+                                                  const char *url)
 {
     proxy_server_conf *sconf;
-    const char *url = r->filename + 6;              /* after "proxy:" */
     const char *slash = strchr(url + sizeof(BALANCER_PREFIX) - 1, '/');
     apr_size_t len = slash ? (apr_size_t)(slash - url) : strlen(url);
     int i;
@@ -203,18 +205,60 @@ static proxy_balancer *affinity_learn_balancer_of(request_rec *r)
     return NULL;
 }
 
+/* Did httpd's directory walk run for r?  Then its proxy walk did not: a
+ * request is mapped to storage one way or the other. */
+static int affinity_learn_dir_walked(request_rec *r)
+{
+    void **note = ap_get_request_note(r, AP_NOTE_DIRECTORY_WALK);
+
+    return note && *note;
+}
+
+/* Every way a request reaches a balancer ends here, in fixups, after
+ * mod_rewrite's per-directory [P] and the core's SetHandler:
+ *  - r->filename "proxy:balancer://..." (ProxyPass, ProxyPassMatch,
+ *    <Location> + ProxyPass, RewriteRule [P]), which mod_proxy uses as is;
+ *  - otherwise a handler "proxy:balancer://NAME" (SetHandler), to which
+ *    mod_proxy's handler appends r->filename.
+ * When httpd's proxy walk did not run (SetHandler, per-directory [P]), the
+ * balancer's <Proxy> sections are merged in first
+ * (affinity_config_proxy_sections): only those requests pay for it.  Then
+ * learn mode's lookups, outside the balancer's lock. */
 static int affinity_learn_fixups(request_rec *r)
 {
     const affinity_dir_conf *conf;
     affinity_learn_early *early;
     proxy_balancer *balancer;
     affinity_learn_state *st;
-    int seen;
+    const char *url;
+    int seen, walked;
 
+    if (r->proxyreq && r->filename && !strncmp(r->filename, "proxy:", 6)) {
+        url = r->filename + 6;
+        walked = !affinity_learn_dir_walked(r);
+    }
+    else if (r->handler && !strncmp(r->handler, "proxy:", 6)) {
+        url = r->handler + 6;
+        walked = 0;
+    }
+    else {
+        return DECLINED;
+    }
+    if (strncasecmp(url, BALANCER_PREFIX, sizeof(BALANCER_PREFIX) - 1)) {
+        return DECLINED;
+    }
+    balancer = affinity_learn_balancer_of(r, url);
+    if (!balancer || strcmp(balancer->s->lbpname, affinity_method.name)) {
+        return DECLINED;
+    }
+    if (!walked) {
+        /* matched as mod_proxy's handler will name it */
+        affinity_config_proxy_sections(r, url == r->filename + 6 ? url
+                                          : apr_pstrcat(r->pool, url,
+                                                        r->filename, NULL));
+    }
     /* a subrequest may only be looked ahead at, never run */
-    if (r->main || !r->handler || strcmp(r->handler, "proxy-server")
-        || !r->filename || strncasecmp(r->filename, "proxy:" BALANCER_PREFIX,
-                                       6 + sizeof(BALANCER_PREFIX) - 1)) {
+    if (r->main) {
         return DECLINED;
     }
     conf = ap_get_module_config(r->per_dir_config, &affinity_module);
@@ -225,11 +269,7 @@ static int affinity_learn_fixups(request_rec *r)
     if (!st->values->nelts) {
         return DECLINED;
     }
-    balancer = affinity_learn_balancer_of(r);
-    if (!balancer || strcmp(balancer->s->lbpname, affinity_method.name)) {
-        return DECLINED;
-    }
-    affinity_learn_lookup_all(r, st, balancer->s->name, conf);
+    affinity_learn_lookup_all(r, st, balancer->s->name, conf, 0);
     early = apr_palloc(r->pool, sizeof(*early));
     early->r = r;
     early->name = conf->mode_cookie;
@@ -320,7 +360,10 @@ static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
         return;
     }
     if (!affinity_learn_adopt(balancer, r, conf, st)) {
-        affinity_learn_lookup_all(r, st, balancer->s->name, conf);
+        /* not looked up before the lock (a subrequest that runs, a Cookie
+         * header changed since fixups): under it, one round trip at most,
+         * whatever the client sends */
+        affinity_learn_lookup_all(r, st, balancer->s->name, conf, 1);
     }
     for (i = 0; i < st->values->nelts; i++) {
         const affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,

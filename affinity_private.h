@@ -108,6 +108,15 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
  * running server's (AFF0004, AFF0005). */
 void affinity_config_post_config(server_rec *s);
 
+/* For a request that reaches a balancer without httpd's proxy walk
+ * (SetHandler "proxy:balancer://NAME", a per-directory RewriteRule [P]):
+ * merges our settings of the <Proxy>/<ProxyMatch> sections the walk would
+ * have merged for url (the proxy URL, after "proxy:") into
+ * r->per_dir_config, on top of the request's own.  post_config calls
+ * affinity_config_proxy_found() first. */
+void affinity_config_proxy_found(void);
+void affinity_config_proxy_sections(request_rec *r, const char *url);
+
 /* Stops startup when AffinityCookieMaxIdle/MaxLife are set where no salt
  * applies (AFF0060). */
 int affinity_config_check(server_rec *s);
