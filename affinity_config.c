@@ -13,6 +13,7 @@
 #include <errno.h>
 
 #include "apr_file_io.h"
+#include "apr_fnmatch.h"
 #include "apr_lib.h"
 
 #include "affinity_private.h"
@@ -479,4 +480,66 @@ void affinity_config_post_config(server_rec *s)
         }
     }
     affinity_random_salt_used = 0;
+}
+
+/* ---- <Proxy> sections a request reaches without the proxy walk ---------- */
+
+/* mod_proxy's module record, to read its sections: a symbol of mod_proxy's
+ * is not ours to link to (load order) */
+static module *affinity_proxy_mod;
+
+void affinity_config_proxy_found(void)
+{
+    affinity_proxy_mod = ap_find_linked_module("mod_proxy.c");
+}
+
+/* httpd merges <Proxy> sections into a request's configuration only when
+ * r->filename is already a proxy URL at map_to_storage (proxy walk):
+ * ProxyPass, ProxyPassMatch and server/vhost RewriteRule [P].  A request
+ * handed to the balancer by SetHandler "proxy:balancer://NAME" or by a
+ * per-directory RewriteRule [P] (both decided after that) never gets them,
+ * and would run with the mode and salt of its <Directory>/<Location> (for
+ * cookie mode with no salt: an ID that is the member's SHA1(host:port)).
+ * So our slot of every section the walk would have merged, matched as it
+ * matches them (regex, wildcard or prefix of url, in order), is merged here
+ * on top of the request's own; other modules' slots are left as they are. */
+void affinity_config_proxy_sections(request_rec *r, const char *url)
+{
+    proxy_server_conf *sconf;
+    void *add = NULL;
+    ap_conf_vector_t *v;
+    int i;
+
+    if (!affinity_proxy_mod
+        || !(sconf = ap_get_module_config(r->server->module_config,
+                                          affinity_proxy_mod))
+        || !sconf->sec_proxy) {
+        return;
+    }
+    for (i = 0; i < sconf->sec_proxy->nelts; i++) {
+        ap_conf_vector_t *sec = APR_ARRAY_IDX(sconf->sec_proxy, i,
+                                              ap_conf_vector_t *);
+        const proxy_dir_conf *pd = ap_get_module_config(sec, affinity_proxy_mod);
+        void *ours = ap_get_module_config(sec, &affinity_module);
+
+        if (!pd || !ours) {
+            continue;
+        }
+        if (pd->r ? ap_regexec(pd->r, url, 0, NULL, 0) != 0
+                  : !pd->p || (pd->p_is_fnmatch
+                               ? apr_fnmatch(pd->p, url, 0) != APR_SUCCESS
+                               : strncmp(url, pd->p, strlen(pd->p)) != 0)) {
+            continue;
+        }
+        add = add ? affinity_merge_dir_config(r->pool, add, ours) : ours;
+    }
+    if (!add) {
+        return;
+    }
+    v = ap_create_per_dir_config(r->pool);
+    ap_set_module_config(v, &affinity_module, add);
+    r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "AFF0099: the <Proxy> sections of %s applied (the request "
+                  "reaches the balancer without httpd's proxy walk)", url);
 }

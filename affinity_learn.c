@@ -17,7 +17,9 @@
  * (affinity_session.c) and the entry is then rewritten to the member that
  * served; a value without an entry goes where weighted rendezvous hashing of
  * the value sends it (the same member on every front end even with the
- * store down) and that choice is stored (unknown); no NAME: a new session
+ * store down), and that choice is NOT stored (unknown): only a member's
+ * Set-Cookie creates an entry, so a client sending values of its own
+ * cannot fill the store and evict learned sessions; no NAME: a new session
  * chosen as byrequests does.
  *
  * Writes happen once the member answered (output filter), never in the
@@ -114,11 +116,11 @@ static void affinity_learn_make_key(const affinity_learn_state *st,
     affinity_learn_key(key, st->salt, st->salt_len, st->balancer, value, len);
 }
 
-/* Makes the keys (balancer name and salt of conf) and looks every value up
- * in the store. */
+/* Makes the keys (balancer name and salt of conf) and looks the values up
+ * in the store: every one, or the first max when max > 0. */
 static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
                                       const char *balancer,
-                                      const affinity_dir_conf *conf)
+                                      const affinity_dir_conf *conf, int max)
 {
     apr_int64_t now = apr_time_sec(r->request_time);
     int i;
@@ -136,7 +138,8 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
         int age;
 
         affinity_learn_make_key(st, v->value, v->len, v->key);
-        if (affinity_store_get(r, v->key, v->id, &written) != APR_SUCCESS) {
+        if ((max > 0 && i >= max)
+            || affinity_store_get(r, v->key, v->id, &written) != APR_SUCCESS) {
             continue;
         }
         age = affinity_learn_entry_age(written, now, st->timeout);
@@ -172,13 +175,14 @@ typedef struct {
 
 static module *affinity_proxy_module;
 
-/* The balancer mod_proxy_balancer will use for r->filename, as
- * ap_proxy_get_balancer finds it (lowercased name without the path, active
- * balancers only); mod_proxy's own symbols are not ours to link to. */
-static proxy_balancer *affinity_learn_balancer_of(request_rec *r)
+/* The balancer mod_proxy_balancer will use for the proxy URL url
+ * ("balancer://NAME..."), as ap_proxy_get_balancer finds it (lowercased
+ * name without the path, active balancers only); mod_proxy's own symbols
+ * are not ours to link to. */
+static proxy_balancer *affinity_learn_balancer_of(request_rec *r,
+                                                  const char *url)
 {
     proxy_server_conf *sconf;
-    const char *url = r->filename + 6;              /* after "proxy:" */
     const char *slash = strchr(url + sizeof(BALANCER_PREFIX) - 1, '/');
     apr_size_t len = slash ? (apr_size_t)(slash - url) : strlen(url);
     int i;
@@ -201,18 +205,60 @@ static proxy_balancer *affinity_learn_balancer_of(request_rec *r)
     return NULL;
 }
 
+/* Did httpd's directory walk run for r?  Then its proxy walk did not: a
+ * request is mapped to storage one way or the other. */
+static int affinity_learn_dir_walked(request_rec *r)
+{
+    void **note = ap_get_request_note(r, AP_NOTE_DIRECTORY_WALK);
+
+    return note && *note;
+}
+
+/* Every way a request reaches a balancer ends here, in fixups, after
+ * mod_rewrite's per-directory [P] and the core's SetHandler:
+ *  - r->filename "proxy:balancer://..." (ProxyPass, ProxyPassMatch,
+ *    <Location> + ProxyPass, RewriteRule [P]), which mod_proxy uses as is;
+ *  - otherwise a handler "proxy:balancer://NAME" (SetHandler), to which
+ *    mod_proxy's handler appends r->filename.
+ * When httpd's proxy walk did not run (SetHandler, per-directory [P]), the
+ * balancer's <Proxy> sections are merged in first
+ * (affinity_config_proxy_sections): only those requests pay for it.  Then
+ * learn mode's lookups, outside the balancer's lock. */
 static int affinity_learn_fixups(request_rec *r)
 {
     const affinity_dir_conf *conf;
     affinity_learn_early *early;
     proxy_balancer *balancer;
     affinity_learn_state *st;
-    int seen;
+    const char *url;
+    int seen, walked;
 
+    if (r->proxyreq && r->filename && !strncmp(r->filename, "proxy:", 6)) {
+        url = r->filename + 6;
+        walked = !affinity_learn_dir_walked(r);
+    }
+    else if (r->handler && !strncmp(r->handler, "proxy:", 6)) {
+        url = r->handler + 6;
+        walked = 0;
+    }
+    else {
+        return DECLINED;
+    }
+    if (strncasecmp(url, BALANCER_PREFIX, sizeof(BALANCER_PREFIX) - 1)) {
+        return DECLINED;
+    }
+    balancer = affinity_learn_balancer_of(r, url);
+    if (!balancer || strcmp(balancer->s->lbpname, affinity_method.name)) {
+        return DECLINED;
+    }
+    if (!walked) {
+        /* matched as mod_proxy's handler will name it */
+        affinity_config_proxy_sections(r, url == r->filename + 6 ? url
+                                          : apr_pstrcat(r->pool, url,
+                                                        r->filename, NULL));
+    }
     /* a subrequest may only be looked ahead at, never run */
-    if (r->main || !r->handler || strcmp(r->handler, "proxy-server")
-        || !r->filename || strncasecmp(r->filename, "proxy:" BALANCER_PREFIX,
-                                       6 + sizeof(BALANCER_PREFIX) - 1)) {
+    if (r->main) {
         return DECLINED;
     }
     conf = ap_get_module_config(r->per_dir_config, &affinity_module);
@@ -223,11 +269,7 @@ static int affinity_learn_fixups(request_rec *r)
     if (!st->values->nelts) {
         return DECLINED;
     }
-    balancer = affinity_learn_balancer_of(r);
-    if (!balancer || strcmp(balancer->s->lbpname, affinity_method.name)) {
-        return DECLINED;
-    }
-    affinity_learn_lookup_all(r, st, balancer->s->name, conf);
+    affinity_learn_lookup_all(r, st, balancer->s->name, conf, 0);
     early = apr_palloc(r->pool, sizeof(*early));
     early->r = r;
     early->name = conf->mode_cookie;
@@ -318,7 +360,10 @@ static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
         return;
     }
     if (!affinity_learn_adopt(balancer, r, conf, st)) {
-        affinity_learn_lookup_all(r, st, balancer->s->name, conf);
+        /* not looked up before the lock (a subrequest that runs, a Cookie
+         * header changed since fixups): under it, one round trip at most,
+         * whatever the client sends */
+        affinity_learn_lookup_all(r, st, balancer->s->name, conf, 1);
     }
     for (i = 0; i < st->values->nelts; i++) {
         const affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,
@@ -421,15 +466,30 @@ proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
         w = affinity_session_move(balancer, r, t, req, down,
                                   affinity_learn_move, &mb);
         t = mb.t;
-        st->write = 1;
+        st->write = st->session >= 0;    /* the entry exists: rewrite it */
     }
     else if (st->values->nelts) {
+        const affinity_learn_value *v;
+
         status = "unknown";
-        st->session = 0;
-        w = affinity_learn_hashed(balancer, r, conf, &t, req,
-                                  &APR_ARRAY_IDX(st->values, 0,
-                                                 affinity_learn_value));
-        st->write = 1;
+        /* a value whose entry names no member any more (a route edited
+         * live) is the session: its entry is rewritten to the member that
+         * serves.  A value without an entry is not stored: only what a
+         * member issued creates an entry, or any client could fill the
+         * store with values of its choosing and evict the sessions
+         * learned. */
+        for (st->session = 0; st->session < st->values->nelts; st->session++) {
+            if (APR_ARRAY_IDX(st->values, st->session,
+                              affinity_learn_value).found) {
+                break;
+            }
+        }
+        if (st->session == st->values->nelts) {
+            st->session = 0;
+        }
+        v = &APR_ARRAY_IDX(st->values, st->session, affinity_learn_value);
+        w = affinity_learn_hashed(balancer, r, conf, &t, req, v);
+        st->write = v->found;
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0096: %s: cookie %s has no entry naming a member, "
                       "session hashed to %s", balancer->s->name,
@@ -481,6 +541,14 @@ static int affinity_learn_is_session(const affinity_learn_resp *lr,
     return v->len == len && !memcmp(v->value, value, len);
 }
 
+/* Has the value the request was routed by an entry? */
+static int affinity_learn_session_found(const affinity_learn_resp *lr)
+{
+    return lr->st->session >= 0
+           && APR_ARRAY_IDX(lr->st->values, lr->st->session,
+                            affinity_learn_value).found;
+}
+
 static int affinity_learn_set_cookie(void *baton, const char *key,
                                      const char *header)
 {
@@ -506,9 +574,10 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
         len -= 2;
     }
     if (sc.deletion) {
-        /* the client's session ends: forget the value it sent, and the
-         * one named in the deletion if that differs */
-        if (st->session >= 0 && !lr->session_done) {
+        /* the client's session ends: forget the entry it was routed by
+         * (only one that exists: a value without one costs no store call),
+         * and the one named in the deletion if that differs */
+        if (affinity_learn_session_found(lr) && !lr->session_done) {
             affinity_store_remove(lr->r, APR_ARRAY_IDX(st->values, st->session,
                                                        affinity_learn_value).key);
             lr->session_done = 1;
@@ -523,8 +592,10 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
     }
     if (affinity_learn_is_session(lr, value, len)) {
         /* the application sets the session's own value again: a write only
-         * when the entry is not already right and fresh */
-        if (!lr->session_done && st->write) {
+         * when the entry is not already right and fresh, or when there was
+         * none (the member issued the value the client came with) */
+        if (!lr->session_done
+            && (st->write || !affinity_learn_session_found(lr))) {
             affinity_store_put(lr->r, APR_ARRAY_IDX(st->values, st->session,
                                                     affinity_learn_value).key,
                                st->served, st->timeout);

@@ -115,6 +115,15 @@ void affinity_config_post_config(server_rec *s);
  * affinity_check.c, which walks the sections). */
 int affinity_config_check(apr_pool_t *p, server_rec *s);
 
+/* For a request that reaches a balancer without httpd's proxy walk
+ * (SetHandler "proxy:balancer://NAME", a per-directory RewriteRule [P]):
+ * merges our settings of the <Proxy>/<ProxyMatch> sections the walk would
+ * have merged for url (the proxy URL, after "proxy:") into
+ * r->per_dir_config, on top of the request's own.  post_config calls
+ * affinity_config_proxy_found() first. */
+void affinity_config_proxy_found(void);
+void affinity_config_proxy_sections(request_rec *r, const char *url);
+
 static APR_INLINE int affinity_max_idle_of(const affinity_dir_conf *conf)
 {
     return conf->max_idle > 0 ? conf->max_idle : 0;

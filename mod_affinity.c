@@ -142,6 +142,7 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
 
     affinity_config_post_config(s);
+    affinity_config_proxy_found();
     affinity_learn_post_config();
     if (affinity_store_post_config(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
