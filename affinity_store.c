@@ -19,14 +19,28 @@
  * each generation: its DSO is unloaded and loaded again at every restart.
  *
  * Faults: a store that fails slowly (a call that took longer than
- * AFFINITY_STORE_SLOW) is left alone for AFFINITY_STORE_BACKOFF seconds, so
- * requests fall back to rendezvous hashing at once instead of each waiting
- * for the provider's timeout.  A fast failure (connection refused, a pooled
- * connection the restarted store closed) backs off nothing: it costs
- * nothing, and the provider drops that connection, so learning resumes as
- * soon as the store answers.  Failures are logged at most once a minute for
- * all children together (timestamps in a small shared segment, swapped
- * atomically).
+ * AFFINITY_STORE_SLOW) is left alone by every child for
+ * AFFINITY_STORE_BACKOFF, so requests fall back to rendezvous hashing at
+ * once instead of each waiting for the provider's timeout; then one call
+ * (one for all children) tries it again while the others still skip it,
+ * and the first call that works ends the backoff.
+ *
+ * A fast failure (connection refused, a pooled connection that a restarted
+ * store closed) backs off nothing, but APR's memcache and redis clients
+ * (APR-util 1.6) remember it: any failed call marks the server dead in that
+ * child, and a dead server is only tried again 5 s later, with one ping on
+ * a pooled connection that may be just as stale (another 5 s each).  Until
+ * then every lookup answers "not found", which cannot be told from a miss.
+ * So each child runs its memcache or redis calls through a client of its
+ * own: the provider instance it inherited at first, and after a failure a
+ * fresh one (create and init in a pool of its own: no pooled connection,
+ * server alive).  A call that fails fast on a client that had worked is
+ * tried once more on a fresh client at once (the restarted store answers
+ * it); a failed client is never used again and is destroyed by the last
+ * call still using it; while the store is down, a child makes a fresh
+ * client at most every AFFINITY_STORE_FRESH_EVERY and skips the store in
+ * between.  Failures are logged at most once a minute for all children
+ * together (timestamps in a small shared segment, swapped atomically).
  */
 
 #include "apr_atomic.h"
@@ -43,12 +57,15 @@ APLOG_USE_MODULE(affinity);
 #define AFFINITY_STORE_DEFAULT_SIZE 4194304  /* ~58,000 sessions */
 #define AFFINITY_STORE_CNAME        "affinity"
 #define AFFINITY_STORE_MUTEX        "affinity-store"
-#define AFFINITY_STORE_BACKOFF      2       /* seconds */
+#define AFFINITY_STORE_BACKOFF      1000    /* milliseconds */
 #define AFFINITY_STORE_LOG_EVERY    60      /* seconds */
 #define AFFINITY_STORE_SLOW         apr_time_from_msec(250)
+#define AFFINITY_STORE_FRESH_EVERY  apr_time_from_msec(200)
 
 typedef struct {
-    volatile apr_uint32_t down_until;   /* seconds: skip the store until */
+    /* milliseconds, wrapping (0: none): when a slow failure started the
+     * backoff, or when the one call trying the store again set out */
+    volatile apr_uint32_t down_at;
     volatile apr_uint32_t logged;       /* seconds: last AFF0091 */
 } affinity_store_shared;
 
@@ -56,6 +73,8 @@ typedef struct {
 typedef struct {
     const char *spec;                   /* as configured */
     const char *provider_name;
+    const char *args;                   /* the provider's part of spec */
+    int renewable;                      /* memcache, redis: see above */
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;          /* NOTMPSAFE providers only */
     affinity_store_shared *shared;
@@ -116,6 +135,16 @@ static const char *affinity_store_default(apr_pool_t *p)
                         AFFINITY_STORE_DEFAULT_SIZE);
 }
 
+static void affinity_store_hints(struct ap_socache_hints *hints)
+{
+    /* shmcb sizes its index from these: an entry is a 20-byte key and
+     * 28 bytes of data, and the index should not eat the data area */
+    memset(hints, 0, sizeof(*hints));
+    hints->avg_id_len = AFFINITY_LEARN_KEY_LEN;
+    hints->avg_obj_size = 52;
+    hints->expiry_interval = apr_time_from_sec(30);
+}
+
 static affinity_store_rec *affinity_store_make(server_rec *s, apr_pool_t *ptemp,
                                                const char *spec,
                                                const char *name,
@@ -131,18 +160,17 @@ static affinity_store_rec *affinity_store_make(server_rec *s, apr_pool_t *ptemp,
 
     st->spec = apr_pstrdup(pp, spec);
     st->provider_name = apr_pstrdup(pp, name);
+    st->args = apr_pstrdup(pp, args);
+    /* only these two are known to hold nothing but per-process client
+     * state: a fresh instance of shmcb would be a new, empty store */
+    st->renewable = !strcmp(name, "memcache") || !strcmp(name, "redis");
     err = prov->create(&st->instance, args, ptemp, pp);
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      "AFF0093: AffinityStore %s: %s", spec, err);
         return NULL;
     }
-    /* shmcb sizes its index from these: an entry is a 20-byte key and
-     * 28 bytes of data, and the index should not eat the data area */
-    memset(&hints, 0, sizeof(hints));
-    hints.avg_id_len = AFFINITY_LEARN_KEY_LEN;
-    hints.avg_obj_size = 52;
-    hints.expiry_interval = apr_time_from_sec(30);
+    affinity_store_hints(&hints);
     rv = prov->init(st->instance, AFFINITY_STORE_CNAME, &hints, s, pp);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
@@ -259,11 +287,64 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
     return OK;
 }
 
+/* ---- This child's client (memcache, redis) ------------------------------ */
+
+typedef struct {
+    ap_socache_instance_t *instance;
+    apr_pool_t *pool;                   /* NULL: the inherited instance */
+    int users;                          /* calls running on it */
+    int worked;                         /* a call succeeded on it */
+    int failed;                         /* a call failed: never used again */
+} affinity_store_client;
+
+static struct {
+    apr_thread_mutex_t *mutex;          /* guards everything here */
+    apr_pool_t *pool;                   /* the clients' pools' parent */
+    server_rec *s;                      /* the main server, for init */
+    affinity_store_client *current;     /* NULL: no renewal in this child */
+    apr_time_t fresh_at;                /* the last fresh client made */
+} affinity_store_child;
+
 void affinity_store_child_init(apr_pool_t *p, server_rec *s)
 {
     affinity_store_rec *st = affinity_store;
+    apr_allocator_t *alloc;
+    apr_thread_mutex_t *amutex;
     apr_status_t rv;
 
+    memset(&affinity_store_child, 0, sizeof(affinity_store_child));
+    if (st && st->renewable) {
+        /* the clients' connection pools are made by request threads at
+         * once (APR's reslist constructs outside its lock): their parent's
+         * allocator needs a mutex of its own */
+        if (apr_allocator_create(&alloc) == APR_SUCCESS
+            && apr_thread_mutex_create(&amutex, APR_THREAD_MUTEX_DEFAULT,
+                                       p) == APR_SUCCESS
+            && apr_thread_mutex_create(&affinity_store_child.mutex,
+                                       APR_THREAD_MUTEX_DEFAULT,
+                                       p) == APR_SUCCESS) {
+            apr_allocator_mutex_set(alloc, amutex);
+            if (apr_pool_create_ex(&affinity_store_child.pool, p, NULL,
+                                   alloc) == APR_SUCCESS) {
+                apr_allocator_owner_set(alloc, affinity_store_child.pool);
+                apr_pool_tag(affinity_store_child.pool, "affinity-store");
+                affinity_store_child.s = s;
+                affinity_store_child.current =
+                    apr_pcalloc(p, sizeof(affinity_store_client));
+                affinity_store_child.current->instance = st->instance;
+            }
+            else {
+                apr_allocator_destroy(alloc);
+            }
+        }
+        if (!affinity_store_child.current) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, APR_ENOMEM, s,
+                         "AFF0093: AffinityStore %s: cannot set up this "
+                         "child's client; it keeps the provider's own "
+                         "recovery (5 s or more after a store restart)",
+                         st->spec);
+        }
+    }
     if (!st || !st->mutex) {
         return;
     }
@@ -276,6 +357,95 @@ void affinity_store_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
+/* A new instance of the provider, in a pool of its own; NULL if it could
+ * not be made (the child keeps skipping the store and tries again later).
+ * With the child's mutex held. */
+static affinity_store_client *affinity_store_fresh(void)
+{
+    struct ap_socache_hints hints;
+    affinity_store_client *c;
+    apr_pool_t *pool;
+
+    if (apr_pool_create(&pool, affinity_store_child.pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    c = apr_pcalloc(pool, sizeof(*c));
+    c->pool = pool;
+    affinity_store_hints(&hints);
+    if (affinity_store_provider->create(&c->instance, affinity_store->args,
+                                        pool, pool)
+        || affinity_store_provider->init(c->instance, AFFINITY_STORE_CNAME,
+                                         &hints, affinity_store_child.s,
+                                         pool) != APR_SUCCESS) {
+        apr_pool_destroy(pool);
+        return NULL;
+    }
+    return c;
+}
+
+/* With the child's mutex held: a client no call will start on again goes
+ * once the last call running on it is done (its pool's cleanup closes its
+ * connections, which must all be back in APR's list by then). */
+static void affinity_store_drop(affinity_store_client *c)
+{
+    if (c->users == 0 && c->pool && c != affinity_store_child.current) {
+        affinity_store_provider->destroy(c->instance, affinity_store_child.s);
+        apr_pool_destroy(c->pool);
+    }
+}
+
+/* The client a call should run on, counted as a user; NULL: skip the store
+ * (the client failed moments ago and no fresh one is due yet).  again: the
+ * client a call just failed on, replaced at once if it is still current. */
+static affinity_store_client *affinity_store_acquire(affinity_store_client *again)
+{
+    affinity_store_client *c, *fresh;
+    apr_time_t now;
+
+    apr_thread_mutex_lock(affinity_store_child.mutex);
+    c = affinity_store_child.current;
+    if (c->failed) {
+        now = apr_time_now();
+        if (c == again
+            || now - affinity_store_child.fresh_at >= AFFINITY_STORE_FRESH_EVERY) {
+            affinity_store_child.fresh_at = now;
+            fresh = affinity_store_fresh();
+            if (fresh) {
+                affinity_store_child.current = fresh;
+                affinity_store_drop(c);
+                c = fresh;
+            }
+        }
+    }
+    if (c->failed) {
+        c = NULL;
+    }
+    else {
+        c->users++;
+    }
+    apr_thread_mutex_unlock(affinity_store_child.mutex);
+    return c;
+}
+
+/* A call on c is done; returns whether c had worked before it. */
+static int affinity_store_release(affinity_store_client *c, int failed)
+{
+    int worked;
+
+    apr_thread_mutex_lock(affinity_store_child.mutex);
+    worked = c->worked;
+    if (failed) {
+        c->failed = 1;
+    }
+    else {
+        c->worked = 1;
+    }
+    c->users--;
+    affinity_store_drop(c);
+    apr_thread_mutex_unlock(affinity_store_child.mutex);
+    return worked;
+}
+
 /* ---- Per request ------------------------------------------------------- */
 
 static apr_uint32_t affinity_store_now(void)
@@ -283,23 +453,57 @@ static apr_uint32_t affinity_store_now(void)
     return (apr_uint32_t)apr_time_sec(apr_time_now());
 }
 
-int affinity_store_available(void)
+static apr_uint32_t affinity_store_now_ms(void)
 {
-    return affinity_store
-           && affinity_store_now() >= affinity_store->shared->down_until;
+    return (apr_uint32_t)apr_time_as_msec(apr_time_now());
 }
 
-/* A failure: back off, and say so at most once a minute for all children.
- * The key is never logged: it is derived from a session ID. */
+int affinity_store_available(void)
+{
+    apr_uint32_t at;
+
+    if (!affinity_store) {
+        return 0;
+    }
+    at = apr_atomic_read32(&affinity_store->shared->down_at);
+    return at == 0 || affinity_store_now_ms() - at >= AFFINITY_STORE_BACKOFF;
+}
+
+/* May this call go to the store?  Not while backing off after a slow
+ * failure.  When the backoff is over, one call (for all children) claims
+ * the right to try the store, by moving down_at to now: the others skip the
+ * store until it answers (down_at cleared) or for another backoff.  (The
+ * difference of two wrapping millisecond counts is right for 49 days: a
+ * backoff started that long ago may cost one more second, once.) */
+static int affinity_store_may_call(void)
+{
+    affinity_store_shared *sh = affinity_store->shared;
+    apr_uint32_t at = apr_atomic_read32(&sh->down_at);
+    apr_uint32_t now;
+
+    if (at == 0) {
+        return 1;
+    }
+    now = affinity_store_now_ms();
+    if (now - at < AFFINITY_STORE_BACKOFF) {
+        return 0;
+    }
+    return apr_atomic_cas32(&sh->down_at, now ? now : 1, at) == at;
+}
+
+/* A failure: back off if it was slow, and say so at most once a minute for
+ * all children.  The key is never logged: it is derived from a session ID. */
 static void affinity_store_failed(request_rec *r, apr_status_t rv,
                                   const char *what, apr_time_t took)
 {
     affinity_store_shared *sh = affinity_store->shared;
     apr_uint32_t now = affinity_store_now();
     apr_uint32_t last = apr_atomic_read32(&sh->logged);
+    apr_uint32_t ms;
 
     if (took >= AFFINITY_STORE_SLOW) {
-        apr_atomic_set32(&sh->down_until, now + AFFINITY_STORE_BACKOFF);
+        ms = affinity_store_now_ms();
+        apr_atomic_set32(&sh->down_at, ms ? ms : 1);
     }
     if ((last == 0 || now - last >= AFFINITY_STORE_LOG_EVERY)
         && apr_atomic_cas32(&sh->logged, now, last) == last) {
@@ -352,37 +556,134 @@ static void affinity_store_unlock(void)
     }
 }
 
+enum { AFFINITY_STORE_GET, AFFINITY_STORE_PUT, AFFINITY_STORE_REMOVE };
+
+/* One call to the store, as the provider's three functions need it. */
+typedef struct {
+    int what;
+    const unsigned char *key;
+    unsigned char *data;                /* GET: the buffer; PUT: the entry */
+    unsigned int size;                  /* GET: the buffer's; PUT: entry's */
+    unsigned int len;                   /* GET: what was found */
+    apr_time_t expiry;                  /* PUT */
+} affinity_store_op;
+
+static const char *const affinity_store_what[] = {
+    "a lookup", "a write", "a removal"
+};
+
+static apr_status_t affinity_store_run(request_rec *r, server_rec *log,
+                                       ap_socache_instance_t *instance,
+                                       affinity_store_op *op)
+{
+    const ap_socache_provider_t *prov = affinity_store_provider;
+    apr_status_t rv;
+
+    if (!affinity_store_lock(r)) {
+        return APR_EGENERAL;
+    }
+    switch (op->what) {
+    case AFFINITY_STORE_GET:
+        op->len = op->size;
+        rv = prov->retrieve(instance, log, op->key, AFFINITY_LEARN_KEY_LEN,
+                            op->data, &op->len, r->pool);
+        break;
+    case AFFINITY_STORE_PUT:
+        rv = prov->store(instance, log, op->key, AFFINITY_LEARN_KEY_LEN,
+                         op->expiry, op->data, op->size, r->pool);
+        break;
+    default:
+        rv = prov->remove(instance, log, op->key, AFFINITY_LEARN_KEY_LEN,
+                          r->pool);
+        break;
+    }
+    affinity_store_unlock();
+    return rv;
+}
+
+/* Did the store fail (as opposed to: no such entry)?  shmcb says
+ * APR_EGENERAL for a miss, and a full shmcb that cannot fit one entry is no
+ * reason to stop using it: only the network stores fail.  A write never
+ * answers "not found" but when the provider thinks the server dead. */
+static int affinity_store_failure(const affinity_store_op *op, apr_status_t rv)
+{
+    return rv != APR_SUCCESS && !affinity_store->mutex
+           && (rv != APR_NOTFOUND || op->what == AFFINITY_STORE_PUT);
+}
+
+/* Runs op on the store, through this child's client when it has one (a
+ * fast failure on a client that had worked is tried once more on a fresh
+ * client), and notes failures.  APR_EGENERAL when the store is skipped. */
+static apr_status_t affinity_store_call(request_rec *r, affinity_store_op *op)
+{
+    affinity_store_client *c, *failed = NULL;
+    server_rec *log;
+    apr_time_t start, took;
+    apr_status_t rv;
+    int bad;
+
+    if (!affinity_store || !affinity_store_may_call()) {
+        return APR_EGENERAL;
+    }
+    log = affinity_store_log_server(r);
+    if (!affinity_store_child.current) {
+        start = apr_time_now();
+        rv = affinity_store_run(r, log, affinity_store->instance, op);
+        took = apr_time_now() - start;
+        bad = affinity_store_failure(op, rv);
+    }
+    else {
+        for (;;) {
+            c = affinity_store_acquire(failed);
+            if (!c) {
+                return APR_EGENERAL;
+            }
+            start = apr_time_now();
+            rv = affinity_store_run(r, log, c->instance, op);
+            took = apr_time_now() - start;
+            bad = affinity_store_failure(op, rv);
+            if (!affinity_store_release(c, bad) || !bad || failed
+                || took >= AFFINITY_STORE_SLOW) {
+                break;
+            }
+            /* it had worked and failed at once: most likely a pooled
+             * connection the store closed when it restarted */
+            failed = c;
+        }
+    }
+    if (bad) {
+        affinity_store_failed(r, rv, affinity_store_what[op->what], took);
+    }
+    else if (apr_atomic_read32(&affinity_store->shared->down_at)) {
+        /* it answers: whoever was trying it again for everyone is done */
+        apr_atomic_set32(&affinity_store->shared->down_at, 0);
+    }
+    return rv;
+}
+
 apr_status_t affinity_store_get(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 unsigned char id[AFFINITY_ID_LEN],
                                 apr_int64_t *written)
 {
     unsigned char buf[64];
-    unsigned int len = sizeof(buf);
-    apr_time_t start;
+    affinity_store_op op;
     apr_status_t rv;
 
-    if (!affinity_store_available()) {
-        return APR_EGENERAL;
-    }
-    if (!affinity_store_lock(r)) {
-        return APR_EGENERAL;
-    }
-    start = apr_time_now();
-    rv = affinity_store_provider->retrieve(affinity_store->instance,
-                                           affinity_store_log_server(r),
-                                           key, AFFINITY_LEARN_KEY_LEN, buf,
-                                           &len, r->pool);
-    affinity_store_unlock();
+    memset(&op, 0, sizeof(op));
+    op.what = AFFINITY_STORE_GET;
+    op.key = key;
+    op.data = buf;
+    op.size = sizeof(buf);
+    rv = affinity_store_call(r, &op);
     if (rv == APR_SUCCESS) {
-        return affinity_learn_entry_decode(buf, len, id, written)
+        return affinity_learn_entry_decode(buf, op.len, id, written)
                ? APR_SUCCESS : APR_NOTFOUND;
     }
-    /* shmcb says APR_EGENERAL for a miss; only the network stores can fail */
-    if (rv == APR_NOTFOUND || affinity_store->mutex) {
+    /* shmcb says APR_EGENERAL for a miss */
+    if (rv == APR_NOTFOUND || (affinity_store && affinity_store->mutex)) {
         return APR_NOTFOUND;
     }
-    affinity_store_failed(r, rv, "a lookup", apr_time_now() - start);
     return rv;
 }
 
@@ -393,47 +694,25 @@ apr_status_t affinity_store_put(request_rec *r,
 {
     unsigned char entry[AFFINITY_LEARN_ENTRY_LEN];
     apr_time_t now = apr_time_now();
-    apr_status_t rv;
+    affinity_store_op op;
 
-    if (!affinity_store_available()) {
-        return APR_EGENERAL;
-    }
     affinity_learn_entry_encode(entry, id, apr_time_sec(now));
-    if (!affinity_store_lock(r)) {
-        return APR_EGENERAL;
-    }
-    rv = affinity_store_provider->store(affinity_store->instance,
-                                        affinity_store_log_server(r),
-                                        key, AFFINITY_LEARN_KEY_LEN,
-                                        now + apr_time_from_sec(timeout),
-                                        entry, sizeof(entry), r->pool);
-    affinity_store_unlock();
-    /* a full shmcb evicts old entries itself; ENOSPC means this one entry
-     * did not fit, which is no reason to stop using the store */
-    if (rv != APR_SUCCESS && !affinity_store->mutex) {
-        affinity_store_failed(r, rv, "a write", apr_time_now() - now);
-    }
-    return rv;
+    memset(&op, 0, sizeof(op));
+    op.what = AFFINITY_STORE_PUT;
+    op.key = key;
+    op.data = entry;
+    op.size = sizeof(entry);
+    op.expiry = now + apr_time_from_sec(timeout);
+    return affinity_store_call(r, &op);
 }
 
 apr_status_t affinity_store_remove(request_rec *r,
                                    const unsigned char key[AFFINITY_LEARN_KEY_LEN])
 {
-    apr_time_t start = apr_time_now();
-    apr_status_t rv;
+    affinity_store_op op;
 
-    if (!affinity_store_available()) {
-        return APR_EGENERAL;
-    }
-    if (!affinity_store_lock(r)) {
-        return APR_EGENERAL;
-    }
-    rv = affinity_store_provider->remove(affinity_store->instance,
-                                         affinity_store_log_server(r),
-                                         key, AFFINITY_LEARN_KEY_LEN, r->pool);
-    affinity_store_unlock();
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND && !affinity_store->mutex) {
-        affinity_store_failed(r, rv, "a removal", apr_time_now() - start);
-    }
-    return rv;
+    memset(&op, 0, sizeof(op));
+    op.what = AFFINITY_STORE_REMOVE;
+    op.key = key;
+    return affinity_store_call(r, &op);
 }

@@ -6,8 +6,8 @@
 #   - memcached and redis-server, started here on free 127.0.0.1 ports: the
 #     learn rules against each, sessions survive graceful and full restarts,
 #     two front ends (one prefork, one event) on one store agree on 200
-#     sessions, and the store killed under load: no 5xx, and sessions
-#     learned after it is back stick again
+#     sessions, and the store killed under load: no 5xx, and every session
+#     learned from 1 s after it is back sticks
 # Runs in the suite's event pass only (it starts its own MPMs).
 use strict;
 use warnings FATAL => 'all';
@@ -192,6 +192,25 @@ for my $kind (@stores) {
     my $took = time - $t0;
     sleep 1.5;
     LearnHarness::restart_store($store);
+    # learning resumes by itself, within 1 s: each child replaces a client
+    # whose pooled connections the old store closed (APR alone would call
+    # the server dead and answer "not found" for 5 s or more)
+    my ($late, $tries, $tb) = (0, 0, time);     # from the store's return,
+    # while the load goes on
+    my $i = 0;
+    while (time - $tb < 3.5) {
+        my $x = "after$i-$kind-$RUN";
+        $i++;
+        my $t = time - $tb;
+        my $mm = LearnHarness::learn_session($fe, $x) // '';
+        my @ok = grep { backend($_) eq $mm && st($_) eq 'valid' }
+                 map { get($fe, '/app/hello.txt', Cookie => "SID=$x") } 1 .. 3;
+        if ($t >= 1) {
+            $tries++;
+            $late++ if @ok != 3;
+        }
+        sleep 0.2;
+    }
     waitpid $pid, 0;
     open my $in, '<', "$top/$kind-load" or die;
     my ($n, $bad) = split ' ', scalar <$in>;
@@ -203,23 +222,10 @@ for my $kind (@stores) {
     my @noise = $log =~ /\[socache_\w+:/g;
     ok(@aff == 1 && !@noise, "$kind: the failure logged once (AFF0091), not per request")
         or diag scalar(@aff) . ' AFF0091 lines, ' . scalar(@noise) . " lines of the provider's own";
-    # learning resumes by itself (the provider retries a dead server after a few s)
-    my $stuck = 0;
-    my $end = time + 30; my $tb = time;
-    my $i = 0;
-    while (time < $end && !$stuck) {
-        my $x = "after$i-$kind-$RUN";
-        $i++;
-        my $mm = LearnHarness::learn_session($fe, $x);
-        my @ok = grep { backend($_) eq $mm && st($_) eq 'valid' }
-                 map { get($fe, '/app/hello.txt', Cookie => "SID=$x") } 1 .. 3;
-        $stuck = @ok == 3;
-        sleep 0.5 unless $stuck;
-    }
     system("rm -rf /tmp/lh/keep; cp -r $top /tmp/lh/keep; chmod -R a+rwX /tmp/lh/keep") if $ENV{LEARN_KEEP};
-    diag sprintf("%s: learning resumed %.1f s after the store came back", $kind, time - $tb);
-    ok($stuck, "$kind: after the store is back, new sessions stick again")
-        or diag join '', (grep { /AFF|socache/ } split /^/, LearnHarness::error_log($fe))[-15 .. -1];
+    ok($tries && !$late, "$kind: every session learned 1 s or more after the store came back sticks")
+        or diag "$late of $tries failed; ",
+                join '', grep { defined } (grep { /AFF|socache/ } split /^/, LearnHarness::error_log($fe))[-15 .. -1];
     LearnHarness::stop($fe);
     LearnHarness::stop_store($store);
 }

@@ -5,6 +5,12 @@
 #   learn-store-kill-memcache, learn-store-kill-redis: the store killed
 #       under load and restarted: no 5xx, and sessions learned after it is
 #       back stick again
+#   learn-store-restart-memcache, learn-store-restart-redis: two front ends
+#       on one store, A prefork and B event, both under load; the store
+#       stopped for 1 s and started again; then every 0.1 s a new session
+#       learned through A is checked through B and one learned through B
+#       through A: every session learned 1 s or more after the store's return
+#       must route to its member (valid) through the other front end
 #   learn-evict: 100,000 distinct sessions (20,000 with --quick) through a
 #       small shmcb (256 KiB): old entries evicted, recent ones kept, no
 #       error, the children's RSS flat
@@ -22,8 +28,10 @@ use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
-my ($module, $dir, $quick) = @ARGV;
+# ONLY: a regex of scenario names to run (tools/reliability store-restart)
+my ($module, $dir, $quick, $only) = @ARGV;
 $quick //= 0;
+sub wanted { my ($name) = @_; return !defined $only || $name =~ /$only/ }
 my @out;
 my %pids;
 # every store started, stopped on any way out (stop_store is idempotent):
@@ -88,6 +96,7 @@ EOF
 for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHarness::have_redis() }
               qw(memcache redis)) {
     my $name = "learn-store-kill-$kind";
+    next unless wanted($name);
     my $store = LearnHarness::start_store($kind, "$dir/$kind-kill-daemon");
     push @stores, $store;
     my $fe = frontend($name, store => $store->{spec}) or next;
@@ -146,8 +155,88 @@ for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHa
     LearnHarness::stop_store($store);
 }
 
+# ---- the store restarted: two front ends, new sessions right after ----------
+for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHarness::have_redis() }
+              qw(memcache redis)) {
+    my $name = "learn-store-restart-$kind";
+    next unless wanted($name);
+    my $store = LearnHarness::start_store($kind, "$dir/$kind-restart-daemon");
+    push @stores, $store;
+    my $fa = frontend("$name-a", store => $store->{spec}, mpm => 'prefork') or next;
+    my $fb = frontend("$name-b", store => $store->{spec}, mpm => 'event') or next;
+    my %fe = (A => $fa, B => $fb);
+    # load on both: lookups of known sessions, so that every child holds
+    # pooled connections to the store when it goes
+    my @values = map { "rs$_-$$" } 1 .. 40;
+    LearnHarness::learn_session($fa, $_) for @values;
+    my $probe = $quick ? 3 : 8;
+    my $secs = 2 + 1 + $probe + 1;
+    my @kids;
+    for my $w (1 .. 4) {
+        my $pid = fork // die;
+        if (!$pid) {
+            my $fe = $w % 2 ? $fa : $fb;
+            my ($n, $bad) = (0, 0);
+            my $end = time + $secs;
+            while (time < $end) {
+                my $r = LearnHarness::get($fe, '/app/hello.txt', Cookie => "SID=$values[($n++ * $w) % @values]");
+                $bad++ if $r->code >= 500 || $r->code == 0;
+                sleep 0.01;         # CPU left for the probes
+            }
+            open my $o, '>', "$dir/$name.$w" or POSIX::_exit(1);
+            print $o "$n $bad\n";
+            close $o;
+            POSIX::_exit(0);
+        }
+        push @kids, $pid;
+    }
+    sleep 2;
+    LearnHarness::stop_store($store);
+    sleep 1;
+    LearnHarness::restart_store($store);
+    my $back = time;
+    # every 0.25 s: learned through one front end, checked through the other
+    my (@trace, $last_bad);
+    my $i = 0;
+    while (time - $back < $probe) {
+        for my $pair (['A', 'B'], ['B', 'A']) {
+            my ($from, $to) = @$pair;
+            my $v = "new" . $i++ . "-$$";
+            my $t = time - $back;
+            my $m = LearnHarness::learn_session($fe{$from}, $v) // '';
+            my $r = LearnHarness::get($fe{$to}, '/app/hello.txt', Cookie => "SID=$v");
+            my $ok = $m ne '' && LearnHarness::backend($r) eq $m && LearnHarness::status($r) eq 'valid';
+            push @trace, sprintf('%s%.2f%s', $from, $t, $ok ? '' : '!');
+            $last_bad = $t if !$ok;
+        }
+        sleep 0.1;
+    }
+    waitpid $_, 0 for @kids;
+    my ($n, $bad) = (0, 0);
+    for my $w (1 .. 4) {
+        open my $in, '<', "$dir/$name.$w" or next;
+        my ($x, $y) = split ' ', scalar <$in>;
+        $n += $x;
+        $bad += $y;
+    }
+    my $late = grep { /^[AB](\d+\.\d+)!$/ && $1 >= 1.0 } @trace;
+    my $fails = grep { /!$/ } @trace;
+    my @p;
+    push @p, "$bad 5xx" if $bad;
+    push @p, "$late of the sessions learned 1 s or more after the store's return route differently on the other front end" if $late;
+    result($name, $n, $bad, sprintf('%s stopped for 1 s under load; %d of %d new sessions (A prefork -> B event and back, every 0.1 s for %d s) failed, the last learned %s after its return; trace (s after the return, ! = failed): %s',
+                                    $kind, $fails, scalar @trace, $probe,
+                                    defined $last_bad ? sprintf('%.2f s', $last_bad) : 'none',
+                                    join(' ', @trace)), @p);
+    for my $f ($fa, $fb) {
+        LearnHarness::stop($f);
+    }
+    delete @pids{"$name-a", "$name-b"};
+    LearnHarness::stop_store($store);
+}
+
 # ---- many sessions through a small shmcb --------------------------------------
-{
+if (wanted('learn-evict')) {
     my $name = 'learn-evict';
     my $fe = frontend($name, store => "shmcb:$dir/evict-shm(262144)");
     if ($fe) {
@@ -186,7 +275,7 @@ for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHa
 }
 
 # ---- hostile values -------------------------------------------------------------
-{
+if (wanted('learn-hostile')) {
     my $name = 'learn-hostile';
     my $fe = frontend($name);
     if ($fe) {
@@ -220,7 +309,7 @@ for my $kind (grep { $_ eq 'memcache' ? LearnHarness::have_memcached() : LearnHa
 }
 
 # ---- the session values never show: logs at trace8, Redis keys ------------------
-{
+if (wanted('learn-secret')) {
     my $name = 'learn-secret';
     my $redis = LearnHarness::have_redis() ? LearnHarness::start_store('redis', "$dir/secret-daemon") : undef;
     push @stores, $redis if $redis;
