@@ -1029,6 +1029,9 @@ static void affinity_check_header(affinity_ck *ck, const ap_directive_t *d,
             || !affinity_scope_reaches(ck, vhost, sec, u)) {
             continue;
         }
+        if (!strncasecmp(value, "expr=", 5)) {
+            value += 5;
+        }
         while (apr_isspace(*value)) {
             value++;
         }
