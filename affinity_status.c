@@ -1407,13 +1407,17 @@ static void affinity_html(request_rec *r, affinity_view *v)
     ap_rputs(DOCTYPE_HTML_4_01
              "<html><head><meta charset=\"utf-8\">\n"
              "<title>mod_affinity status</title>\n<style>\n"
-             "body{font-family:sans-serif;margin:1em 2em}"
-             "table{border-collapse:collapse;margin:.5em 0 1em}"
-             "th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;"
-             "white-space:nowrap}"
-             "th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-             "table{font-size:.92em}code{font-size:.95em}.bad{color:#a00}"
-             ".ok{color:#060}"
+             "body{font-family:sans-serif;margin:1em}"
+             "table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}"
+             /* fits 1280 px with 9 counter columns: names, routes and
+              * attributes wrap, an ID takes two lines of 20 digits */
+             "th,td{border:1px solid #bbb;padding:.2em .3em;text-align:left}"
+             "td{max-width:22em;overflow-wrap:anywhere}"
+             "td>code{display:inline-block;width:20ch;word-break:break-all}"
+             "td:first-child{min-width:10em}"
+             "th{background:#eee}td.n,td.ok,td.bad,td.share{white-space:nowrap}"
+             "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+             "code{font-size:.95em}.bad{color:#a00}.ok{color:#060}"
              ".bar{display:inline-block;height:.8em;background:#4a7ab5;"
              "vertical-align:middle}\n"
              "</style></head><body>\n<h1>mod_affinity status for ", r);
@@ -1476,8 +1480,8 @@ static void affinity_html(request_rec *r, affinity_view *v)
                            m->count[affinity_shown_index(k)]);
             }
             ap_rprintf(r, "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
-                       "<td><span class=\"bar\" style=\"width:%dpx\"></span> "
-                       "%.1f%%</td></tr>\n", m->total, (int)(share * 100 + 0.5),
+                       "<td class=\"share\"><span class=\"bar\" style=\"width:%dpx\"></span> "
+                       "%.1f%%</td></tr>\n", m->total, (int)(share * 60 + 0.5),
                        share * 100);
         }
         ap_rputs("</table>\n", r);
