@@ -38,7 +38,7 @@ APLOG_USE_MODULE(affinity);
 
 /* Warnings AffinityWarnings may turn off (AFF0009 is per request). */
 static const int affinity_silenceable[] = {
-    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 48, 0
+    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 48, 49, 50, 0
 };
 
 int affinity_warning_known(int tag)
@@ -885,6 +885,309 @@ static void affinity_check_secure(affinity_ck *ck)
     }
 }
 
+/* ---- Other modules' directives that undo ours (AFF0049, AFF0050) -------- */
+
+/* The first argument of a section directive, without quotes and '>'. */
+static const char *affinity_section_arg(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args ? d->args : "";
+    char *arg = ap_getword_conf(p, &args);
+    apr_size_t n = strlen(arg);
+
+    if (n && arg[n - 1] == '>') {
+        arg[n - 1] = '\0';
+        if (n > 1 && arg[n - 2] == '"') {
+            arg[n - 2] = '\0';
+        }
+    }
+    return *arg == '"' ? arg + 1 : arg;
+}
+
+static int affinity_directive_is(const ap_directive_t *d, const char *const *names)
+{
+    int i;
+
+    for (i = 0; names[i]; i++) {
+        if (!strcasecmp(d->directive, names[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Sections proxied requests never walk: their directives reach no
+ * balancer. */
+static const char *const affinity_file_sections[] = {
+    "<Directory", "<DirectoryMatch", "<Files", "<FilesMatch", NULL
+};
+
+/* Does an alias (ProxyPass, ProxyPassMatch) take requests for path? */
+static int affinity_alias_covers(const struct proxy_alias *a, const char *path)
+{
+    apr_size_t n = strlen(a->fake);
+
+    if (a->regex) {
+        return !ap_regexec(a->regex, path, 0, NULL, 0);
+    }
+    return n && !strncmp(path, a->fake, n)
+           && (a->fake[n - 1] == '/' || !path[n] || path[n] == '/');
+}
+
+/* The ProxyPass that takes requests for path in server s, as mod_proxy's
+ * translate_name picks it: the first that matches, an exclusion too. */
+static const struct proxy_alias *affinity_alias_for(const affinity_ck *ck,
+                                                    server_rec *s,
+                                                    const char *path)
+{
+    proxy_server_conf *psf = affinity_psf(ck, s);
+    int i;
+
+    for (i = 0; psf && psf->aliases && i < psf->aliases->nelts; i++) {
+        const struct proxy_alias *a = &APR_ARRAY_IDX(psf->aliases, i,
+                                                     struct proxy_alias);
+        if (affinity_alias_covers(a, path)) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+/* Does a directive inside <VirtualHost vhost> (NULL: at server level),
+ * inside the section sec (NULL: none), apply to requests of user u? */
+static int affinity_scope_reaches(affinity_ck *ck, const ap_directive_t *vhost,
+                                  const ap_directive_t *sec,
+                                  const affinity_ck_user *u)
+{
+    const char *arg;
+
+    if (vhost && affinity_vhost_node(ap_conftree, u->s) != vhost) {
+        return 0;
+    }
+    if (!sec) {
+        return 1;
+    }
+    arg = affinity_section_arg(ck->p, sec);
+    if (!strcasecmp(sec->directive, "<Location")) {
+        const struct proxy_alias *a;
+
+        if (!strncmp(u->path, arg, strlen(arg))) {
+            return 1;   /* the section covers the ProxyPass path */
+        }
+        /* a section deeper than the ProxyPass path: if that ProxyPass is
+         * the one that takes its requests */
+        return !strncmp(arg, u->path, strlen(u->path))
+               && (a = affinity_alias_for(ck, u->s, arg))
+               && strcmp(a->real, "!")
+               && affinity_balancer_named(ck->p, affinity_psf(ck, u->s),
+                                          a->real) == u->balancer;
+    }
+    if (!strcasecmp(sec->directive, "<Proxy")) {
+        const char *name = u->balancer->s->name;
+
+        return !strncasecmp(name, arg, strlen(arg))
+               || apr_fnmatch(arg, name, 0) == APR_SUCCESS
+               || apr_fnmatch(arg, apr_pstrcat(ck->p, name, "/", NULL), 0)
+                  == APR_SUCCESS;
+    }
+    return 1;   /* <LocationMatch>, <ProxyMatch>: may well match it */
+}
+
+/* AFF0049: the stock recipe's `Header add Set-Cookie "ROUTEID=..."
+ * env=BALANCER_ROUTE_CHANGED`, left behind after a migration.  The client
+ * then gets the module's cookie and a second one of the same name that
+ * names no member. */
+static void affinity_check_header(affinity_ck *ck, const ap_directive_t *d,
+                                  const ap_directive_t *vhost,
+                                  const ap_directive_t *sec)
+{
+    static const char *const actions[] = {
+        "set", "add", "append", "merge", "setifempty", "edit", "edit*", NULL
+    };
+    const char *args = d->args, *action, *value, *rest;
+    int edit, changed, i;
+
+    action = ap_getword_conf(ck->p, &args);
+    if (!strcasecmp(action, "always") || !strcasecmp(action, "onsuccess")) {
+        action = ap_getword_conf(ck->p, &args);
+    }
+    for (i = 0; actions[i] && strcasecmp(action, actions[i]); i++) {
+    }
+    if (!actions[i] || strcasecmp(ap_getword_conf(ck->p, &args), "Set-Cookie")) {
+        return;
+    }
+    edit = !strncasecmp(action, "edit", 4);
+    rest = args;
+    value = ap_getword_conf(ck->p, &args);
+    changed = ap_strcasestr(rest, "BALANCER_ROUTE_CHANGED") != NULL;
+    for (i = 0; i < ck->users->nelts; i++) {
+        const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+        const char *name = affinity_cookie_name_of(u->conf);
+        const char *eq = apr_pstrcat(ck->p, name, "=", NULL);
+        int ours;
+
+        if (!affinity_warning_on(u->conf, 49)
+            || !affinity_scope_reaches(ck, vhost, sec, u)) {
+            continue;
+        }
+        if (!strncasecmp(value, "expr=", 5)) {
+            value += 5;
+        }
+        while (apr_isspace(*value)) {
+            value++;
+        }
+        ours = affinity_sets_cookie(u->conf)
+               && (edit ? strstr(rest, eq) != NULL
+                        : !strncmp(value, eq, strlen(eq)));
+        if (!ours && !changed) {
+            continue;
+        }
+        affinity_finding(ck, 49, APLOG_WARNING, u->s, u->conf, d,
+                         "Header %s Set-Cookie reaches %s (at %s in %s), "
+                         "which sets its route cookie itself: %s; remove "
+                         "this line (lbmethod=affinity needs no Set-Cookie "
+                         "rule)", action,
+                         u->balancer->s->name, u->path,
+                         affinity_server_name(ck->p, u->s),
+                         ours ? apr_psprintf(ck->p, "a new client gets a "
+                                             "second %s cookie that names no "
+                                             "member and is treated as "
+                                             "invalid", name)
+                              : "it is the stock stickysession recipe "
+                                "(env=BALANCER_ROUTE_CHANGED), which "
+                                "mod_affinity replaces");
+        return;     /* once per line */
+    }
+}
+
+/* AFF0050: <Location /affinity-status> under an earlier ProxyPass (a
+ * ProxyPass "/" above all): mod_proxy takes the request at translate_name,
+ * before the handler is ever asked, so the page is the application's. */
+typedef struct {
+    const ap_directive_t *location;
+    const ap_directive_t *vhost;
+    const char *path;
+} affinity_ck_status;
+
+/* The ProxyPass line that made an alias, for the message. */
+static const ap_directive_t *affinity_proxypass_node(affinity_ck *ck,
+                                                     const ap_directive_t *d,
+                                                     const char *fake)
+{
+    static const char *const names[] = { "ProxyPass", "ProxyPassMatch", NULL };
+
+    for (; d; d = d->next) {
+        const ap_directive_t *found;
+
+        if (affinity_directive_is(d, names) && d->args) {
+            const char *args = d->args;
+
+            if (!strcmp(ap_getword_conf(ck->p, &args), fake)) {
+                return d;
+            }
+        }
+        if (d->first_child && strcasecmp(d->directive, "<Location")
+            && strcasecmp(d->directive, "<LocationMatch")
+            && (found = affinity_proxypass_node(ck, d->first_child, fake))) {
+            return found;
+        }
+    }
+    return NULL;
+}
+
+static void affinity_check_status_location(affinity_ck *ck,
+                                           const affinity_ck_status *st)
+{
+    server_rec *s;
+    int i;
+
+    for (s = ck->main_s; s; s = s->next) {
+        proxy_server_conf *psf = affinity_psf(ck, s);
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+        const affinity_dir_conf *in_force = affinity_conf_of(ck, s->lookup_defaults);
+        const ap_directive_t *vh = affinity_vhost_node(ap_conftree, s), *pp;
+        const struct proxy_alias *a;
+
+        if ((st->vhost && st->vhost != vh) || !psf || !psf->aliases) {
+            continue;
+        }
+        for (i = 0; core->sec_url && i < core->sec_url->nelts; i++) {
+            ap_conf_vector_t *v = APR_ARRAY_IDX(core->sec_url, i, ap_conf_vector_t *);
+            core_dir_config *cd = ap_get_core_module_config(v);
+
+            if (cd && cd->d && !cd->r && !strcmp(cd->d, st->path)) {
+                in_force = affinity_merge(ck->p, in_force, affinity_conf_of(ck, v));
+            }
+        }
+        a = affinity_alias_for(ck, s, st->path);
+        if (!a || !strcmp(a->real, "!")) {
+            continue;       /* not proxied, or excluded first */
+        }
+        pp = affinity_proxypass_node(ck, vh ? vh->first_child : ap_conftree,
+                                     a->fake);
+        if (!pp && vh) {
+            pp = affinity_proxypass_node(ck, ap_conftree, a->fake);
+        }
+        affinity_finding(ck, 50, APLOG_WARNING, s, in_force, st->location,
+                         "<Location %s> with SetHandler affinity-status in "
+                         "%s is covered by ProxyPass%s %s %s%s: its "
+                         "requests go to %s, never to the status page; "
+                         "put ProxyPass \"%s\" \"!\" before that "
+                         "ProxyPass", st->path,
+                         affinity_server_name(ck->p, s),
+                         a->regex ? "Match" : "", a->fake, a->real,
+                         pp ? apr_psprintf(ck->p, " (%s:%d)", pp->filename,
+                                           pp->line_num) : "",
+                         a->real, st->path);
+    }
+}
+
+/* Walk the configuration tree: Header lines and status locations, with the
+ * <VirtualHost> and the section they are in. */
+static void affinity_walk_tree(affinity_ck *ck, const ap_directive_t *d,
+                               const ap_directive_t *vhost,
+                               const ap_directive_t *sec)
+{
+    static const char *const url_sections[] = {
+        "<Location", "<LocationMatch", "<Proxy", "<ProxyMatch", NULL
+    };
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "Header") && d->args) {
+            affinity_check_header(ck, d, vhost, sec);
+        }
+        else if (!strcasecmp(d->directive, "SetHandler") && sec && d->args
+                 && !strcasecmp(sec->directive, "<Location")) {
+            const char *args = d->args;
+
+            if (!strcasecmp(ap_getword_conf(ck->p, &args), "affinity-status")) {
+                affinity_ck_status st;
+
+                st.location = sec;
+                st.vhost = vhost;
+                st.path = affinity_section_arg(ck->p, sec);
+                affinity_check_status_location(ck, &st);
+            }
+        }
+        if (!d->first_child || affinity_directive_is(d, affinity_file_sections)) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            affinity_walk_tree(ck, d->first_child, d, NULL);
+        }
+        else if (affinity_directive_is(d, url_sections)) {
+            affinity_walk_tree(ck, d->first_child, vhost, d);
+        }
+        else {
+            affinity_walk_tree(ck, d->first_child, vhost, sec);
+        }
+    }
+}
+
+static void affinity_check_other_modules(affinity_ck *ck)
+{
+    affinity_walk_tree(ck, ap_conftree, NULL, NULL);
+}
+
 /* ---- A server-level balancer used from a virtual host (AFF0046) --------- */
 
 /* httpd gives a virtual host that names a server-level balancer its own
@@ -1165,6 +1468,7 @@ static affinity_check_fn *const affinity_checks[] = {
     affinity_check_lifetime,        /* AFF0043 */
     affinity_check_secure,          /* AFF0044 */
     affinity_check_adopted,         /* AFF0046 */
+    affinity_check_other_modules,   /* AFF0049, AFF0050 */
     NULL
 };
 

@@ -39,6 +39,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->max_life = -1;
     conf->legacy_routes = -1;
     conf->upgrade = -1;
+    conf->status_ids = -1;
     conf->store_timeout = -1;
     return conf;
 }
@@ -76,6 +77,8 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     conf->upgrade = add->upgrade != -1 ? add->upgrade : base->upgrade;
     conf->store_timeout = add->store_timeout != -1 ? add->store_timeout
                                                    : base->store_timeout;
+    conf->status_ids = add->status_ids != -1 ? add->status_ids
+                                             : base->status_ids;
     /* a mode and its cookie NAME go together */
     if (add->mode != AFFINITY_MODE_UNSET) {
         conf->mode = add->mode;
@@ -376,6 +379,26 @@ static const char *affinity_set_flag(cmd_parms *cmd, void *dconf, int on)
     return err;
 }
 
+/* AffinityStatusShowIds full|prefix: what the status page shows of each
+ * member's route ID.  With a salt, a full ID is a valid cookie value. */
+static const char *affinity_set_status_ids(cmd_parms *cmd, void *dconf,
+                                           const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+
+    if (!strcasecmp(arg, "full")) {
+        conf->status_ids = 1;
+    }
+    else if (!strcasecmp(arg, "prefix")) {
+        conf->status_ids = 0;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "AffinityStatusShowIds: \"%s\" is "
+                            "neither full nor prefix", arg);
+    }
+    return NULL;
+}
+
 /* AffinityWarnings -AFF0041 [+AFF0041 ...]: each word turns one warning off
  * (-) or back on (+) here and in inner sections. */
 static const char *affinity_set_warnings(cmd_parms *cmd, void *dconf,
@@ -451,6 +474,10 @@ const command_rec affinity_cmds[] = {
                  "On: while expiry is on, honour values without dates (bare "
                  "IDs, stock values) and re-issue them dated; Off: they "
                  "count as expired"),
+    AP_INIT_TAKE1("AffinityStatusShowIds", affinity_set_status_ids, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "full (default) or prefix: the status page shows each "
+                  "member's whole route ID, or only its first 8 digits"),
     AP_INIT_ITERATE("AffinityWarnings", affinity_set_warnings, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "-AFFnnnn turns that warning off, +AFFnnnn back on"),

@@ -92,6 +92,8 @@ typedef struct {
     int max_life;                   /* seconds, 0: off; -1: unset */
     int legacy_routes;              /* -1: unset */
     int upgrade;                    /* AffinityCookieUpgrade, -1: unset */
+    int status_ids;                 /* AffinityStatusShowIds: 1 full,
+                                     * 0 prefix, -1: unset (full) */
     /* AffinityWarnings: int tag, positive on, negative off, in order
      * (outer sections first, so the last word on a tag wins); NULL: unset */
     apr_array_header_t *warnings;

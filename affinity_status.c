@@ -663,6 +663,7 @@ typedef struct {
     const char *redirect;
     const char *identity;
     char id_hex[AFFINITY_ID_HEX_LEN + 1];
+    const char *id_shown;           /* id_hex, or its prefix */
     apr_uint64_t seed;
     apr_uint64_t count[AFFINITY_NSTATUS];
     apr_uint64_t total;
@@ -686,7 +687,12 @@ typedef struct {
     apr_array_header_t *balancers;  /* affinity_view_balancer */
     const char *id_query;
     const char *host_query;
+    int ids_prefix;                 /* AffinityStatusShowIds prefix */
 } affinity_view;
+
+/* Digits of a route ID shown under AffinityStatusShowIds prefix: enough to
+ * tell members apart and match a cookie by eye, far from forging one. */
+#define AFFINITY_SHOWN_ID_DIGITS 8
 
 /* The balancer's settings as a request to its root would see them: the
  * server's defaults merged with every <Proxy>/<ProxyMatch> section matching
@@ -837,6 +843,9 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
     m->identity = affinity_identity(p, &fake, m->route);
     affinity_route_id(id, vb->salt, vb->salt_len, m->identity, strlen(m->identity));
     affinity_id_to_hex(m->id_hex, id);
+    m->id_shown = v->ids_prefix ? apr_pstrndup(p, m->id_hex,
+                                               AFFINITY_SHOWN_ID_DIGITS)
+                                : m->id_hex;
     m->seed = affinity_member_seed(vb->salt, vb->salt_len, m->identity,
                                    strlen(m->identity));
     m->usable = affinity_usable_now(s);
@@ -926,9 +935,12 @@ static affinity_view *affinity_build_view(request_rec *r)
     affinity_view *v = apr_pcalloc(r->pool, sizeof(*v));
     apr_hash_t *counts = affinity_counts_snapshot(r->pool);
     apr_hash_t *seen = apr_hash_make(r->pool);
+    const affinity_dir_conf *here = ap_get_module_config(r->per_dir_config,
+                                                         &affinity_module);
     int b, k;
 
     v->r = r;
+    v->ids_prefix = here && here->status_ids == 0;
     v->balancers = apr_array_make(r->pool, 4, sizeof(affinity_view_balancer));
     if (!sconf || !sconf->balancers) {
         return v;
@@ -1375,7 +1387,8 @@ static void affinity_html_lookups(request_rec *r, affinity_view *v)
             m = affinity_lookup_host(r, vb, host);
             ap_rvputs(r, "<tr><td>", H(vb->name), "</td><td>",
                       m ? H(m->name) : "(no usable member: 503)", "</td><td>",
-                      m ? H(m->route) : "", "</td><td><code>", m ? m->id_hex : "",
+                      m ? H(m->route) : "", "</td><td><code>", m ? m->id_shown : "",
+                      m && v->ids_prefix ? "&hellip;" : "",
                       "</code></td></tr>\n", NULL);
         }
         ap_rputs(any ? "</table>\n" : "<p>No balancer here is in domain mode.</p>\n",
@@ -1394,13 +1407,17 @@ static void affinity_html(request_rec *r, affinity_view *v)
     ap_rputs(DOCTYPE_HTML_4_01
              "<html><head><meta charset=\"utf-8\">\n"
              "<title>mod_affinity status</title>\n<style>\n"
-             "body{font-family:sans-serif;margin:1em 2em}"
-             "table{border-collapse:collapse;margin:.5em 0 1em}"
-             "th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;"
-             "white-space:nowrap}"
-             "th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-             "table{font-size:.92em}code{font-size:.95em}.bad{color:#a00}"
-             ".ok{color:#060}"
+             "body{font-family:sans-serif;margin:1em}"
+             "table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}"
+             /* fits 1280 px with 9 counter columns: names, routes and
+              * attributes wrap, an ID takes two lines of 20 digits */
+             "th,td{border:1px solid #bbb;padding:.2em .3em;text-align:left}"
+             "td{max-width:22em;overflow-wrap:anywhere}"
+             "td>code{display:inline-block;width:20ch;word-break:break-all}"
+             "td:first-child{min-width:10em}"
+             "th{background:#eee}td.n,td.ok,td.bad,td.share{white-space:nowrap}"
+             "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+             "code{font-size:.95em}.bad{color:#a00}.ok{color:#060}"
              ".bar{display:inline-block;height:.8em;background:#4a7ab5;"
              "vertical-align:middle}\n"
              "</style></head><body>\n<h1>mod_affinity status for ", r);
@@ -1451,7 +1468,8 @@ static void affinity_html(request_rec *r, affinity_view *v)
             double share = vb->started ? (double)m->started / vb->started : 0;
 
             ap_rvputs(r, "<tr><td>", H(m->name), "</td><td>", H(m->route),
-                      "</td><td><code>", m->id_hex, "</code></td><td class=\"",
+                      "</td><td><code>", m->id_shown,
+                      v->ids_prefix ? "&hellip;" : "", "</code></td><td class=\"",
                       m->usable ? "ok" : "bad", "\">",
                       affinity_state_text(r->pool, m->s), "</td>", NULL);
             /* balancer-manager shows lbfactor / 100 */
@@ -1462,8 +1480,8 @@ static void affinity_html(request_rec *r, affinity_view *v)
                            m->count[affinity_shown_index(k)]);
             }
             ap_rprintf(r, "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
-                       "<td><span class=\"bar\" style=\"width:%dpx\"></span> "
-                       "%.1f%%</td></tr>\n", m->total, (int)(share * 100 + 0.5),
+                       "<td class=\"share\"><span class=\"bar\" style=\"width:%dpx\"></span> "
+                       "%.1f%%</td></tr>\n", m->total, (int)(share * 60 + 0.5),
                        share * 100);
         }
         ap_rputs("</table>\n", r);
@@ -1562,7 +1580,7 @@ static void affinity_json_lookups(request_rec *r, affinity_view *v)
                       NULL);
             if (m) {
                 ap_rvputs(r, ",\"member\":\"", J(m->name), "\",\"route\":\"",
-                          J(m->route), "\",\"route_id\":\"", m->id_hex, "\"}", NULL);
+                          J(m->route), "\",\"route_id\":\"", m->id_shown, "\"}", NULL);
             }
             else {
                 ap_rputs(",\"member\":null}", r);
@@ -1589,7 +1607,8 @@ static void affinity_json(request_rec *r, affinity_view *v)
         ap_rprintf(r, ",\"counting_since\":%" APR_TIME_T_FMT,
                    apr_time_sec(affinity_counters_store->since));
     }
-    ap_rputs("},\"statuses\":[", r);
+    ap_rvputs(r, ",\"route_ids\":\"", v->ids_prefix ? "prefix" : "full",
+              "\"},\"statuses\":[", NULL);
     for (k = 0; k < AFFINITY_SHOWN; k++) {
         ap_rprintf(r, "%s\"%s\"", k ? "," : "",
                    affinity_status_name(affinity_shown_index(k)));
@@ -1614,7 +1633,7 @@ static void affinity_json(request_rec *r, affinity_view *v)
                                                            affinity_view_member);
             ap_rvputs(r, i ? "," : "", "{\"name\":\"", J(m->name),
                       "\",\"route\":\"", J(m->route), "\",\"route_id\":\"",
-                      m->id_hex, "\",\"redirect\":\"", J(m->redirect),
+                      m->id_shown, "\",\"redirect\":\"", J(m->redirect),
                       "\",\"status\":\"", J(affinity_state_text(r->pool, m->s)),
                       "\",\"usable\":", m->usable ? "true" : "false",
                       ",\"draining\":",
@@ -1695,7 +1714,7 @@ static void affinity_prometheus(request_rec *r, affinity_view *v)
             ap_rprintf(r, "affinity_member_info{balancer=\"%s\",member=\"%s\","
                        "route=\"%s\",route_id=\"%s\"} 1\n", bn,
                        affinity_prom_esc(r->pool, m->name),
-                       affinity_prom_esc(r->pool, m->route), m->id_hex);
+                       affinity_prom_esc(r->pool, m->route), m->id_shown);
         }
     }
     ap_rputs("# HELP affinity_member_usable 1 when the member can take requests "

@@ -39,7 +39,7 @@ sub write_conf {
         "ErrorLog \"$dir/$name.log\"", "PidFile \"$dir/$name.pid\"",
         "Listen 127.0.0.1:$port",
         (map { "LoadModule ${_}_module $libexec/mod_$_.so" }
-             qw(mpm_prefork authz_core setenvif proxy proxy_http proxy_balancer
+             qw(mpm_prefork authz_core authz_host setenvif headers proxy proxy_http proxy_balancer
                 slotmem_shm lbmethod_byrequests)),
         "LoadModule affinity_module $module", 'StartServers 1',
         @lines, '';
@@ -126,6 +126,32 @@ my @traps = (
         'AffinitySalt s3cret', 'AffinityCookieMaxLife 3600',
         '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity',
         'AffinityCookieMaxIdle 7200', '</Proxy>', 'ProxyPass "/app" "balancer://app"'],
+    # the stock recipe's line, left behind by a migration
+    [header => 49, 'Header add Set-Cookie', qr/Header add Set-Cookie reaches balancer:\/\/app \(at \/app in the main server\), which sets its route cookie itself: a new client gets a second ROUTEID cookie .*; remove this line/,
+        '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity', '</Proxy>',
+        'ProxyPass "/app" "balancer://app"',
+        'Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_ROUTE_CHANGED'],
+    # keyed on BALANCER_ROUTE_CHANGED, another cookie name, in a <Location>
+    [headerenv => 49, 'Header always set', qr/Header set Set-Cookie reaches balancer:\/\/app \(at \/shop\/ in virtual host .*it is the stock stickysession recipe \(env=BALANCER_ROUTE_CHANGED\)/,
+        '<VirtualHost *:PORT>',
+        '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity', 'AffinityCookie APPROUTE', '</Proxy>',
+        'ProxyPass "/shop/" "balancer://app/"',
+        '<Location "/shop/">', 'Header always set Set-Cookie "SRV=%{BALANCER_WORKER_ROUTE}e" env=BALANCER_ROUTE_CHANGED', '</Location>',
+        '</VirtualHost>'],
+    # the status page pasted after an existing ProxyPass "/"
+    [statuspage => 50, '<Location "/affinity-status">', qr/<Location \/affinity-status> with SetHandler affinity-status in virtual host .* is covered by ProxyPass \/ balancer:\/\/app\/ \(\Q$dir\E\/statuspage\.conf:\d+\): its requests go to balancer:\/\/app\/, never to the status page; put ProxyPass "\/affinity-status" "!" before that ProxyPass/,
+        '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity', '</Proxy>',
+        '<VirtualHost *:PORT>', 'ProxyPass "/" "balancer://app/"',
+        '<Location "/affinity-status">', 'SetHandler affinity-status', 'Require local', '</Location>',
+        '</VirtualHost>'],
+    [statusmatch => 50, '<Location "/affinity-status">', qr/is covered by ProxyPassMatch \^\/\(\.\*\)\$ balancer:\/\/app\/\$1/,
+        '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity', '</Proxy>',
+        '<VirtualHost *:PORT>',
+        # an exclusion that does not cover /affinity-status itself
+        'ProxyPass "/affinity-status/" "!"',
+        'ProxyPassMatch "^/(.*)$" "balancer://app/$1"',
+        '<Location "/affinity-status">', 'SetHandler affinity-status', 'Require local', '</Location>',
+        '</VirtualHost>'],
     [sticky => 2, undef, qr/balancer:\/\/app uses lbmethod=affinity together with stickysession=ROUTEID/,
         '<Proxy "balancer://app">', $member, 'ProxySet lbmethod=affinity stickysession=ROUTEID', '</Proxy>',
         'ProxyPass "/app" "balancer://app"'],
@@ -147,7 +173,17 @@ my @clean = (
     'AffinityMode domain', '</Proxy>',
     'ProxyPass "/app/" "balancer://app/"', 'ProxyPass "/api/" "balancer://api/"',
     'ProxyPass "/legacy/" "balancer://legacy/"',
-    '<VirtualHost *:PORT>', 'ServerName sites.example', 'ProxyPass "/" "balancer://sites/"', '</VirtualHost>',
+    # the stock recipe where it belongs: a byrequests balancer's own path
+    '<Location "/legacy/">',
+    'Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/legacy/" env=BALANCER_ROUTE_CHANGED',
+    '</Location>',
+    # other Set-Cookie and header rules reach the affinity balancers harmlessly
+    'Header always set X-Frame-Options DENY', 'Header add Set-Cookie "THEME=dark; Path=/"',
+    '<VirtualHost *:PORT>', 'ServerName sites.example',
+    # the status page next to ProxyPass "/", excluded first
+    'ProxyPass "/affinity-status" "!"', 'ProxyPass "/" "balancer://sites/"',
+    '<Location "/affinity-status">', 'SetHandler affinity-status', 'Require local', '</Location>',
+    '</VirtualHost>',
     '<VirtualHost *:PORT>', 'ServerName shop.example',
     '<Proxy "balancer://shop">', 'BalancerMember "http://127.0.0.1:6"', 'ProxySet lbmethod=affinity',
     'AffinityCookie SHOP "Path=/; HttpOnly; Secure"', 'AffinityCookieRemove On', '</Proxy>',

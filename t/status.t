@@ -19,7 +19,7 @@ use POSIX ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 82;
+plan tests => 91;
 
 my $json = JSON::PP->new;
 my @statuses = qw(valid new invalid down domain unknown expired legacy other);
@@ -485,6 +485,32 @@ counts_become('stcount', $before, \%tally,
     }
     is "@why", '', 'JSON: every balancer and member has the documented fields';
     is JSON::PP::true, balancer_of($doc, 'stnofail')->{nofailover}, 'nofailover shown';
+}
+
+# ---- AffinityStatusShowIds prefix: no whole route ID anywhere, lookups work ----------------
+{
+    is status_json()->{server}{route_ids}, 'full', 'route_ids: full by default';
+    my $full = join '|', map { $stid{$_} } qw(backend1 backend2 backend3);
+    my $short = substr $stid{backend3}, 0, 8;
+    my $html = GET_BODY('/affinity-status-prefix');
+    my $doc = $json->decode(GET_BODY('/affinity-status-prefix?format=json'));
+    my $text = GET_BODY('/affinity-status-prefix?format=prometheus');
+    my $found = join ',', grep { /$full/ } ($html =~ /^.*$/mg), ($text =~ /^.*$/mg),
+        GET_BODY('/affinity-status-prefix?format=json');
+    is $found, '', 'prefix: no member\'s whole route ID in the page, the JSON or the metrics';
+    like $html, qr{<td>st3</td><td><code>\Q$short\E&hellip;</code></td>}, 'the page shows its first 8 digits';
+    is $doc->{server}{route_ids}, 'prefix', 'the JSON says route_ids: prefix';
+    my ($m) = grep { $_->{route} eq 'st3' } @{ balancer_of($doc, 'stcount')->{members} };
+    is $m->{route_id}, $short, 'and gives the 8 digits as route_id';
+    like $text, qr/^affinity_member_info\{balancer="balancer:\/\/stcount",member="\Q$url{backend3}\E",route="st3",route_id="$short"\} 1$/m,
+         'the metrics label route_id carries the 8 digits';
+    promtool_ok($text, 'promtool accepts it');
+    # a lookup by a whole cookie value still answers
+    my $look = $json->decode(GET_BODY("/affinity-status-prefix?format=json&id=STC=$stid{backend3}"));
+    my ($mt) = @{ $look->{lookup}{id}{matches} || [] };
+    is join(' ', $mt ? ($mt->{member}, $mt->{honoured} ? 1 : 0) : '-'), "$url{backend3} 1",
+       '?id= with the whole value finds its member and says it is honoured';
+    like GET_BODY("/affinity-status-prefix?id=$stid{backend3}"), qr/honoured/, 'and so does the page';
 }
 
 # AFFINITY_STATUS of one request, from the access log (a tag keeps it apart)
