@@ -978,9 +978,13 @@ static void affinity_check_adopted(affinity_ck *ck)
  * server's), each <Proxy>, <Location>, <Directory> and <Files> section over
  * them, with the <Files> and <If> sections nested in it, and for each
  * ProxyPass to an affinity balancer, its <Proxy> sections then the
- * <Location> sections over its path.  What no configuration tells (a
- * RewriteRule [P] under a <Location> that turns the salt off) the finder
- * refuses at request time: no dated value verifies without a salt. */
+ * <Location> sections over its path; for a section whose SetHandler hands
+ * requests to an affinity balancer, that balancer's <Proxy> sections over
+ * it (affinity_config_proxy_sections does so at request time).  What no
+ * configuration tells (a per-directory RewriteRule [P], whose target only
+ * the request knows; a SetHandler and AffinitySalt none in different
+ * sections) the finder refuses at request time: no dated value verifies
+ * without a salt (AFF0067). */
 typedef struct {
     affinity_ck *ck;
     int bad;
