@@ -139,26 +139,14 @@ static proxy_balancer *affinity_balancer_named(apr_pool_t *p,
     return NULL;
 }
 
-/* Does a <Proxy> section apply to requests to this balancer?  As httpd's
- * proxy walk decides, for the balancer's root: a regex, a wildcard, or else
- * a plain prefix (so <Proxy balancer://app> also applies to .../app2). */
+/* Does a <Proxy> section apply to requests to this balancer?  For its root,
+ * or for the bare name (ProxyPass /app balancer://app asks for it). */
 static int affinity_section_applies(apr_pool_t *p, const proxy_dir_conf *pd,
                                     const proxy_balancer *b)
 {
-    const char *url = apr_pstrcat(p, b->s->name, "/", NULL);
-
-    if (pd->r) {
-        return !ap_regexec(pd->r, url, 0, NULL, 0)
-               || !ap_regexec(pd->r, b->s->name, 0, NULL, 0);
-    }
-    if (!pd->p) {
-        return 0;
-    }
-    if (pd->p_is_fnmatch) {
-        return apr_fnmatch(pd->p, url, 0) == APR_SUCCESS
-               || apr_fnmatch(pd->p, b->s->name, 0) == APR_SUCCESS;
-    }
-    return !strncmp(url, pd->p, strlen(pd->p));
+    return affinity_proxy_section_matches(pd, apr_pstrcat(p, b->s->name, "/",
+                                                          NULL))
+           || affinity_proxy_section_matches(pd, b->s->name);
 }
 
 /* What is in force for requests to balancer b through server s: the
@@ -167,19 +155,7 @@ static const affinity_dir_conf *affinity_balancer_conf(const affinity_ck *ck,
                                                        server_rec *s,
                                                        const proxy_balancer *b)
 {
-    proxy_server_conf *psf = affinity_psf(ck, s);
-    const affinity_dir_conf *conf = affinity_conf_of(ck, s->lookup_defaults);
-    int i;
-
-    for (i = 0; psf && psf->sec_proxy && i < psf->sec_proxy->nelts; i++) {
-        ap_conf_vector_t *v = APR_ARRAY_IDX(psf->sec_proxy, i, ap_conf_vector_t *);
-        const proxy_dir_conf *pd = ap_get_module_config(v, ck->proxy);
-
-        if (pd && affinity_section_applies(ck->p, pd, b)) {
-            conf = affinity_merge(ck->p, conf, affinity_conf_of(ck, v));
-        }
-    }
-    return conf;
+    return affinity_config_balancer(ck->p, s, b);
 }
 
 static int affinity_sets_any(const affinity_dir_conf *conf)
@@ -1305,9 +1281,13 @@ static void affinity_check_adopted(affinity_ck *ck)
  * server's), each <Proxy>, <Location>, <Directory> and <Files> section over
  * them, with the <Files> and <If> sections nested in it, and for each
  * ProxyPass to an affinity balancer, its <Proxy> sections then the
- * <Location> sections over its path.  What no configuration tells (a
- * RewriteRule [P] under a <Location> that turns the salt off) the finder
- * refuses at request time: no dated value verifies without a salt. */
+ * <Location> sections over its path; for a section whose SetHandler hands
+ * requests to an affinity balancer, that balancer's <Proxy> sections over
+ * it (affinity_config_proxy_sections does so at request time).  What no
+ * configuration tells (a per-directory RewriteRule [P], whose target only
+ * the request knows; a SetHandler and AffinitySalt none in different
+ * sections) the finder refuses at request time: no dated value verifies
+ * without a salt (AFF0067). */
 typedef struct {
     affinity_ck *ck;
     int bad;
@@ -1382,10 +1362,91 @@ static const char *affinity_section_label(affinity_ck *ck, int kind,
     return apr_psprintf(ck->p, "<%s %s>", kinds[kind], cd->d);
 }
 
+/* The SetHandler directive an expression came from, found in the
+ * configuration tree by file and line (the parsed expression keeps no
+ * source text). */
+static const ap_directive_t *affinity_directive_at(const ap_directive_t *d,
+                                                   const ap_expr_info_t *e)
+{
+    const ap_directive_t *found;
+
+    for (; d; d = d->next) {
+        if (d->line_num == (int)e->line_number && d->filename && e->filename
+            && !strcmp(d->filename, e->filename)
+            && !strcasecmp(d->directive, "SetHandler")) {
+            return d;
+        }
+        if ((found = affinity_directive_at(d->first_child, e))) {
+            return found;
+        }
+    }
+    return NULL;
+}
+
+/* The affinity balancer a SetHandler "proxy:balancer://NAME..." hands its
+ * requests to, and the URL its <Proxy> sections are matched against: as
+ * at request time (affinity_learn.c), the handler's URL followed by
+ * r->filename, of which only the leading "/" is known here.  NULL for any
+ * other handler, and for one built from variables, which only a request
+ * can tell (the request-time guard, AFF0067, covers it). */
+static const char *affinity_handler_url(affinity_ck *ck, server_rec *s,
+                                        const ap_expr_info_t *e,
+                                        const ap_directive_t **where)
+{
+    const ap_directive_t *d;
+    const char *args, *word;
+    proxy_balancer *b;
+    proxy_server_conf *psf;
+
+    if (!e || !ck->proxy || !(psf = affinity_psf(ck, s))
+        || !(d = affinity_directive_at(ap_conftree, e)) || !d->args) {
+        return NULL;
+    }
+    args = d->args;
+    word = ap_getword_conf(ck->p, &args);
+    if (strncasecmp(word, "proxy:" BALANCER_PREFIX,
+                    sizeof("proxy:" BALANCER_PREFIX) - 1)
+        || strpbrk(word, "%$\\")
+        || !(b = affinity_balancer_named(ck->p, psf, word + 6))
+        || !affinity_is_ours(b)) {
+        return NULL;
+    }
+    *where = d;
+    word += 6;
+    return word[strlen(word) - 1] == '/' ? word
+                                         : apr_pstrcat(ck->p, word, "/", NULL);
+}
+
+/* conf, with the <Proxy> sections of the balancer SetHandler h names
+ * merged over it, checked for expiry without a salt. */
+static void affinity_salt_handler(affinity_salt_ck *sc, server_rec *s,
+                                  const affinity_dir_conf *conf,
+                                  const ap_expr_info_t *h, const char *label)
+{
+    affinity_ck *ck = sc->ck;
+    const ap_directive_t *d = NULL;
+    const char *url = affinity_handler_url(ck, s, h, &d);
+    const affinity_dir_conf *merged;
+
+    if (!url) {
+        return;
+    }
+    merged = affinity_config_proxy_merge(ck->p, s, url, conf);
+    affinity_salt_check(sc, s, merged,
+                        apr_psprintf(ck->p, "%s with SetHandler %s (%s line "
+                                     "%d)", label, d->args, d->filename,
+                                     d->line_num));
+}
+
 /* A section over base, then what is nested in it (kind: index in
- * affinity_section_label's kinds). */
+ * affinity_section_label's kinds).  handler: the SetHandler in force from
+ * an enclosing section.  Where it hands requests to an affinity balancer,
+ * the balancer's <Proxy> sections are merged over the section as the
+ * request-time merge does (affinity_config_proxy_sections), and that is
+ * checked too. */
 static void affinity_salt_walk(affinity_salt_ck *sc, server_rec *s,
                                const affinity_dir_conf *base,
+                               const ap_expr_info_t *handler,
                                apr_array_header_t *list, int kind)
 {
     affinity_ck *ck = sc->ck;
@@ -1396,15 +1457,21 @@ static void affinity_salt_walk(affinity_salt_ck *sc, server_rec *s,
         const affinity_dir_conf *own = affinity_conf_of(ck, v);
         const affinity_dir_conf *conf = base;
         const core_dir_config *cd = ap_get_core_module_config(v);
+        const ap_expr_info_t *h = cd && cd->expr_handler ? cd->expr_handler
+                                                         : handler;
+        const char *label = affinity_section_label(ck, kind, v);
 
         if (own != ck->empty) {
             conf = affinity_merge(ck->p, base, own);
-            affinity_salt_check(sc, s, conf,
-                                affinity_section_label(ck, kind, v));
+            affinity_salt_check(sc, s, conf, label);
+        }
+        /* <Proxy> sections are proxy-walked, never handed over */
+        if (kind != 0) {
+            affinity_salt_handler(sc, s, conf, h, label);
         }
         if (cd) {
-            affinity_salt_walk(sc, s, conf, cd->sec_file, 3);
-            affinity_salt_walk(sc, s, conf, cd->sec_if, 4);
+            affinity_salt_walk(sc, s, conf, h, cd->sec_file, 3);
+            affinity_salt_walk(sc, s, conf, h, cd->sec_if, 4);
         }
     }
 }
@@ -1431,15 +1498,16 @@ int affinity_config_check(apr_pool_t *p, server_rec *main_s)
         proxy_server_conf *psf = ck.proxy ? affinity_psf(&ck, s) : NULL;
         const affinity_dir_conf *defaults = affinity_conf_of(&ck, s->lookup_defaults);
 
+        const core_dir_config *cd = ap_get_core_module_config(s->lookup_defaults);
+        const ap_expr_info_t *h = cd ? cd->expr_handler : NULL;
+
         affinity_salt_check(&sc, s, defaults, "the server's own settings");
+        affinity_salt_handler(&sc, s, defaults, h, "the server's own settings");
         /* <If> at server level hangs on the server's defaults */
-        affinity_salt_walk(&sc, s, defaults,
-                           ap_get_core_module_config(s->lookup_defaults)
-                           ? ((core_dir_config *)ap_get_core_module_config(
-                                  s->lookup_defaults))->sec_if : NULL, 4);
-        affinity_salt_walk(&sc, s, defaults, psf ? psf->sec_proxy : NULL, 0);
-        affinity_salt_walk(&sc, s, defaults, core->sec_url, 1);
-        affinity_salt_walk(&sc, s, defaults, core->sec_dir, 2);
+        affinity_salt_walk(&sc, s, defaults, h, cd ? cd->sec_if : NULL, 4);
+        affinity_salt_walk(&sc, s, defaults, NULL, psf ? psf->sec_proxy : NULL, 0);
+        affinity_salt_walk(&sc, s, defaults, h, core->sec_url, 1);
+        affinity_salt_walk(&sc, s, defaults, h, core->sec_dir, 2);
     }
     if (ck.proxy) {
         affinity_gather(&ck);

@@ -520,6 +520,68 @@ void affinity_config_proxy_found(void)
     affinity_proxy_mod = ap_find_linked_module("mod_proxy.c");
 }
 
+/* One matcher for <Proxy>/<ProxyMatch> sections, as httpd's proxy walk
+ * matches them against a proxy URL: the regex, else the wildcard, else the
+ * path as a plain prefix (so <Proxy balancer://app> also applies to
+ * balancer://app2).  The request-time merge below, the status page and the
+ * startup checks all use it, so that they agree on which sections apply. */
+int affinity_proxy_section_matches(const proxy_dir_conf *pd, const char *url)
+{
+    if (pd->r) {
+        return !ap_regexec(pd->r, url, 0, NULL, 0);
+    }
+    if (!pd->p) {
+        return 0;
+    }
+    if (pd->p_is_fnmatch) {
+        return apr_fnmatch(pd->p, url, 0) == APR_SUCCESS;
+    }
+    return !strncmp(url, pd->p, strlen(pd->p));
+}
+
+const affinity_dir_conf *affinity_config_proxy_merge(apr_pool_t *p,
+                                                     server_rec *s,
+                                                     const char *url,
+                                                     const affinity_dir_conf *base)
+{
+    /* the check_config hook runs before post_config has found mod_proxy */
+    module *proxy = affinity_proxy_mod ? affinity_proxy_mod
+                                       : ap_find_linked_module("mod_proxy.c");
+    proxy_server_conf *sconf;
+    const affinity_dir_conf *conf = base;
+    int i;
+
+    if (!proxy || !(sconf = ap_get_module_config(s->module_config, proxy))
+        || !sconf->sec_proxy) {
+        return base;
+    }
+    for (i = 0; i < sconf->sec_proxy->nelts; i++) {
+        ap_conf_vector_t *sec = APR_ARRAY_IDX(sconf->sec_proxy, i,
+                                              ap_conf_vector_t *);
+        const proxy_dir_conf *pd = ap_get_module_config(sec, proxy);
+        affinity_dir_conf *ours = ap_get_module_config(sec, &affinity_module);
+
+        if (!pd || !ours || !affinity_proxy_section_matches(pd, url)) {
+            continue;
+        }
+        conf = conf ? affinity_merge_dir_config(p, (void *)conf, ours) : ours;
+    }
+    return conf;
+}
+
+const affinity_dir_conf *affinity_config_balancer(apr_pool_t *p, server_rec *s,
+                                                  const proxy_balancer *b)
+{
+    const affinity_dir_conf *conf = ap_get_module_config(s->lookup_defaults,
+                                                         &affinity_module);
+
+    if (!conf) {
+        conf = affinity_create_dir_config(p, NULL);
+    }
+    return affinity_config_proxy_merge(p, s, apr_pstrcat(p, b->s->name, "/",
+                                                         NULL), conf);
+}
+
 /* httpd merges <Proxy> sections into a request's configuration only when
  * r->filename is already a proxy URL at map_to_storage (proxy walk):
  * ProxyPass, ProxyPassMatch and server/vhost RewriteRule [P].  A request
@@ -528,43 +590,20 @@ void affinity_config_proxy_found(void)
  * and would run with the mode and salt of its <Directory>/<Location> (for
  * cookie mode with no salt: an ID that is the member's SHA1(host:port)).
  * So our slot of every section the walk would have merged, matched as it
- * matches them (regex, wildcard or prefix of url, in order), is merged here
- * on top of the request's own; other modules' slots are left as they are. */
+ * matches them, in order, is merged here on top of the request's own;
+ * other modules' slots are left as they are.  The startup check
+ * (affinity_config_check) merges the same way for SetHandler sections. */
 void affinity_config_proxy_sections(request_rec *r, const char *url)
 {
-    proxy_server_conf *sconf;
-    void *add = NULL;
+    const affinity_dir_conf *add;
     ap_conf_vector_t *v;
-    int i;
 
-    if (!affinity_proxy_mod
-        || !(sconf = ap_get_module_config(r->server->module_config,
-                                          affinity_proxy_mod))
-        || !sconf->sec_proxy) {
-        return;
-    }
-    for (i = 0; i < sconf->sec_proxy->nelts; i++) {
-        ap_conf_vector_t *sec = APR_ARRAY_IDX(sconf->sec_proxy, i,
-                                              ap_conf_vector_t *);
-        const proxy_dir_conf *pd = ap_get_module_config(sec, affinity_proxy_mod);
-        void *ours = ap_get_module_config(sec, &affinity_module);
-
-        if (!pd || !ours) {
-            continue;
-        }
-        if (pd->r ? ap_regexec(pd->r, url, 0, NULL, 0) != 0
-                  : !pd->p || (pd->p_is_fnmatch
-                               ? apr_fnmatch(pd->p, url, 0) != APR_SUCCESS
-                               : strncmp(url, pd->p, strlen(pd->p)) != 0)) {
-            continue;
-        }
-        add = add ? affinity_merge_dir_config(r->pool, add, ours) : ours;
-    }
+    add = affinity_config_proxy_merge(r->pool, r->server, url, NULL);
     if (!add) {
         return;
     }
     v = ap_create_per_dir_config(r->pool);
-    ap_set_module_config(v, &affinity_module, add);
+    ap_set_module_config(v, &affinity_module, (void *)add);
     r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
                   "AFF0099: the <Proxy> sections of %s applied (the request "

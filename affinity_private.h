@@ -126,6 +126,23 @@ int affinity_config_check(apr_pool_t *p, server_rec *s);
 void affinity_config_proxy_found(void);
 void affinity_config_proxy_sections(request_rec *r, const char *url);
 
+/* Does a <Proxy>/<ProxyMatch> section apply to a proxy URL?  The one
+ * matcher, as httpd's proxy walk matches. */
+int affinity_proxy_section_matches(const proxy_dir_conf *pd, const char *url);
+
+/* Our settings of server s's <Proxy> sections that apply to url, merged in
+ * their order over base (NULL: over nothing); base if none applies. */
+const affinity_dir_conf *affinity_config_proxy_merge(apr_pool_t *p,
+                                                     server_rec *s,
+                                                     const char *url,
+                                                     const affinity_dir_conf *base);
+
+/* One configuration of this balancer, as a request to its root gets it in
+ * server s: the server's settings, then the <Proxy> sections that apply to
+ * "balancer://NAME/".  What the status page reports and the checks judge. */
+const affinity_dir_conf *affinity_config_balancer(apr_pool_t *p, server_rec *s,
+                                                  const proxy_balancer *b);
+
 static APR_INLINE int affinity_max_idle_of(const affinity_dir_conf *conf)
 {
     return conf->max_idle > 0 ? conf->max_idle : 0;

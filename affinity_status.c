@@ -37,7 +37,6 @@
  */
 
 #include "apr_atomic.h"
-#include "apr_fnmatch.h"
 #include "apr_hash.h"
 #include "apr_shm.h"
 #include "apr_version.h"
@@ -694,50 +693,6 @@ typedef struct {
  * tell members apart and match a cookie by eye, far from forging one. */
 #define AFFINITY_SHOWN_ID_DIGITS 8
 
-/* The balancer's settings as a request to its root would see them: the
- * server's defaults merged with every <Proxy>/<ProxyMatch> section matching
- * "balancer://NAME/", in order, as mod_proxy's proxy walk does.  Settings
- * made in <Location> are not seen. */
-static const affinity_dir_conf *affinity_balancer_conf(request_rec *r,
-                                                       module *proxy,
-                                                       proxy_server_conf *sconf,
-                                                       proxy_balancer *balancer)
-{
-    const char *name = apr_pstrcat(r->pool, balancer->s->name, "/", NULL);
-    const affinity_dir_conf *conf = ap_get_module_config(r->server->lookup_defaults,
-                                                         &affinity_module);
-    int i;
-
-    if (!conf) {
-        conf = affinity_create_dir_config(r->pool, NULL);
-    }
-    for (i = 0; sconf->sec_proxy && i < sconf->sec_proxy->nelts; i++) {
-        ap_conf_vector_t *sec = APR_ARRAY_IDX(sconf->sec_proxy, i,
-                                              ap_conf_vector_t *);
-        const proxy_dir_conf *pd = ap_get_module_config(sec, proxy);
-        affinity_dir_conf *add;
-
-        if (!pd) {
-            continue;
-        }
-        if (pd->r) {
-            if (ap_regexec(pd->r, name, 0, NULL, 0)) {
-                continue;
-            }
-        }
-        else if (!pd->p
-                 || (pd->p_is_fnmatch ? apr_fnmatch(pd->p, name, 0)
-                                      : strncmp(name, pd->p, strlen(pd->p)))) {
-            continue;
-        }
-        add = ap_get_module_config(sec, &affinity_module);
-        if (add) {
-            conf = affinity_merge_dir_config(r->pool, (void *)conf, add);
-        }
-    }
-    return conf;
-}
-
 /* As mod_proxy would judge it now, without changing anything: a member in
  * error counts as usable once its retry time has passed. */
 static int affinity_usable_now(const proxy_worker_shared *s)
@@ -962,7 +917,10 @@ static affinity_view *affinity_build_view(request_rec *r)
         memset(vb, 0, sizeof(*vb));
         vb->balancer = balancer;
         vb->name = apr_pstrndup(r->pool, balancer->s->name, sizeof(balancer->s->name));
-        vb->conf = affinity_balancer_conf(r, proxy, sconf, balancer);
+        /* what a request to its root gets, whichever way it comes
+         * (ProxyPass, SetHandler): settings made in <Location> and
+         * <Directory> are not seen */
+        vb->conf = affinity_config_balancer(r->pool, r->server, balancer);
         vb->salt = vb->conf->salt ? vb->conf->salt : "";
         vb->salt_len = vb->conf->salt ? vb->conf->salt_len : 0;
         vb->members = apr_array_make(r->pool, 4, sizeof(affinity_view_member));

@@ -15,7 +15,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 85;
+plan tests => 92;
 
 my $SALT = 's3cret';
 my %id = (
@@ -486,6 +486,40 @@ my %sid = (r1 => route_id('', 'r1'), r2 => route_id('', 'r2'), r9 => route_id(''
                'AffinitySalt s3cret', '<Location /a>', 'AffinitySalt none', '</Location>',
                '<Proxy balancer://b>', 'BalancerMember http://127.0.0.1:9', 'ProxySet lbmethod=affinity',
                'AffinityCookieMaxLife 600', '</Proxy>', 'ProxyPass /a balancer://b', @bal);
+    # SetHandler "proxy:balancer://NAME": no proxy walk, the balancer's <Proxy>
+    # sections are merged over the request's own settings at request time
+    my @shb = ('<Proxy balancer://x>', 'BalancerMember http://127.0.0.1:9', 'ProxySet lbmethod=affinity');
+    my $sethandler_line = sub {
+        my ($want) = @_;
+        my ($l) = $out =~ /with SetHandler "proxy:balancer:\/\/x" \(\Q$conf\E line (\d+)\)/;
+        ok $l && $l == $want, "and the SetHandler's file and line" or diag $out;
+    };
+    $refused->('SetHandler to a balancer whose <Proxy> has expiry, AffinitySalt none in its <Location>',
+               'AffinityCookieMaxIdle', '<Location /app> with SetHandler "proxy:balancer://x"',
+               'AffinitySalt s3cret', @shb, 'AffinityCookieMaxIdle 60', '</Proxy>',
+               '<Location /app>', '    SetHandler "proxy:balancer://x"', '    AffinitySalt none', '</Location>', @bal);
+    $sethandler_line->(14);
+    $refused->('the <Proxy> turns the salt off under a SetHandler <Location> with expiry',
+               'AffinityCookieMaxLife', '<Location /app> with SetHandler "proxy:balancer://x"',
+               'AffinitySalt s3cret', '<Location /app>', '    SetHandler "proxy:balancer://x"',
+               '    AffinityCookieMaxLife 600', '</Location>', @shb, 'AffinitySalt none', '</Proxy>', @bal);
+    $refused->('SetHandler in a <Directory>, AffinitySalt none in a <Files> inside it',
+               'AffinityCookieMaxIdle', '<Files x.php> with SetHandler "proxy:balancer://x"',
+               'AffinitySalt s3cret', @shb, 'AffinityCookieMaxIdle 60', '</Proxy>',
+               '<Directory /srv>', '    SetHandler "proxy:balancer://x"', '    <Files x.php>',
+               '        AffinitySalt none', '    </Files>', '</Directory>', @bal);
+    ($rc, $out) = $check->('AffinitySalt s3cret', @shb, 'AffinityCookieMaxIdle 60', '</Proxy>',
+                           '<Location /app>', '    SetHandler "proxy:balancer://x"', '</Location>', @bal);
+    ok $rc == 0 && $out =~ /Syntax OK/, 'SetHandler to a balancer with expiry and the server\'s salt: fine' or diag $out;
+    ($rc, $out) = $check->(@shb, 'AffinitySalt pepper', 'AffinityCookieMaxIdle 60', '</Proxy>',
+                           '<Location /app>', '    SetHandler "proxy:balancer://x"', '    AffinitySalt none',
+                           '</Location>', @bal);
+    ok $rc == 0 && $out =~ /Syntax OK/, 'and so is AffinitySalt none in the <Location> when the <Proxy> has a salt'
+        or diag $out;
+    ($rc, $out) = $check->('AffinitySalt s3cret', '<Proxy balancer://x>', 'BalancerMember http://127.0.0.1:9',
+                           'AffinityCookieMaxIdle 60', '</Proxy>', '<Location /app>',
+                           '    SetHandler "proxy:balancer://x"', '    AffinitySalt none', '</Location>', @bal);
+    ok $rc == 0 && $out =~ /Syntax OK/, 'or when the balancer is not an affinity one' or diag $out;
     ($rc, $out) = $check->('AffinitySalt s3cret', '<Location /a>', 'AffinitySalt none', '</Location>',
                '<Proxy balancer://b>', 'BalancerMember http://127.0.0.1:9', 'ProxySet lbmethod=affinity',
                'AffinityCookieMaxLife 600', '</Proxy>', 'ProxyPass /b balancer://b', @bal);

@@ -7,6 +7,7 @@
 #   stnofail  backend1 route=n1, backend2 route=n2, nofailover=On, random salt
 #   stfail    a member refusing connections, then backend1; maxattempts=1
 #   stplain   byrequests: never shown
+#   stsh      reached only by SetHandler; prefix mode and a salt in its <Proxy>
 # Every block restores what it changed through balancer-manager.
 use strict;
 use warnings FATAL => 'all';
@@ -19,7 +20,7 @@ use POSIX ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 91;
+plan tests => 95;
 
 my $json = JSON::PP->new;
 my @statuses = qw(valid new invalid down domain unknown expired legacy other);
@@ -314,6 +315,26 @@ counts_become('stcount', $before, \%tally,
     edit('stcount', 'backend1', w_wr => '');
     $l = status_json("&id=$stid{backend1}")->{lookup}{id};
     is scalar @{ $l->{matches} }, 1, 'route restored: the old ID is back';
+}
+
+# ---- a balancer reached only by SetHandler: what its requests get -------------------
+{
+    my $sh = balancer_of(status_json(), 'stsh');
+    is join(' ', $sh->{mode}, $sh->{cookie}{name}, $sh->{salt}), 'prefix JSESSIONID string',
+       'SetHandler only: the page shows the mode and salt kind of its <Proxy> section';
+    my $res = GET('/stsh/hello.txt', 'X-Set1' => 'JSESSIONID=sh-session-1; Path=/');
+    my %sid = (pfx1 => route_id('sh-salt', 's1'), pfx2 => route_id('sh-salt', 's2'));
+    my $member = backend($res);
+    my ($value) = grep { /^JSESSIONID=/ } $res->header('Set-Cookie');
+    ($value) = ($value // '') =~ /^([^;]*)/;
+    is $value, 'JSESSIONID=' . ($sid{$member} // 'none') . '~sh-session-1',
+       'and a request through SetHandler gets them: prefix mode, the salted ID' or diag $res->as_string;
+    my $l = status_json('&id=' . uri_escape($value))->{lookup}{id};
+    my ($m) = grep { $_->{balancer} eq 'balancer://stsh' } @{ $l->{matches} };
+    my ($want) = grep { $_->{route} eq ($member eq 'pfx1' ? 's1' : 's2') } @{ $sh->{members} };
+    ok $m && $want && $m->{member} eq $want->{name} && $m->{honoured},
+       '?id= of that value: honoured, on the member that set it' or diag $json->encode($l);
+    is one('/stsh/hello.txt', Cookie => $value), $member, 'and the module sends it there';
 }
 
 # ---- prefix mode (t/conf/prefix.conf.in: balancer://pfx, JSESSIONID) -------------------
