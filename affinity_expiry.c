@@ -23,20 +23,15 @@
 
 #include "mod_affinity.h"
 
-#define AFFINITY_SHA1_BLOCK 64
-
 void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
                            apr_size_t salt_len, const char *balancer,
                            apr_size_t balancer_len)
 {
     static const unsigned char nul = 0;
-    unsigned char k[AFFINITY_SHA1_BLOCK], ipad[AFFINITY_SHA1_BLOCK],
-                  opad[AFFINITY_SHA1_BLOCK];
+    unsigned char k[APR_SHA1_DIGESTSIZE];
     apr_sha1_ctx_t ctx;
-    int i;
 
     /* a key of its own, not the salt itself: the salt also makes the IDs */
-    memset(k, 0, sizeof(k));
     apr_sha1_init(&ctx);
     apr_sha1_update_binary(&ctx, (const unsigned char *)AFFINITY_MAC_KEY_PREFIX,
                            sizeof(AFFINITY_MAC_KEY_PREFIX) - 1);
@@ -45,24 +40,14 @@ void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
                                (unsigned int)salt_len);
     }
     apr_sha1_final(k, &ctx);
-
-    for (i = 0; i < AFFINITY_SHA1_BLOCK; i++) {
-        ipad[i] = k[i] ^ 0x36;
-        opad[i] = k[i] ^ 0x5c;
-    }
-    apr_sha1_init(&key->inner);
-    apr_sha1_update_binary(&key->inner, ipad, sizeof(ipad));
+    affinity_hmac_sha1_key(key, k, sizeof(k));
+    memset(k, 0, sizeof(k));
     /* the name never holds a NUL: the separator keeps name and ID apart */
     if (balancer_len) {
         apr_sha1_update_binary(&key->inner, (const unsigned char *)balancer,
                                (unsigned int)balancer_len);
     }
     apr_sha1_update_binary(&key->inner, &nul, 1);
-    apr_sha1_init(&key->outer);
-    apr_sha1_update_binary(&key->outer, opad, sizeof(opad));
-    memset(k, 0, sizeof(k));
-    memset(ipad, 0, sizeof(ipad));
-    memset(opad, 0, sizeof(opad));
 }
 
 static const char affinity_hex_digits[] = "0123456789abcdef";
@@ -165,7 +150,7 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
                         apr_uint32_t first, apr_uint32_t last)
 {
     unsigned char msg[AFFINITY_ID_LEN + 8];
-    unsigned char inner[APR_SHA1_DIGESTSIZE], outer[APR_SHA1_DIGESTSIZE];
+    unsigned char outer[APR_SHA1_DIGESTSIZE];
     apr_sha1_ctx_t ctx;
 
     /* binary, not the hex text: the message then fits the inner hash's
@@ -175,10 +160,7 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
     affinity_put_be32(msg + AFFINITY_ID_LEN + 4, last);
     ctx = key->inner;
     apr_sha1_update_binary(&ctx, msg, sizeof(msg));
-    apr_sha1_final(inner, &ctx);
-    ctx = key->outer;
-    apr_sha1_update_binary(&ctx, inner, sizeof(inner));
-    apr_sha1_final(outer, &ctx);
+    affinity_hmac_sha1_final(outer, &ctx, key);
     memcpy(mac, outer, AFFINITY_MAC_LEN);
 }
 

@@ -877,12 +877,10 @@ apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
 
 #define AFFINITY_SHA1_BLOCK 64
 
-void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
-                        const void *key, apr_size_t key_len,
-                        const void *data, apr_size_t len)
+void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
+                            apr_size_t key_len)
 {
     unsigned char k[AFFINITY_SHA1_BLOCK], pad[AFFINITY_SHA1_BLOCK];
-    unsigned char inner[AFFINITY_ID_LEN];
     apr_sha1_ctx_t ctx;
     apr_size_t i;
 
@@ -898,17 +896,42 @@ void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
     for (i = 0; i < sizeof(pad); i++) {
         pad[i] = k[i] ^ 0x36;
     }
-    apr_sha1_init(&ctx);
-    apr_sha1_update_binary(&ctx, pad, sizeof(pad));
-    apr_sha1_update_binary(&ctx, data, (unsigned int)len);
-    apr_sha1_final(inner, &ctx);
+    apr_sha1_init(&hk->inner);
+    apr_sha1_update_binary(&hk->inner, pad, sizeof(pad));
     for (i = 0; i < sizeof(pad); i++) {
         pad[i] = k[i] ^ 0x5c;
     }
-    apr_sha1_init(&ctx);
-    apr_sha1_update_binary(&ctx, pad, sizeof(pad));
-    apr_sha1_update_binary(&ctx, inner, sizeof(inner));
+    apr_sha1_init(&hk->outer);
+    apr_sha1_update_binary(&hk->outer, pad, sizeof(pad));
+    /* the key may be a secret (the salt): leave no copy on the stack */
+    memset(k, 0, sizeof(k));
+    memset(pad, 0, sizeof(pad));
+}
+
+void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
+                              apr_sha1_ctx_t *inner,
+                              const affinity_hmac_key *hk)
+{
+    unsigned char digest[AFFINITY_ID_LEN];
+    apr_sha1_ctx_t ctx;
+
+    apr_sha1_final(digest, inner);
+    ctx = hk->outer;
+    apr_sha1_update_binary(&ctx, digest, sizeof(digest));
     apr_sha1_final(mac, &ctx);
+}
+
+void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
+                        const void *key, apr_size_t key_len,
+                        const void *data, apr_size_t len)
+{
+    affinity_hmac_key hk;
+    apr_sha1_ctx_t ctx;
+
+    affinity_hmac_sha1_key(&hk, key, key_len);
+    ctx = hk.inner;
+    apr_sha1_update_binary(&ctx, data, (unsigned int)len);
+    affinity_hmac_sha1_final(mac, &ctx, &hk);
 }
 
 void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],

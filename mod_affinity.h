@@ -160,7 +160,21 @@ void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
                         const char *balancer, const char *value,
                         apr_size_t len);
 
-/* HMAC-SHA1 (RFC 2104) of data under key. */
+/* HMAC-SHA1 (RFC 2104), the module's one (affinity_route.c): a key is
+ * absorbed once into the inner and outer SHA1 states, which a caller may
+ * keep and copy per message (the dated cookie values do, per balancer). */
+typedef struct {
+    apr_sha1_ctx_t inner, outer;
+} affinity_hmac_key;
+
+void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
+                            apr_size_t key_len);
+/* The MAC of what inner has absorbed (a copy of hk->inner plus the
+ * message): inner is consumed. */
+void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
+                              apr_sha1_ctx_t *inner,
+                              const affinity_hmac_key *hk);
+/* HMAC-SHA1 of data under key, in one call. */
 void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
                         const void *key, apr_size_t key_len,
                         const void *data, apr_size_t len);
@@ -250,10 +264,8 @@ static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca
 
 /* The HMAC key of one balancer, absorbed once: the inner SHA1 state after
  * the padded key block and the balancer name, the outer one after its
- * padded key block. */
-typedef struct {
-    apr_sha1_ctx_t inner, outer;
-} affinity_mac_key;
+ * padded key block (affinity_hmac_sha1_key). */
+typedef affinity_hmac_key affinity_mac_key;
 
 void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
                            apr_size_t salt_len, const char *balancer,
