@@ -6,8 +6,7 @@
  */
 
 /*
- * affinity_check.c: the configuration check, and log lines a flood of
- * requests could repeat.
+ * affinity_check.c: the configuration check.
  *
  * The check runs from test_config (so `apache2ctl -t` prints it) and at
  * every start and graceful restart (the real post_config pass).  It looks
@@ -1571,68 +1570,10 @@ static void affinity_test_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_destroy(p);
 }
 
-/* ---- Log lines a flood could repeat ------------------------------------- */
-
-/* One gate per balancer and kind, in this process: the second a line was
- * last logged, and how many were held back since.  The table is built in
- * child_init and only read afterwards; the gates change by atomics, since
- * the callers may run in several threads. */
-typedef struct {
-    apr_uint32_t last;
-    apr_uint32_t suppressed;
-} affinity_log_gate;
-
-static apr_hash_t *affinity_gates;
-static affinity_log_gate affinity_gate_other[AFFINITY_LOG_KINDS];
-
-int affinity_log_allowed(const proxy_balancer *balancer,
-                         affinity_log_kind_e kind, apr_time_t now,
-                         apr_uint32_t *suppressed)
-{
-    affinity_log_gate *g = affinity_gates
-        ? apr_hash_get(affinity_gates, &balancer, sizeof(balancer)) : NULL;
-    apr_uint32_t sec = (apr_uint32_t)apr_time_sec(now) | 1;
-    apr_uint32_t last;
-
-    g = (g ? g : affinity_gate_other) + kind;
-    last = apr_atomic_read32(&g->last);
-    if ((last && sec - last < (apr_uint32_t)AFFINITY_LOG_INTERVAL)
-        || apr_atomic_cas32(&g->last, sec, last) != last) {
-        apr_atomic_inc32(&g->suppressed);
-        *suppressed = 0;
-        return 0;
-    }
-    *suppressed = apr_atomic_xchg32(&g->suppressed, 0);
-    return 1;
-}
-
-static void affinity_child_init(apr_pool_t *pchild, server_rec *main_s)
-{
-    module *proxy = ap_find_linked_module("mod_proxy.c");
-    apr_hash_t *gates = apr_hash_make(pchild);
-    server_rec *s;
-    int i;
-
-    for (s = main_s; proxy && s; s = s->next) {
-        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
-
-        for (i = 0; psf && psf->balancers && i < psf->balancers->nelts; i++) {
-            proxy_balancer **key = apr_palloc(pchild, sizeof(*key));
-
-            *key = &APR_ARRAY_IDX(psf->balancers, i, proxy_balancer);
-            apr_hash_set(gates, key, sizeof(*key),
-                         apr_pcalloc(pchild, AFFINITY_LOG_KINDS
-                                             * sizeof(affinity_log_gate)));
-        }
-    }
-    affinity_gates = gates;
-}
-
 void affinity_check_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_check_config(affinity_check_config_hook, NULL, NULL,
                          APR_HOOK_MIDDLE);
     ap_hook_test_config(affinity_test_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(affinity_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }

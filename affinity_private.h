@@ -411,20 +411,21 @@ proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
                                     const affinity_request *req,
                                     const affinity_member *down,
                                     affinity_move_fn *move, void *baton);
-/* ---- Configuration check and log hygiene (affinity_check.c) ----------- */
+/* ---- Log lines a flood could repeat (affinity_log.c) -------------------- */
 
-/* Warnings AffinityWarnings may turn off: 1 if tag is one of them. */
-int affinity_warning_known(int tag);
+/* The one rate limiter: may a line whose gate last passed at *last (0:
+ * never) pass at second sec, interval seconds at least after the last?
+ * held (may be NULL) counts the lines held back, and *suppressed (may be
+ * NULL) gets that count when one passes.  Lock-free: the gate may be in
+ * shared memory, used by every child at once. */
+int affinity_log_gate_pass(volatile apr_uint32_t *last,
+                           volatile apr_uint32_t *held, apr_uint32_t sec,
+                           apr_uint32_t interval, apr_uint32_t *suppressed);
 
-/* The configuration check, at every start and graceful restart (the
- * real post_config pass); apache2ctl -t runs it from test_config. */
-void affinity_check_config(apr_pool_t *p, server_rec *s);
-void affinity_check_register_hooks(apr_pool_t *p);
-
-/* Per-request warnings that a flood could repeat: may this one be logged
- * now?  At most one line per balancer, kind and process every
- * AFFINITY_LOG_INTERVAL; *suppressed: how many were not logged since the
- * last one that was.  Called with the balancer's thread mutex held or not. */
+/* Per-request warnings: at most one line per balancer, kind and process
+ * every AFFINITY_LOG_INTERVAL; *suppressed: how many were not logged since
+ * the last one that was.  Called with the balancer's thread mutex held or
+ * not. */
 #define AFFINITY_LOG_INTERVAL 10    /* seconds */
 typedef enum {
     AFFINITY_LOG_NOFAILOVER,        /* AFF0009 */
@@ -434,6 +435,17 @@ typedef enum {
 int affinity_log_allowed(const proxy_balancer *balancer,
                          affinity_log_kind_e kind, apr_time_t now,
                          apr_uint32_t *suppressed);
+void affinity_log_register_hooks(apr_pool_t *p);
+
+/* ---- Configuration check (affinity_check.c) ----------------------------- */
+
+/* Warnings AffinityWarnings may turn off: 1 if tag is one of them. */
+int affinity_warning_known(int tag);
+
+/* The configuration check, at every start and graceful restart (the
+ * real post_config pass); apache2ctl -t runs it from test_config. */
+void affinity_check_config(apr_pool_t *p, server_rec *s);
+void affinity_check_register_hooks(apr_pool_t *p);
 
 /* The lbmethod this module provides (mod_affinity.c). */
 extern const proxy_balancer_method affinity_method;

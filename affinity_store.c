@@ -497,16 +497,14 @@ static void affinity_store_failed(request_rec *r, apr_status_t rv,
                                   const char *what, apr_time_t took)
 {
     affinity_store_shared *sh = affinity_store->shared;
-    apr_uint32_t now = affinity_store_now();
-    apr_uint32_t last = apr_atomic_read32(&sh->logged);
     apr_uint32_t ms;
 
     if (took >= AFFINITY_STORE_SLOW) {
         ms = affinity_store_now_ms();
         apr_atomic_set32(&sh->down_at, ms ? ms : 1);
     }
-    if ((last == 0 || now - last >= AFFINITY_STORE_LOG_EVERY)
-        && apr_atomic_cas32(&sh->logged, now, last) == last) {
+    if (affinity_log_gate_pass(&sh->logged, NULL, affinity_store_now(),
+                               AFFINITY_STORE_LOG_EVERY, NULL)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "AFF0091: AffinityStore %s: %s failed; learn mode "
                       "routes by rendezvous hashing and learns nothing "

@@ -191,4 +191,5 @@ static void affinity_register_hooks(apr_pool_t *p)
     affinity_learn_register_hooks(p);
     affinity_status_register_hooks(p);
     affinity_check_register_hooks(p);
+    affinity_log_register_hooks(p);
 }
