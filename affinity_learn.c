@@ -524,7 +524,6 @@ typedef struct {
     request_rec *r;
     affinity_learn_state *st;
     const char *name;
-    apr_size_t name_len;
     int session_done;                   /* the session's entry was written */
     int learned, removed;
 } affinity_learn_resp;
@@ -549,31 +548,27 @@ static int affinity_learn_session_found(const affinity_learn_resp *lr)
                             affinity_learn_value).found;
 }
 
-static int affinity_learn_set_cookie(void *baton, const char *key,
-                                     const char *header)
+static int affinity_learn_set_cookie(void *baton, const char **header,
+                                     const affinity_set_cookie_t *sc)
 {
     affinity_learn_resp *lr = baton;
     affinity_learn_state *st = lr->st;
-    affinity_set_cookie_t sc;
     unsigned char k[AFFINITY_LEARN_KEY_LEN];
     const char *value;
     apr_size_t len;
 
-    (void)key;
-    if (!affinity_set_cookie_parse(header, lr->r->request_time, &sc)
-        || sc.name_len != lr->name_len
-        || memcmp(header + sc.name_off, lr->name, lr->name_len)) {
-        return 1;
+    if (!sc) {
+        return 0;
     }
     /* the value as the client will send it back: cookie scans drop the
      * quotes, so must we */
-    value = header + sc.value_off;
-    len = sc.value_len;
+    value = *header + sc->value_off;
+    len = sc->value_len;
     if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
         value++;
         len -= 2;
     }
-    if (sc.deletion) {
+    if (sc->deletion) {
         /* the client's session ends: forget the entry it was routed by
          * (only one that exists: a value without one costs no store call),
          * and the one named in the deletion if that differs */
@@ -588,7 +583,7 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
             affinity_store_remove(lr->r, k);
             lr->removed++;
         }
-        return 1;
+        return 0;
     }
     if (affinity_learn_is_session(lr, value, len)) {
         /* the application sets the session's own value again: a write only
@@ -602,12 +597,12 @@ static int affinity_learn_set_cookie(void *baton, const char *key,
             lr->learned++;
         }
         lr->session_done = 1;
-        return 1;
+        return 0;
     }
     affinity_learn_make_key(st, value, len, k);
     affinity_store_put(lr->r, k, st->served, st->timeout);
     lr->learned++;
-    return 1;
+    return 0;
 }
 
 /* Learns from the member's Set-Cookie of NAME (both tables, any status),
@@ -625,13 +620,12 @@ void affinity_learn_response(request_rec *r, const affinity_request *req)
     lr.r = r;
     lr.st = st;
     lr.name = req->mode_cookie;
-    lr.name_len = strlen(lr.name);
     lr.session_done = 0;
     lr.learned = lr.removed = 0;
-    apr_table_do(affinity_learn_set_cookie, &lr, r->headers_out, "Set-Cookie",
-                 NULL);
-    apr_table_do(affinity_learn_set_cookie, &lr, r->err_headers_out,
-                 "Set-Cookie", NULL);
+    affinity_set_cookie_walk(r, r->headers_out, lr.name,
+                             affinity_learn_set_cookie, &lr);
+    affinity_set_cookie_walk(r, r->err_headers_out, lr.name,
+                             affinity_learn_set_cookie, &lr);
     if (!lr.session_done && st->write && st->session >= 0) {
         affinity_store_put(r, APR_ARRAY_IDX(st->values, st->session,
                                             affinity_learn_value).key,

@@ -188,28 +188,22 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
 
 /* ---- The response ------------------------------------------------------- */
 
-static int affinity_prefix_rewrite(request_rec *r, const char *name,
-                                   const char *id_hex, apr_table_t *headers)
+typedef struct {
+    request_rec *r;
+    const char *id_hex;
+    int n;
+} affinity_prefix_rewrite_baton;
+
+static int affinity_prefix_rewrite(void *baton, const char **v,
+                                   const affinity_set_cookie_t *sc)
 {
-    const apr_array_header_t *arr = apr_table_elts(headers);
-    apr_table_entry_t *e = (apr_table_entry_t *)arr->elts;
-    int i, n = 0;
+    affinity_prefix_rewrite_baton *b = baton;
 
-    /* in place: the headers keep their order */
-    for (i = 0; i < arr->nelts; i++) {
-        const char *v;
-
-        if (!affinity_header_is(e[i].key, "Set-Cookie")) {
-            continue;
-        }
-        v = affinity_set_cookie_prefix(r->pool, e[i].val, name, id_hex,
-                                       r->request_time);
-        if (v) {
-            e[i].val = (char *)v;
-            n++;
-        }
+    if (sc && !sc->deletion) {
+        *v = affinity_set_cookie_prefix_parsed(b->r->pool, *v, sc, b->id_hex);
+        b->n++;
     }
-    return n;
+    return 0;
 }
 
 /* The member's Set-Cookie of NAME, in both tables, gets the prefix of the
@@ -217,13 +211,20 @@ static int affinity_prefix_rewrite(request_rec *r, const char *name,
 int affinity_prefix_response(request_rec *r, const affinity_request *req)
 {
     const char *name = req->mode_cookie;
+    affinity_prefix_rewrite_baton b;
     int n;
 
     if (!name || !req->served_id) {
         return 0;
     }
-    n = affinity_prefix_rewrite(r, name, req->served_id, r->headers_out)
-        + affinity_prefix_rewrite(r, name, req->served_id, r->err_headers_out);
+    b.r = r;
+    b.id_hex = req->served_id;
+    b.n = 0;
+    affinity_set_cookie_walk(r, r->headers_out, name, affinity_prefix_rewrite,
+                             &b);
+    affinity_set_cookie_walk(r, r->err_headers_out, name,
+                             affinity_prefix_rewrite, &b);
+    n = b.n;
     if (!n) {
         return 0;
     }

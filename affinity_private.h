@@ -329,11 +329,6 @@ typedef struct {
     struct affinity_learn_state *learn;     /* learn mode */
 } affinity_request;
 
-/* Calls fn for every value of the cookie name, in every Cookie header of
- * the request, in order (affinity_cookie_scan's rules); returns how many
- * values there were. */
-int affinity_request_cookies(request_rec *r, const char *name,
-                             affinity_cookie_fn *fn, void *baton);
 
 affinity_request *affinity_request_get(request_rec *r,
                                        const affinity_dir_conf *conf);
@@ -385,6 +380,31 @@ const char *affinity_set_session_env(request_rec *r,
  * the copy, or NULL. */
 const char *affinity_set_env(request_rec *r, const affinity_member *m,
                              const char *status);
+
+/* ---- Headers (affinity_headers.c) --------------------------------------- */
+
+/* Calls fn for every value of the cookie name, in every Cookie header of
+ * the request, in order (affinity_cookie_scan's rules); returns how many
+ * values there were. */
+int affinity_request_cookies(request_rec *r, const char *name,
+                             affinity_cookie_fn *fn, void *baton);
+
+/* Called for each Set-Cookie header of a table, in order.  *value may be
+ * replaced (the header keeps its place); sc is the header parsed when it
+ * sets or deletes the cookie name, NULL otherwise (another cookie, none, or
+ * no name given).  Returns non-zero to drop the header. */
+typedef int affinity_set_cookie_fn(void *baton, const char **value,
+                                   const affinity_set_cookie_t *sc);
+
+/* The one walk over a response's Set-Cookie headers (name may be NULL);
+ * returns how many were dropped. */
+int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
+                             affinity_set_cookie_fn *fn, void *baton);
+
+/* A response that sets a cookie naming a member stays out of shared caches:
+ * the Cache-Control lines of both tables become one, made private
+ * (affinity_cache_control_private), in target. */
+void affinity_cache_control_fix(request_rec *r, apr_table_t *target);
 
 /* ---- Sessions (affinity_session.c) -------------------------------------- */
 

@@ -50,35 +50,6 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
     return 0;
 }
 
-typedef struct {
-    const char *name;
-    affinity_cookie_fn *fn;
-    void *baton;
-    int seen;
-} affinity_scan_baton;
-
-static int affinity_scan_line(void *baton, const char *key, const char *value)
-{
-    affinity_scan_baton *sb = baton;
-
-    (void)key;
-    sb->seen += affinity_cookie_scan(value, sb->name, sb->fn, sb->baton);
-    return 1;
-}
-
-int affinity_request_cookies(request_rec *r, const char *name,
-                             affinity_cookie_fn *fn, void *baton)
-{
-    affinity_scan_baton sb;
-
-    sb.name = name;
-    sb.fn = fn;
-    sb.baton = baton;
-    sb.seen = 0;
-    apr_table_do(affinity_scan_line, &sb, r->headers_in, "Cookie", NULL);
-    return sb.seen;
-}
-
 /* AffinityCookieRemove: the member gets one Cookie header holding every
  * other pair, the lines joined with "; " (RFC 6265, as HTTP/2 joins them);
  * httpd has already joined an HTTP/1.1 request's lines into one with ", ",

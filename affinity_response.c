@@ -98,9 +98,6 @@ static int affinity_member_answered(request_rec *r, const affinity_request *req)
 typedef struct {
     request_rec *r;
     const affinity_request *req;
-    apr_size_t name_len;
-    apr_array_header_t *keep;       /* NULL: only look; else values kept */
-    int drop;                       /* something is to be dropped */
     int ours;                       /* ours seen so far (both tables) */
 } affinity_cookie_walk;
 
@@ -110,134 +107,46 @@ static int affinity_is_ours(const affinity_request *req, const char *v)
            && (v == req->set_cookie || !strcmp(v, req->set_cookie));
 }
 
-/* Is v a Set-Cookie to drop: a second copy of ours, or the member's own
- * cookie of our name that does not delete it? */
-static int affinity_cookie_drops(affinity_cookie_walk *w, const char *v)
-{
-    affinity_set_cookie_t sc;
-
-    if (affinity_is_ours(w->req, v)) {
-        return w->ours++ > 0;
-    }
-    if (!affinity_set_cookie_parse(v, w->r->request_time, &sc)
-        || sc.name_len != w->name_len
-        || memcmp(v + sc.name_off, w->req->cookie_name, w->name_len)) {
-        return 0;
-    }
-    if (!w->keep) {             /* said once, on the first look */
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r, sc.deletion
-                      ? "AFF0031: the member deletes cookie %s: passed on"
-                      : "AFF0030: the member's own Set-Cookie of %s dropped: "
-                        "the balancer owns that cookie (only a deletion "
-                        "passes)", w->req->cookie_name);
-    }
-    return !sc.deletion;
-}
-
-static int affinity_walk_cookie(void *baton, const char *key, const char *v)
+/* Drops a second copy of ours, and the member's own cookie of our name
+ * unless it deletes it. */
+static int affinity_cookie_drops(void *baton, const char **v,
+                                 const affinity_set_cookie_t *sc)
 {
     affinity_cookie_walk *w = baton;
 
-    (void)key;
-    if (affinity_cookie_drops(w, v)) {
-        w->drop = 1;
+    if (affinity_is_ours(w->req, *v)) {
+        return w->ours++ > 0;
     }
-    else if (w->keep) {
-        APR_ARRAY_PUSH(w->keep, const char *) = v;
+    if (!sc) {
+        return 0;
     }
-    return 1;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r, sc->deletion
+                  ? "AFF0031: the member deletes cookie %s: passed on"
+                  : "AFF0030: the member's own Set-Cookie of %s dropped: "
+                    "the balancer owns that cookie (only a deletion "
+                    "passes)", w->req->cookie_name);
+    return !sc->deletion;
 }
 
 /* The member's cookies of our name out of one table (ours kept once);
- * other cookies keep their order.  A first look allocates nothing: most
- * responses have nothing to drop. */
+ * other cookies keep their order. */
 static void affinity_fix_cookies(request_rec *r, const affinity_request *req,
                                  apr_table_t *t, int *ours)
 {
     affinity_cookie_walk w;
-    int i;
 
     w.r = r;
     w.req = req;
-    w.name_len = strlen(req->cookie_name);
-    w.keep = NULL;
-    w.drop = 0;
     w.ours = *ours;
-    apr_table_do(affinity_walk_cookie, &w, t, "Set-Cookie", NULL);
-    if (!w.drop) {
-        *ours = w.ours;
-        return;
-    }
-    w.keep = apr_array_make(r->pool, 4, sizeof(const char *));
-    w.ours = *ours;
-    apr_table_do(affinity_walk_cookie, &w, t, "Set-Cookie", NULL);
+    affinity_set_cookie_walk(r, t, req->cookie_name, affinity_cookie_drops, &w);
     *ours = w.ours;
-    apr_table_unset(t, "Set-Cookie");
-    for (i = 0; i < w.keep->nelts; i++) {
-        apr_table_addn(t, "Set-Cookie", APR_ARRAY_IDX(w.keep, i, const char *));
-    }
 }
 
-/* Removes the entries of t named key whose value is v. */
-static void affinity_table_drop(request_rec *r, apr_table_t *t,
-                                const char *key, const char *v)
+static int affinity_is_sent(void *baton, const char **v,
+                            const affinity_set_cookie_t *sc)
 {
-    const apr_array_header_t *arr = apr_table_elts(t);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(const char *));
-    int i, found = 0;
-
-    for (i = 0; i < arr->nelts; i++) {
-        if (affinity_header_is(e[i].key, key)) {
-            if (e[i].val == v) {
-                found = 1;
-            }
-            else {
-                APR_ARRAY_PUSH(keep, const char *) = e[i].val;
-            }
-        }
-    }
-    if (!found) {
-        return;
-    }
-    apr_table_unset(t, key);
-    for (i = 0; i < keep->nelts; i++) {
-        apr_table_addn(t, key, APR_ARRAY_IDX(keep, i, const char *));
-    }
-}
-
-/* ---- Cache-Control --------------------------------------------------------- */
-
-static int affinity_join_line(void *baton, const char *key, const char *v)
-{
-    request_rec *r = ((void **)baton)[0];
-    const char **joined = ((void **)baton)[1];
-
-    (void)key;
-    *joined = *joined ? apr_pstrcat(r->pool, *joined, ", ", v, NULL) : v;
-    return 1;
-}
-
-/* Every Cache-Control line of both tables is one list of directives: the
- * member's no-store or private, in any line, stays in force. */
-static void affinity_fix_cache_control(request_rec *r, apr_table_t *target)
-{
-    const char *joined = NULL, *cc;
-    void *baton[2];
-
-    baton[0] = r;
-    baton[1] = &joined;
-    apr_table_do(affinity_join_line, baton, r->headers_out, "Cache-Control",
-                 NULL);
-    apr_table_do(affinity_join_line, baton, r->err_headers_out,
-                 "Cache-Control", NULL);
-    cc = affinity_cache_control_private(r->pool, joined);
-    if (cc == joined) {
-        return;
-    }
-    apr_table_unset(r->headers_out, "Cache-Control");
-    apr_table_unset(r->err_headers_out, "Cache-Control");
-    apr_table_setn(target, "Cache-Control", cc);
+    (void)sc;
+    return *v == (const char *)baton;
 }
 
 /* ---- The fixup --------------------------------------------------------------- */
@@ -264,7 +173,7 @@ static void affinity_cookie_response(request_rec *r, const affinity_request *req
                   req->cookie_name,
                   target == r->headers_out ? "headers_out" : "err_headers_out");
     if (req->nocache) {
-        affinity_fix_cache_control(r, target);
+        affinity_cache_control_fix(r, target);
     }
 }
 
@@ -275,7 +184,7 @@ void affinity_response_fixup(request_rec *r, const affinity_request *req,
     case AFFINITY_MODE_PREFIX:
         /* the application's cookie now names a member */
         if (affinity_prefix_response(r, req) && req->nocache) {
-            affinity_fix_cache_control(r, target);
+            affinity_cache_control_fix(r, target);
         }
         break;
     case AFFINITY_MODE_LEARN:
@@ -310,7 +219,8 @@ void affinity_response_prepare(request_rec *r, affinity_request *req)
 {
     /* a retried finder: the cookie of the member that failed goes */
     if (req->sent_cookie) {
-        affinity_table_drop(r, r->headers_out, "Set-Cookie", req->sent_cookie);
+        affinity_set_cookie_walk(r, r->headers_out, NULL, affinity_is_sent,
+                                 (void *)req->sent_cookie);
         req->sent_cookie = NULL;
     }
     /* only an upgrade can be answered by a 101, which no filter sees; other

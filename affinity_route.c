@@ -623,18 +623,28 @@ const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
                                        apr_time_t now)
 {
     affinity_set_cookie_t sc;
-    apr_size_t name_len = strlen(name), head, tail, len;
-    const char *value, *rest;
-    char *out;
+    apr_size_t name_len = strlen(name);
 
     if (!affinity_set_cookie_parse(header, now, &sc) || sc.deletion
         || sc.name_len != name_len
         || memcmp(header + sc.name_off, name, name_len)) {
         return NULL;
     }
+    return affinity_set_cookie_prefix_parsed(p, header, &sc, id_hex);
+}
+
+const char *affinity_set_cookie_prefix_parsed(apr_pool_t *p,
+                                              const char *header,
+                                              const affinity_set_cookie_t *sc,
+                                              const char *id_hex)
+{
+    apr_size_t head, tail, len;
+    const char *value, *rest;
+    char *out;
+
     /* inside the quotes, if any: a quoted value stays valid */
-    value = header + sc.value_off;
-    len = sc.value_len;
+    value = header + sc->value_off;
+    len = sc->value_len;
     if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
         value++;
         len -= 2;

@@ -148,6 +148,12 @@ int affinity_set_cookie_parse(const char *header, apr_time_t now,
 const char *affinity_set_cookie_prefix(apr_pool_t *p, const char *header,
                                        const char *name, const char *id_hex,
                                        apr_time_t now);
+/* The same for a header already parsed (sc) and known to set NAME, not
+ * to delete it. */
+const char *affinity_set_cookie_prefix_parsed(apr_pool_t *p,
+                                              const char *header,
+                                              const affinity_set_cookie_t *sc,
+                                              const char *id_hex);
 
 /* ---- Learn mode: what the store holds ------------------------------------ */
 

@@ -1,0 +1,133 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ */
+
+/*
+ * affinity_headers.c: the module's walks over HTTP headers, one of each:
+ * the request's Cookie headers, the response's Set-Cookie headers, and
+ * Cache-Control for a response that sets a cookie naming a member.  Every
+ * mode reads and writes cookies through these.
+ */
+
+#include "affinity_private.h"
+
+APLOG_USE_MODULE(affinity);
+
+/* ---- Cookie ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    affinity_cookie_fn *fn;
+    void *baton;
+    int seen;
+} affinity_scan_baton;
+
+static int affinity_scan_line(void *baton, const char *key, const char *value)
+{
+    affinity_scan_baton *sb = baton;
+
+    (void)key;
+    sb->seen += affinity_cookie_scan(value, sb->name, sb->fn, sb->baton);
+    return 1;
+}
+
+int affinity_request_cookies(request_rec *r, const char *name,
+                             affinity_cookie_fn *fn, void *baton)
+{
+    affinity_scan_baton sb;
+
+    sb.name = name;
+    sb.fn = fn;
+    sb.baton = baton;
+    sb.seen = 0;
+    apr_table_do(affinity_scan_line, &sb, r->headers_in, "Cookie", NULL);
+    return sb.seen;
+}
+
+/* ---- Set-Cookie -------------------------------------------------------------- */
+
+/* One pass, in place, so that the headers keep their order; nothing is
+ * allocated unless a header is dropped (most responses drop none). */
+int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
+                             affinity_set_cookie_fn *fn, void *baton)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    apr_table_entry_t *e = (apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keep = NULL;
+    apr_size_t name_len = name ? strlen(name) : 0;
+    int i, j, n = arr->nelts, dropped = 0;
+
+    for (i = 0; i < n; i++) {
+        affinity_set_cookie_t sc;
+        const char *v;
+        int named;
+
+        if (!affinity_header_is(e[i].key, "Set-Cookie")) {
+            continue;
+        }
+        v = e[i].val;
+        named = name && affinity_set_cookie_parse(v, r->request_time, &sc)
+                && sc.name_len == name_len
+                && !memcmp(v + sc.name_off, name, name_len);
+        if (fn(baton, &v, named ? &sc : NULL)) {
+            if (!keep) {
+                keep = apr_array_make(r->pool, 4, sizeof(const char *));
+                for (j = 0; j < i; j++) {
+                    if (affinity_header_is(e[j].key, "Set-Cookie")) {
+                        APR_ARRAY_PUSH(keep, const char *) = e[j].val;
+                    }
+                }
+            }
+            dropped++;
+            continue;
+        }
+        e[i].val = (char *)v;
+        if (keep) {
+            APR_ARRAY_PUSH(keep, const char *) = v;
+        }
+    }
+    if (keep) {
+        apr_table_unset(t, "Set-Cookie");
+        for (i = 0; i < keep->nelts; i++) {
+            apr_table_addn(t, "Set-Cookie", APR_ARRAY_IDX(keep, i, const char *));
+        }
+    }
+    return dropped;
+}
+
+/* ---- Cache-Control ------------------------------------------------------------ */
+
+static int affinity_join_line(void *baton, const char *key, const char *v)
+{
+    request_rec *r = ((void **)baton)[0];
+    const char **joined = ((void **)baton)[1];
+
+    (void)key;
+    *joined = *joined ? apr_pstrcat(r->pool, *joined, ", ", v, NULL) : v;
+    return 1;
+}
+
+/* Every Cache-Control line of both tables is one list of directives: the
+ * member's no-store or private, in any line, stays in force. */
+void affinity_cache_control_fix(request_rec *r, apr_table_t *target)
+{
+    const char *joined = NULL, *cc;
+    void *baton[2];
+
+    baton[0] = r;
+    baton[1] = &joined;
+    apr_table_do(affinity_join_line, baton, r->headers_out, "Cache-Control",
+                 NULL);
+    apr_table_do(affinity_join_line, baton, r->err_headers_out,
+                 "Cache-Control", NULL);
+    cc = affinity_cache_control_private(r->pool, joined);
+    if (cc == joined) {
+        return;
+    }
+    apr_table_unset(r->headers_out, "Cache-Control");
+    apr_table_unset(r->err_headers_out, "Cache-Control");
+    apr_table_setn(target, "Cache-Control", cc);
+}
