@@ -62,8 +62,8 @@ typedef struct {
     const affinity_dir_conf *in_force;  /* with the server's, for warnings */
     int ours;                       /* sets an Affinity* directive */
     int affinity;                   /* applies to an lbmethod=affinity balancer */
-    int domain;                     /* ... of which in domain mode */
-    int prefix;                     /* ... of which in prefix mode */
+    unsigned int unused;            /* directives no effect in all their modes */
+    const affinity_mode *named;     /* of those modes, the one a message names */
     const proxy_balancer *other;    /* a balancer it applies to that is not ours */
 } affinity_ck_section;
 
@@ -208,9 +208,20 @@ static void affinity_add_user(affinity_ck *ck, server_rec *s,
     u->conf = conf;
 }
 
+static int affinity_bits(unsigned int v)
+{
+    int n = 0;
+
+    for (; v; v &= v - 1) {
+        n++;
+    }
+    return n;
+}
+
 static void affinity_gather(affinity_ck *ck)
 {
     apr_hash_t *seen = apr_hash_make(ck->p);
+    const affinity_mode *mode;
     server_rec *s;
     int i, j;
 
@@ -253,16 +264,14 @@ static void affinity_gather(affinity_ck *ck)
                     sec->other = b;
                     continue;
                 }
-                sec->affinity++;
-                switch (affinity_balancer_conf(ck, s, b)->mode) {
-                case AFFINITY_MODE_DOMAIN:
-                    sec->domain++;
-                    break;
-                case AFFINITY_MODE_PREFIX:
-                    sec->prefix++;
-                    break;
-                default:
-                    break;
+                mode = affinity_mode_of(affinity_balancer_conf(ck, s, b));
+                sec->unused = sec->affinity++ ? sec->unused & mode->unused_directives
+                                              : mode->unused_directives;
+                /* the mode where fewest directives are without effect */
+                if (!sec->named
+                    || affinity_bits(mode->unused_directives)
+                       < affinity_bits(sec->named->unused_directives)) {
+                    sec->named = mode;
                 }
             }
         }
@@ -631,41 +640,32 @@ static void affinity_check_sections(affinity_ck *ck)
     }
 }
 
-/* AFF0045: route-cookie directives where no mode in force sets the route
- * cookie: domain mode reads and sets no cookie at all, prefix mode rides on
- * the application's (AffinityNoCache still applies to it). */
+/* AFF0045: route-cookie directives without effect in every mode in force
+ * where they are set: each mode says which (domain mode reads and sets no
+ * cookie at all, prefix mode rides on the application's, where
+ * AffinityNoCache still applies). */
 static void affinity_check_modes(affinity_ck *ck)
 {
-    static const struct {
-        affinity_directive_e directive;
-        int in_prefix;              /* means something in prefix mode */
-    } cookie_directives[] = {
-        { AFFINITY_DIRECTIVE_COOKIE, 0 },
-        { AFFINITY_DIRECTIVE_REMOVE, 0 },
-        { AFFINITY_DIRECTIVE_NOCACHE, 1 }
-    };
     int i, d;
 
     for (i = 0; i < ck->sections->nelts; i++) {
         const affinity_ck_section *sec = APR_ARRAY_IDX(ck->sections, i,
                                                        affinity_ck_section *);
 
-        if (!sec->affinity || sec->domain + sec->prefix < sec->affinity) {
+        if (!sec->affinity || !sec->unused) {
             continue;
         }
-        for (d = 0; d < (int)(sizeof(cookie_directives)
-                              / sizeof(cookie_directives[0])); d++) {
-            const ap_directive_t *at
-                = sec->own->set_at[cookie_directives[d].directive];
+        for (d = 0; d < AFFINITY_DIRECTIVE_COUNT; d++) {
+            const ap_directive_t *at = sec->own->set_at[d];
 
-            if (!at || (sec->prefix && cookie_directives[d].in_prefix)) {
+            if (!at || !(sec->unused & (1u << d))) {
                 continue;
             }
             affinity_finding(ck, 45, APLOG_WARNING, sec->s, sec->in_force, at,
                              "%s in <Proxy %s> has no effect: AffinityMode "
                              "%s is in force there, which sets no route "
                              "cookie of its own; remove it", at->directive,
-                             sec->pd->p, sec->prefix ? "prefix" : "domain");
+                             sec->pd->p, sec->named->name);
         }
     }
 }
@@ -673,8 +673,7 @@ static void affinity_check_modes(affinity_ck *ck)
 /* Does the mode in force set the module's route cookie? */
 static int affinity_sets_cookie(const affinity_dir_conf *conf)
 {
-    return conf->mode == AFFINITY_MODE_COOKIE
-           || conf->mode == AFFINITY_MODE_UNSET;
+    return (affinity_mode_of(conf)->flags & AFFINITY_SETS_ROUTE_COOKIE) != 0;
 }
 
 /* AFF0041: two affinity balancers that one client reaches (one server)

@@ -51,13 +51,8 @@ extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 
 /* ---- Configuration (affinity_config.c) ---------------------------------- */
 
-typedef enum {
-    AFFINITY_MODE_UNSET = -1,
-    AFFINITY_MODE_COOKIE = 0,
-    AFFINITY_MODE_DOMAIN = 1,
-    AFFINITY_MODE_PREFIX = 2,
-    AFFINITY_MODE_LEARN = 3
-} affinity_mode_e;
+typedef struct affinity_mode affinity_mode;
+typedef struct affinity_request affinity_request;
 
 /* The directives whose place in the configuration files is kept, for the
  * configuration check (affinity_check.c) to name file and line.  A new
@@ -83,10 +78,9 @@ typedef struct {
     const char *salt_kind;          /* none, random, file or string (status) */
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
-    affinity_mode_e mode;
+    const affinity_mode *mode;      /* NULL: unset (affinity_mode_of) */
     const char *mode_cookie;        /* the application's cookie NAME of
-                                     * "AffinityMode prefix|learn NAME", or
-                                     * NULL */
+                                     * "AffinityMode MODE NAME", or NULL */
     int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
@@ -104,12 +98,22 @@ typedef struct {
 
 #define AFFINITY_STORE_TIMEOUT_DEFAULT 1800
 
-extern const command_rec affinity_cmds[];
 void *affinity_create_dir_config(apr_pool_t *p, char *dir);
 void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv);
 
+/* AffinityMode's arguments, for a mode's configure (mode: its name, for the
+ * message): none, or the application's session cookie NAME, which goes to
+ * conf->mode_cookie. */
+const char *affinity_mode_no_arg(cmd_parms *cmd, affinity_dir_conf *conf,
+                                 const char *mode, const char *arg);
+const char *affinity_mode_cookie_arg(cmd_parms *cmd, affinity_dir_conf *conf,
+                                     const char *mode, const char *arg);
+
+/* The directives (affinity_directives.c). */
+extern const command_rec affinity_cmds[];
+
 /* Says at startup whether AffinitySalt random made a new salt or kept the
- * running server's (AFF0004, AFF0005). */
+ * running server's (AFF0004, AFF0005; affinity_directives.c). */
 void affinity_config_post_config(server_rec *s);
 
 /* Stops startup when AffinityCookieMaxIdle/MaxLife are in force where no
@@ -294,8 +298,9 @@ typedef struct {
 /* The finder runs again for the same request after a member fails, and the
  * cookie may have been stripped from headers_in by then: what was read and
  * tried is kept here, in r->request_config. */
-typedef struct {
-    int cookie_seen;                /* our cookie name was present */
+struct affinity_request {
+    const affinity_mode *mode;      /* of the section that chose */
+    int cookie_seen;                /* the mode's cookie name was present */
     apr_array_header_t *values;     /* affinity_value, header order */
     int resolved;                   /* values turned into ids */
     int expired;                    /* dated values too old */
@@ -308,8 +313,7 @@ typedef struct {
     proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
     int nocache;
-    affinity_mode_e mode;           /* the mode of the section that chose */
-    const char *mode_cookie;        /* prefix and learn modes: NAME */
+    const char *mode_cookie;        /* NAME of "AffinityMode MODE NAME" */
     /* the response side (affinity_response.c) */
     int filter_added;
     int answered;                   /* the member's response was seen */
@@ -327,11 +331,15 @@ typedef struct {
                                      * when none), or of the member a kept
                                      * prefix names */
     struct affinity_learn_state *learn;     /* learn mode */
-} affinity_request;
+};
 
 
+/* The request's state: made, and read by the mode, on the first call; on
+ * a later one (the member chosen last failed) that member is added to
+ * tried. */
 affinity_request *affinity_request_get(request_rec *r,
-                                       const affinity_dir_conf *conf);
+                                       const affinity_dir_conf *conf,
+                                       const affinity_mode *mode);
 
 /* An empty request state that reads nothing from a request (the status
  * page's lookups hand the modes a value of their own). */
@@ -362,10 +370,6 @@ static APR_INLINE int affinity_was_tried(const affinity_request *req,
  * and not already failed for this request. */
 int affinity_usable(const affinity_request *req, proxy_worker *w,
                     request_rec *r);
-
-/* A member for a new session, chosen exactly as byrequests does. */
-proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
-                                const affinity_request *req);
 
 /* BALANCER_SESSION_STICKY (name, which lives as long as the configuration)
  * and BALANCER_SESSION_ROUTE (the request's first ID), as stock stickiness
@@ -470,55 +474,18 @@ void affinity_check_register_hooks(apr_pool_t *p);
 /* The lbmethod this module provides (mod_affinity.c). */
 extern const proxy_balancer_method affinity_method;
 
-/* ---- Ways of choosing a member ----------------------------------------- */
+/* ---- Pickers (affinity_pick.c) ----------------------------------------- */
 
-/* affinity_cookie.c */
-/* Turns the cookie's values into accepted IDs, once per request: dated
- * values are verified (one HMAC each), stock values mapped to a member. */
-void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
-                             const affinity_dir_conf *conf, affinity_table **t,
-                             affinity_request *req);
-proxy_worker *affinity_find_cookie(proxy_balancer *balancer, request_rec *r,
-                                   const affinity_dir_conf *conf,
-                                   affinity_table *t, affinity_request *req);
+/* A member for a new session, chosen exactly as byrequests does. */
+proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
+                                const affinity_request *req);
 
-/* affinity_prefix.c */
-void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
-                          affinity_request *req);
-proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
-                                   const affinity_dir_conf *conf,
-                                   affinity_table *t, affinity_request *req);
-/* The response's header work of prefix mode (from affinity_response_fixup):
- * gives the member's Set-Cookie of NAME the prefix of the member that
- * served; returns how many it rewrote.  Running it twice changes nothing
- * more. */
-int affinity_prefix_response(request_rec *r, const affinity_request *req);
-
-/* affinity_learn.c */
-void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
-                         affinity_request *req);
-proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
-                                  const affinity_dir_conf *conf,
-                                  affinity_table *t, affinity_request *req);
-/* The response's work of learn mode (from affinity_response_fixup): learns
- * from the member's Set-Cookie of NAME; runs once per request. */
-void affinity_learn_response(request_rec *r, const affinity_request *req);
-/* The store lookups made before the finder, outside the balancer's lock
- * (a fixups hook); post_config finds mod_proxy for it. */
-void affinity_learn_register_hooks(apr_pool_t *p);
-void affinity_learn_post_config(void);
-
-/* affinity_domain.c */
 /* The member a key maps to by weighted rendezvous hashing over the usable,
  * non-draining members (lbsets, spares and standbys as mod_proxy does them). */
 proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
                                    affinity_table **t,
                                    const affinity_request *req,
                                    apr_uint64_t key);
-proxy_worker *affinity_find_domain(proxy_balancer *balancer, request_rec *r,
-                                   const affinity_dir_conf *conf,
-                                   affinity_table *t,
-                                   const affinity_request *req);
 
 /* ---- Learn mode's store (affinity_store.c) ---------------------------- */
 
@@ -581,26 +548,90 @@ typedef struct {
                                      * Redirect (nofailover Off) */
 } affinity_answer;
 
-/* Cookie mode (affinity_request.c): takes the balancer's thread mutex
- * (not to be held by the caller) and resolves the value exactly as the
- * finder does. */
-void affinity_cookie_answer(proxy_balancer *balancer, request_rec *r,
-                            const affinity_dir_conf *conf, const char *value,
-                            apr_size_t len, affinity_answer *a);
-void affinity_prefix_answer(request_rec *r, const affinity_dir_conf *conf,
-                            const char *value, apr_size_t len,
-                            affinity_answer *a);
-void affinity_learn_answer(request_rec *r, const affinity_dir_conf *conf,
-                           affinity_answer *a);
-void affinity_domain_answer(affinity_answer *a);
-/* Domain mode's choice for a host, made by its own finder code with the
- * balancer's thread mutex taken here: the shared data of the member, or
- * NULL when none is usable.  As a request would, it puts a member whose
- * retry time has passed back in service. */
-proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer,
-                                                 request_rec *r,
-                                                 const affinity_dir_conf *conf,
-                                                 const char *host);
+/* ---- Modes (affinity_modes.c: the registry; affinity_mode_*.c: one each) */
+
+/* A mode is one way of choosing a member, and everything that goes with it:
+ * the directive's arguments, what it reads from a request, the finder, the
+ * response's work, and what the status page and the configuration check
+ * need to know.  Only the registry and the mode's own file name it; the
+ * finder (mod_affinity.c), the response filter, the check and the status
+ * page call through this.  A new mode is one file and one registry line. */
+
+/* flags */
+#define AFFINITY_SETS_ROUTE_COOKIE  0x1     /* issues the module's own route
+                                             * cookie (AffinityCookie) */
+#define AFFINITY_CARRIES_SESSION    0x2     /* requests carry a session (the
+                                             * session rules apply); else
+                                             * every request is assigned */
+
+struct affinity_mode {
+    const char *name;               /* AffinityMode NAME */
+    const char *syntax;             /* for messages: "prefix NAME" */
+    unsigned int flags;
+    /* "AffinityMode NAME [ARG]": checks ARG (NULL when not given) and
+     * takes it into conf; returns an error string, or NULL */
+    const char *(*configure)(cmd_parms *cmd, affinity_dir_conf *conf,
+                             const char *arg);
+    /* reads the request, once per request (the finder may run again);
+     * NULL: nothing to read */
+    void (*read)(request_rec *r, const affinity_dir_conf *conf,
+                 affinity_request *req);
+    /* the finder's choice, with the balancer's thread mutex held; sets
+     * AFFINITY_STATUS and the other variables */
+    proxy_worker *(*find)(proxy_balancer *balancer, request_rec *r,
+                          const affinity_dir_conf *conf, affinity_table *t,
+                          affinity_request *req);
+    /* has the response work to do? (NULL: never) and that work, once a
+     * member answered (affinity_response.c says where it runs); target:
+     * the table a header the module adds goes to */
+    int (*response_wanted)(const affinity_request *req);
+    void (*response)(request_rec *r, const affinity_request *req,
+                     apr_table_t *target);
+    /* the cookie requests carry the session in; *attrs: its attributes
+     * when the module sets it, NULL when it is the application's */
+    const char *(*cookie)(const affinity_dir_conf *conf, const char **attrs);
+    /* the status page's ?id=: what a request carrying value would get (the
+     * mode's own code judges it; takes the balancer's thread mutex itself
+     * if it needs the member table) */
+    void (*answer)(proxy_balancer *balancer, request_rec *r,
+                   const affinity_dir_conf *conf, const char *value,
+                   apr_size_t len, affinity_answer *a);
+    /* the status page's ?host=: the member a request for host goes to (its
+     * shared data), or NULL; the function is NULL when the host chooses
+     * nothing in this mode */
+    proxy_worker_shared *(*answer_host)(proxy_balancer *balancer,
+                                        request_rec *r,
+                                        const affinity_dir_conf *conf,
+                                        const char *host);
+    /* the AFFINITY_STATUS values of requests that started a session (or,
+     * without sessions, were assigned): the status page's share column */
+    const char *const *started;
+    /* the check's AFF0045: directives (1 << affinity_directive_e) that
+     * have no effect in this mode */
+    unsigned int unused_directives;
+    /* hooks of the mode's own (NULL: none), and post_config's second pass */
+    void (*register_hooks)(apr_pool_t *p);
+    void (*post_config)(server_rec *s);
+};
+
+/* Every mode, the default (cookie) first; NULL-terminated. */
+extern const affinity_mode *const affinity_modes[];
+
+/* The mode AffinityMode names (case-insensitive), or NULL. */
+const affinity_mode *affinity_mode_named(const char *name);
+
+/* The modes' syntaxes for a message, e.g. "cookie, domain or prefix
+ * NAME". */
+const char *affinity_mode_names(apr_pool_t *p);
+
+/* The mode in force: the one configured, else the default. */
+static APR_INLINE const affinity_mode *affinity_mode_of(const affinity_dir_conf *conf)
+{
+    return conf->mode ? conf->mode : affinity_modes[0];
+}
+
+void affinity_modes_register_hooks(apr_pool_t *p);
+void affinity_modes_post_config(server_rec *s);
 
 /* ---- Status handler and counters (affinity_status.c) ------------------- */
 

@@ -6,86 +6,13 @@
  */
 
 /*
- * affinity_request.c: the per-request state every mode shares (the cookies
- * read, the members tried), usability, and the new-session choice.
+ * affinity_request.c: the per-request state every mode shares (what was
+ * read, the members tried), usability, and the variables the finder sets.
  */
 
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
-
-typedef struct {
-    const char *name;
-    affinity_request *req;
-    apr_pool_t *pool;
-    int legacy;                     /* AffinityLegacyRoutes On */
-} affinity_read_baton;
-
-/* Keeps the values that may name a member; they are checked later, against
- * the member table (affinity_cookie_resolve).  Dated values are kept even
- * with expiry off, so that turning it off loses no session either. */
-static int affinity_collect_value(void *baton, const char *value, apr_size_t len)
-{
-    affinity_read_baton *rb = baton;
-    affinity_value v;
-    const char *route;
-    apr_size_t route_len;
-
-    if (affinity_id_from_hex(v.st.id, value, len)) {
-        v.kind = AFFINITY_VALUE_BARE;
-    }
-    else if (affinity_stamp_parse(&v.st, value, len)) {
-        v.kind = AFFINITY_VALUE_DATED;
-    }
-    else if (rb->legacy && affinity_legacy_route(value, len, &route, &route_len)
-             && route_len < PROXY_WORKER_MAX_ROUTE_SIZE) {
-        v.kind = AFFINITY_VALUE_LEGACY;
-        v.route = apr_pstrmemdup(rb->pool, route, route_len);
-    }
-    else {
-        rb->req->malformed++;   /* for AFF0007: malformed, not unknown */
-        return 0;
-    }
-    *(affinity_value *)apr_array_push(rb->req->values) = v;
-    return 0;
-}
-
-/* AffinityCookieRemove: the member gets one Cookie header holding every
- * other pair, the lines joined with "; " (RFC 6265, as HTTP/2 joins them);
- * httpd has already joined an HTTP/1.1 request's lines into one with ", ",
- * which affinity_cookie_strip() reads as a separator too. */
-static void affinity_strip_cookie(request_rec *r, const char *name)
-{
-    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    const char *joined = NULL;
-    int i, removed_any = 0;
-
-    for (i = 0; i < arr->nelts; i++) {
-        int removed;
-        const char *rest;
-
-        if (!affinity_header_is(e[i].key, "Cookie")) {
-            continue;
-        }
-        rest = affinity_cookie_strip(r->pool, e[i].val, name, &removed);
-        removed_any |= removed;
-        if (rest) {
-            joined = joined ? apr_pstrcat(r->pool, joined, "; ", rest, NULL)
-                            : rest;
-        }
-    }
-    if (!removed_any) {
-        return;
-    }
-    apr_table_unset(r->headers_in, "Cookie");
-    if (joined) {
-        apr_table_setn(r->headers_in, "Cookie", joined);
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
-                  "AFF0013: cookie %s removed from the request to the member",
-                  name);
-}
 
 /* The request state with room for the first element of each of its lists:
  * a request mostly carries one value and tries one member, so one
@@ -131,7 +58,8 @@ affinity_request *affinity_request_new(apr_pool_t *p)
 }
 
 affinity_request *affinity_request_get(request_rec *r,
-                                       const affinity_dir_conf *conf)
+                                       const affinity_dir_conf *conf,
+                                       const affinity_mode *mode)
 {
     affinity_request *req = ap_get_module_config(r->request_config,
                                                  &affinity_module);
@@ -150,70 +78,13 @@ affinity_request *affinity_request_get(request_rec *r,
     req->nocache = conf->nocache != 0;
     /* the response side reads these, also from an error document's request
      * whose section is not the balancer's */
-    req->mode = conf->mode == AFFINITY_MODE_UNSET ? AFFINITY_MODE_COOKIE
-                                                  : conf->mode;
+    req->mode = mode;
     req->mode_cookie = conf->mode_cookie;
-    if (conf->mode == AFFINITY_MODE_PREFIX) {
-        affinity_prefix_read(r, conf, req);
-    }
-    else if (conf->mode == AFFINITY_MODE_LEARN) {
-        affinity_learn_read(r, conf, req);
-    }
-    else if (conf->mode != AFFINITY_MODE_DOMAIN) {
-        affinity_read_baton rb;
-
-        rb.name = req->cookie_name = affinity_cookie_name_of(conf);
-        rb.req = req;
-        rb.pool = r->pool;
-        rb.legacy = conf->legacy_routes == 1;
-        req->cookie_seen = affinity_request_cookies(r, rb.name,
-                                                    affinity_collect_value, &rb);
-        if (req->cookie_seen && conf->remove == 1) {
-            affinity_strip_cookie(r, rb.name);
-        }
+    if (mode->read) {
+        mode->read(r, conf, req);
     }
     ap_set_module_config(r->request_config, &affinity_module, req);
     return req;
-}
-
-/* The value goes through the reader and the resolver the finder uses; only
- * the member table is needed, under the lock the finder holds. */
-void affinity_cookie_answer(proxy_balancer *balancer, request_rec *r,
-                            const affinity_dir_conf *conf, const char *value,
-                            apr_size_t len, affinity_answer *a)
-{
-    affinity_request *req = affinity_request_new(r->pool);
-    affinity_read_baton rb;
-    affinity_table *t;
-
-    memset(a, 0, sizeof(*a));
-    a->carrier = affinity_cookie_name_of(conf);
-    a->ids = req->ids;
-    a->moves = "the session moves to a member chosen as for a new session";
-    rb.name = a->carrier;
-    rb.req = req;
-    rb.pool = r->pool;
-    rb.legacy = conf->legacy_routes == 1;
-    affinity_collect_value(&rb, value, len);
-    req->cookie_seen = 1;
-    if (req->values->nelts && PROXY_THREAD_LOCK(balancer) == APR_SUCCESS) {
-        t = affinity_table_get(balancer, conf, r);
-        affinity_cookie_resolve(balancer, r, conf, &t, req);
-        PROXY_THREAD_UNLOCK(balancer);
-    }
-    if (req->ids->nelts) {
-        return;
-    }
-    /* the finder's statuses for a cookie naming no member */
-    a->status = req->expired ? "expired" : "invalid";
-    a->why = req->expired
-             ? "its dates are past AffinityCookieMaxIdle or AffinityCookieMaxLife"
-             : !req->values->nelts
-             ? "it is not a value the module reads as a route ID (only "
-               "lowercase 40-hex IDs, dated IDs with expiry fields, and stock "
-               "values with AffinityLegacyRoutes On)"
-             : "the module does not accept it (a signature that does not "
-               "verify, dates in the future, or a stock route no member has)";
 }
 
 /* Usable as mod_proxy_balancer defines it, after httpd's own retry check,
@@ -228,45 +99,6 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
         affinity_retry_worker("BALANCER", w, r->server);
     }
     return PROXY_WORKER_IS_USABLE(w);
-}
-
-/* ---- Choosing a member for a new session --------------------------------- */
-
-typedef struct {
-    const affinity_request *req;
-    int total_factor;
-} affinity_byrequests_baton;
-
-/* byrequests' weighting, so new sessions spread by lbfactor as operators
- * expect; members that failed for this request are skipped */
-static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
-                                void *baton)
-{
-    affinity_byrequests_baton *b = baton;
-
-    if (affinity_was_tried(b->req, current)) {
-        return 0;
-    }
-    current->s->lbstatus += current->s->lbfactor;
-    b->total_factor += current->s->lbfactor;
-    return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
-}
-
-proxy_worker *affinity_pick_new(proxy_balancer *balancer,
-                                       request_rec *r,
-                                       const affinity_request *req)
-{
-    affinity_byrequests_baton b;
-    proxy_worker *w;
-
-    b.req = req;
-    b.total_factor = 0;
-    affinity_members_settle(balancer);
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_new, &b);
-    if (w) {
-        w->s->lbstatus -= b.total_factor;
-    }
-    return w;
 }
 
 const char *affinity_set_session_env(request_rec *r,

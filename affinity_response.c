@@ -93,55 +93,6 @@ static int affinity_member_answered(request_rec *r, const affinity_request *req)
            || apr_table_elts(r->err_headers_out)->nelts != req->seen_err_headers_n;
 }
 
-/* ---- Set-Cookie ------------------------------------------------------------ */
-
-typedef struct {
-    request_rec *r;
-    const affinity_request *req;
-    int ours;                       /* ours seen so far (both tables) */
-} affinity_cookie_walk;
-
-static int affinity_is_ours(const affinity_request *req, const char *v)
-{
-    return req->set_cookie
-           && (v == req->set_cookie || !strcmp(v, req->set_cookie));
-}
-
-/* Drops a second copy of ours, and the member's own cookie of our name
- * unless it deletes it. */
-static int affinity_cookie_drops(void *baton, const char **v,
-                                 const affinity_set_cookie_t *sc)
-{
-    affinity_cookie_walk *w = baton;
-
-    if (affinity_is_ours(w->req, *v)) {
-        return w->ours++ > 0;
-    }
-    if (!sc) {
-        return 0;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r, sc->deletion
-                  ? "AFF0031: the member deletes cookie %s: passed on"
-                  : "AFF0030: the member's own Set-Cookie of %s dropped: "
-                    "the balancer owns that cookie (only a deletion "
-                    "passes)", w->req->cookie_name);
-    return !sc->deletion;
-}
-
-/* The member's cookies of our name out of one table (ours kept once);
- * other cookies keep their order. */
-static void affinity_fix_cookies(request_rec *r, const affinity_request *req,
-                                 apr_table_t *t, int *ours)
-{
-    affinity_cookie_walk w;
-
-    w.r = r;
-    w.req = req;
-    w.ours = *ours;
-    affinity_set_cookie_walk(r, t, req->cookie_name, affinity_cookie_drops, &w);
-    *ours = w.ours;
-}
-
 static int affinity_is_sent(void *baton, const char **v,
                             const affinity_set_cookie_t *sc)
 {
@@ -151,66 +102,19 @@ static int affinity_is_sent(void *baton, const char **v,
 
 /* ---- The fixup --------------------------------------------------------------- */
 
-/* Cookie mode's part: the member's cookies of our name, ours once. */
-static void affinity_cookie_response(request_rec *r, const affinity_request *req,
-                                     apr_table_t *target)
-{
-    int ours = 0;
-
-    if (!req->cookie_name) {
-        return;
-    }
-    affinity_fix_cookies(r, req, r->headers_out, &ours);
-    affinity_fix_cookies(r, req, r->err_headers_out, &ours);
-    if (!req->set_cookie) {
-        return;
-    }
-    if (!ours) {
-        apr_table_addn(target, "Set-Cookie", req->set_cookie);
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  "AFF0032: the response sets cookie %s (in %s)",
-                  req->cookie_name,
-                  target == r->headers_out ? "headers_out" : "err_headers_out");
-    if (req->nocache) {
-        affinity_cache_control_fix(r, target);
-    }
-}
-
+/* Drops the Set-Cookie entry a retried finder had put in headers_out. */
 void affinity_response_fixup(request_rec *r, const affinity_request *req,
                              apr_table_t *target)
 {
-    switch (req->mode) {
-    case AFFINITY_MODE_PREFIX:
-        /* the application's cookie now names a member */
-        if (affinity_prefix_response(r, req) && req->nocache) {
-            affinity_cache_control_fix(r, target);
-        }
-        break;
-    case AFFINITY_MODE_LEARN:
-        affinity_learn_response(r, req);
-        break;
-    case AFFINITY_MODE_DOMAIN:
-        break;
-    default:
-        affinity_cookie_response(r, req, target);
-        break;
+    if (req->mode->response) {
+        req->mode->response(r, req, target);
     }
 }
 
 /* Has req's mode anything to do on the response? */
 static int affinity_response_wanted(const affinity_request *req)
 {
-    switch (req->mode) {
-    case AFFINITY_MODE_PREFIX:
-        return req->mode_cookie != NULL;
-    case AFFINITY_MODE_LEARN:
-        return req->mode_cookie && req->learn;
-    case AFFINITY_MODE_DOMAIN:
-        return 0;
-    default:
-        return req->cookie_name != NULL;
-    }
+    return req->mode->response_wanted && req->mode->response_wanted(req);
 }
 
 /* ---- Where the response leaves ----------------------------------------------- */

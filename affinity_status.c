@@ -742,39 +742,16 @@ static const char *affinity_state_text(apr_pool_t *p, const proxy_worker_shared 
     return apr_pstrndup(p, out, strlen(out) - 1);
 }
 
-static const char *affinity_mode_name(affinity_mode_e mode)
+/* Does the balancer's mode choose by host (?host= lookups)? */
+static int affinity_by_host(const affinity_view_balancer *vb)
 {
-    switch (mode) {
-    case AFFINITY_MODE_UNSET:
-    case AFFINITY_MODE_COOKIE:
-        return "cookie";
-    case AFFINITY_MODE_DOMAIN:
-        return "domain";
-    case AFFINITY_MODE_PREFIX:
-        return "prefix";
-    case AFFINITY_MODE_LEARN:
-        return "learn";
-    }
-    return "unknown";
+    return affinity_mode_of(vb->conf)->answer_host != NULL;
 }
 
-static int affinity_is_domain(const affinity_view_balancer *vb)
+/* Do its requests carry sessions, or is each one assigned? */
+static int affinity_has_sessions(const affinity_view_balancer *vb)
 {
-    return vb->conf->mode == AFFINITY_MODE_DOMAIN;
-}
-
-/* The cookie the balancer reads: ours, or in prefix mode the application's
- * (whose value the module prefixes with the route ID; attributes NULL). */
-static const char *affinity_view_cookie(const affinity_dir_conf *c,
-                                        const char **attrs)
-{
-    if ((c->mode == AFFINITY_MODE_PREFIX || c->mode == AFFINITY_MODE_LEARN)
-        && c->mode_cookie) {
-        *attrs = NULL;
-        return c->mode_cookie;
-    }
-    *attrs = affinity_cookie_attrs_of(c);
-    return affinity_cookie_name_of(c);
+    return (affinity_mode_of(vb->conf)->flags & AFFINITY_CARRIES_SESSION) != 0;
 }
 
 static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
@@ -811,13 +788,10 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
         m->count[k] = sum[k];
         m->total += sum[k];
     }
-    m->started = affinity_is_domain(vb)
-                 ? m->count[affinity_status_index("domain")]
-                 : m->count[affinity_status_index("new")]
-                   + m->count[affinity_status_index("invalid")]
-                   + m->count[affinity_status_index("down")]
-                   + m->count[affinity_status_index("unknown")]
-                   + m->count[affinity_status_index("expired")];
+    for (k = 0; affinity_mode_of(vb->conf)->started[k]; k++) {
+        m->started += m->count[affinity_status_index(
+                                   affinity_mode_of(vb->conf)->started[k])];
+    }
     vb->started += m->started;
 }
 
@@ -1039,20 +1013,8 @@ static const affinity_view_member *affinity_by_route(const affinity_view_balance
 static void affinity_ask_mode(request_rec *r, const affinity_view_balancer *vb,
                               const affinity_id_query *q, affinity_answer *a)
 {
-    switch (vb->conf->mode) {
-    case AFFINITY_MODE_DOMAIN:
-        affinity_domain_answer(a);
-        break;
-    case AFFINITY_MODE_PREFIX:
-        affinity_prefix_answer(r, vb->conf, q->value, q->value_len, a);
-        break;
-    case AFFINITY_MODE_LEARN:
-        affinity_learn_answer(r, vb->conf, a);
-        break;
-    default:
-        affinity_cookie_answer(vb->balancer, r, vb->conf, q->value,
-                               q->value_len, a);
-    }
+    affinity_mode_of(vb->conf)->answer(vb->balancer, r, vb->conf, q->value,
+                                       q->value_len, a);
 }
 
 static int affinity_answer_has(const affinity_answer *a, const char *hex)
@@ -1158,14 +1120,14 @@ static const char *affinity_host_of(apr_pool_t *p, const char *in)
     return h;
 }
 
-/* Domain mode's choice for a host, made by the mode (lbsets, drain,
- * standby and spare members as mod_proxy walks them). */
+/* The mode's choice for a host, made by the mode (lbsets, drain, standby
+ * and spare members as mod_proxy walks them). */
 static const affinity_view_member *affinity_lookup_host(request_rec *r,
                                                         const affinity_view_balancer *vb,
                                                         const char *host)
 {
-    proxy_worker_shared *s = affinity_domain_answer_host(vb->balancer, r,
-                                                         vb->conf, host);
+    proxy_worker_shared *s = affinity_mode_of(vb->conf)->answer_host(
+                                 vb->balancer, r, vb->conf, host);
     int i;
 
     for (i = 0; s && i < vb->members->nelts; i++) {
@@ -1335,7 +1297,7 @@ static void affinity_html_lookups(request_rec *r, affinity_view *v)
                                                               affinity_view_balancer);
             const affinity_view_member *m;
 
-            if (!affinity_is_domain(vb)) {
+            if (!affinity_by_host(vb)) {
                 continue;
             }
             if (!any++) {
@@ -1398,12 +1360,12 @@ static void affinity_html(request_rec *r, affinity_view *v)
                                                           affinity_view_balancer);
         const affinity_dir_conf *c = vb->conf;
         apr_uint64_t unrouted = 0;
-        const char *attrs, *cookie = affinity_view_cookie(c, &attrs);
+        const char *attrs, *cookie = affinity_mode_of(c)->cookie(c, &attrs);
 
         ap_rvputs(r, "<hr>\n<h2>", H(vb->name), "</h2>\n<table><tr><th>Mode</th>"
                   "<th>Cookie</th><th>Cookie attributes</th><th>Salt</th>"
                   "<th>No failover</th><th>Max members</th></tr>\n<tr><td>",
-                  affinity_mode_name(c->mode), "</td><td>", H(cookie), "</td><td>",
+                  affinity_mode_of(c)->name, "</td><td>", H(cookie), "</td><td>",
                   attrs ? H(attrs) : "(the application's)", "</td><td>",
                   c->salt_kind ? c->salt_kind : "none", "</td><td>",
                   vb->balancer->s->sticky_force ? "On" : "Off", "</td>", NULL);
@@ -1417,8 +1379,8 @@ static void affinity_html(request_rec *r, affinity_view *v)
                       "</th>", NULL);
         }
         ap_rvputs(r, "<th>Total</th><th>",
-                  affinity_is_domain(vb) ? "Share of requests"
-                                         : "Share of new sessions",
+                  affinity_has_sessions(vb) ? "Share of new sessions"
+                                            : "Share of requests",
                   "</th></tr>\n", NULL);
         for (i = 0; i < vb->members->nelts; i++) {
             const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
@@ -1530,7 +1492,7 @@ static void affinity_json_lookups(request_rec *r, affinity_view *v)
                                                               affinity_view_balancer);
             const affinity_view_member *m;
 
-            if (!affinity_is_domain(vb)) {
+            if (!affinity_by_host(vb)) {
                 continue;
             }
             m = affinity_lookup_host(r, vb, host);
@@ -1576,10 +1538,10 @@ static void affinity_json(request_rec *r, affinity_view *v)
         const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
                                                           affinity_view_balancer);
         const affinity_dir_conf *c = vb->conf;
-        const char *attrs, *cookie = affinity_view_cookie(c, &attrs);
+        const char *attrs, *cookie = affinity_mode_of(c)->cookie(c, &attrs);
 
         ap_rvputs(r, b ? "," : "", "{\"name\":\"", J(vb->name), "\",\"mode\":\"",
-                  affinity_mode_name(c->mode), "\",\"cookie\":{\"name\":\"",
+                  affinity_mode_of(c)->name, "\",\"cookie\":{\"name\":\"",
                   J(cookie), "\",\"attributes\":",
                   attrs ? apr_pstrcat(r->pool, "\"", J(attrs), "\"", NULL) : "null",
                   "},\"salt\":\"",

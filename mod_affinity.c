@@ -8,21 +8,20 @@
 /*
  * mod_affinity: the "affinity" lbmethod for mod_proxy_balancer.
  *
- * Cookie mode (affinity_cookie.c): every member has a route ID,
- * SHA1(salt . identity), where the identity is the member's route= or else
- * its host:port.  A request whose affinity cookie names a usable member goes
- * there; anything else gets a new member, chosen by lbfactor exactly like
- * byrequests, and a cookie naming it.  Domain mode (affinity_domain.c): the
- * member is picked by weighted rendezvous hashing of the request's host; no
- * cookie is involved.  Prefix mode (affinity_prefix.c): the route ID rides
- * as a prefix on the application's own session cookie.  All work on one
- * per-process member table (affinity_table.c), one per-request state
- * (affinity_request.c) and, for sessions, one set of rules for a member that
- * is not usable (affinity_session.c).  What a cookie-mode response carries
- * is decided in one place (affinity_response.c).
+ * A mode is one way of choosing a member, in one file behind one interface
+ * (affinity_mode, affinity_private.h), listed in one registry
+ * (affinity_modes.c): cookie (the default: the module's own route cookie
+ * names the member), domain (the request's host, by rendezvous hashing),
+ * prefix (the route ID rides on the application's session cookie), learn
+ * (the application's cookie values are learned from the members' responses
+ * into a store).  The modes share the per-process member table
+ * (affinity_table.c), the per-request state (affinity_request.c), the
+ * session rules (affinity_session.c), the pickers (affinity_pick.c), the
+ * header walks (affinity_headers.c) and the configuration record
+ * (affinity_config.c); the pure logic is mod_affinity.h's.
  *
  * This file: the module record, the provider and its finder, and startup.
- * The configuration check is in affinity_check.c.
+ * The finder only calls through the mode in force.
  */
 
 #include "http_core.h"
@@ -53,34 +52,11 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
 {
     const affinity_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                          &affinity_module);
-    affinity_request *req = affinity_request_get(r, conf);
+    const affinity_mode *mode = affinity_mode_of(conf);
+    affinity_request *req = affinity_request_get(r, conf, mode);
     affinity_table *t = affinity_table_get(balancer, conf, r);
-    proxy_worker *w;
+    proxy_worker *w = mode->find(balancer, r, conf, t, req);
 
-    /* cookie mode: what the cookie's values are worth (dates, stock routes) */
-    if (conf->mode == AFFINITY_MODE_COOKIE || conf->mode == AFFINITY_MODE_UNSET) {
-        affinity_cookie_resolve(balancer, r, conf, &t, req);
-    }
-    /* prefix and learn modes name the application's cookie, the others ours */
-    req->carried_id = affinity_set_session_env(r, req,
-                                               conf->mode_cookie
-                                               ? conf->mode_cookie
-                                               : affinity_cookie_name_of(conf));
-
-    switch (conf->mode) {
-    case AFFINITY_MODE_DOMAIN:
-        w = affinity_find_domain(balancer, r, conf, t, req);
-        break;
-    case AFFINITY_MODE_PREFIX:
-        w = affinity_find_prefix(balancer, r, conf, t, req);
-        break;
-    case AFFINITY_MODE_LEARN:
-        w = affinity_find_learn(balancer, r, conf, t, req);
-        break;
-    default:
-        w = affinity_find_cookie(balancer, r, conf, t, req);
-        break;
-    }
     req->chosen = w;
     req->balancer = balancer;
     affinity_response_prepare(r, req);
@@ -143,7 +119,7 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     affinity_config_post_config(s);
     affinity_config_proxy_found();
-    affinity_learn_post_config();
+    affinity_modes_post_config(s);
     if (affinity_store_post_config(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -188,7 +164,7 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_response_register_hooks(p);
-    affinity_learn_register_hooks(p);
+    affinity_modes_register_hooks(p);
     affinity_status_register_hooks(p);
     affinity_check_register_hooks(p);
     affinity_log_register_hooks(p);

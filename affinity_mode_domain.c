@@ -6,7 +6,7 @@
  */
 
 /*
- * affinity_domain.c: domain mode.  Every request for one host name goes to
+ * affinity_mode_domain.c: domain mode.  Every request for one host name goes to
  * one member, by weighted rendezvous hashing of the host over the usable,
  * non-draining members (see affinity_rendezvous_cost()).  No cookie.
  */
@@ -14,66 +14,14 @@
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
-typedef struct {
-    proxy_balancer *balancer;
-    affinity_table *table;
-    const affinity_request *req;
-    request_rec *r;
-    apr_uint64_t key;
-    apr_uint64_t best_cost;
-    apr_uint64_t best_weight;
-} affinity_domain_baton;
 
-static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_best,
-                                   void *baton)
-{
-    affinity_domain_baton *b = baton;
-    affinity_member *m;
-    apr_uint64_t weight, cost;
+/* ---- The finder ---------------------------------------------------------- */
 
-    if (affinity_was_tried(b->req, current)) {
-        return 0;
-    }
-    m = affinity_member_of(b->balancer, &b->table, current, b->r);
-    if (!m) {
-        return 0;
-    }
-    weight = current->s->lbfactor > 0 ? (apr_uint64_t)current->s->lbfactor : 1;
-    cost = affinity_rendezvous_cost(b->key, m->seed);
-    if (prev_best && !affinity_rendezvous_beats(weight, cost, b->best_weight,
-                                                b->best_cost)) {
-        return 0;
-    }
-    b->best_weight = weight;
-    b->best_cost = cost;
-    return 1;
-}
-
-proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
-                                   affinity_table **t,
-                                   const affinity_request *req,
-                                   apr_uint64_t key)
-{
-    affinity_domain_baton b;
-    proxy_worker *w;
-
-    memset(&b, 0, sizeof(b));
-    b.balancer = balancer;
-    b.table = *t;
-    b.req = req;
-    b.r = r;
-    b.key = key;
-    affinity_members_settle(balancer);
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
-    *t = b.table;
-    return w;
-}
-
-proxy_worker *affinity_find_domain(proxy_balancer *balancer,
+static proxy_worker *affinity_find_domain(proxy_balancer *balancer,
                                           request_rec *r,
                                           const affinity_dir_conf *conf,
                                           affinity_table *t,
-                                          const affinity_request *req)
+                                          affinity_request *req)
 {
     affinity_member *m = NULL;
     proxy_worker *w;
@@ -93,7 +41,10 @@ proxy_worker *affinity_find_domain(proxy_balancer *balancer,
 
 /* ---- What the status page is told --------------------------------------- */
 
-void affinity_domain_answer(affinity_answer *a)
+static void affinity_domain_answer(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   const char *value, apr_size_t len,
+                                   affinity_answer *a)
 {
     memset(a, 0, sizeof(*a));
     a->status = "domain";
@@ -102,7 +53,7 @@ void affinity_domain_answer(affinity_answer *a)
 }
 
 /* affinity_find_domain()'s choice, without its logging and environment. */
-proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer,
+static proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer,
                                                  request_rec *r,
                                                  const affinity_dir_conf *conf,
                                                  const char *host)
@@ -123,3 +74,40 @@ proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer,
     PROXY_THREAD_UNLOCK(balancer);
     return s;
 }
+
+/* ---- The mode ------------------------------------------------------------ */
+
+static const char *affinity_domain_configure(cmd_parms *cmd,
+                                             affinity_dir_conf *conf,
+                                             const char *arg)
+{
+    return affinity_mode_no_arg(cmd, conf, "domain", arg);
+}
+
+/* No cookie is read; the page shows the route cookie's settings. */
+static const char *affinity_domain_cookie(const affinity_dir_conf *conf,
+                                          const char **attrs)
+{
+    *attrs = affinity_cookie_attrs_of(conf);
+    return affinity_cookie_name_of(conf);
+}
+
+static const char *const affinity_domain_started[] = { "domain", NULL };
+
+const affinity_mode affinity_mode_domain = {
+    "domain", "domain",
+    0,
+    affinity_domain_configure,
+    NULL,                           /* nothing to read but the host */
+    affinity_find_domain,
+    NULL,                           /* no response work */
+    NULL,
+    affinity_domain_cookie,
+    affinity_domain_answer,
+    affinity_domain_answer_host,
+    affinity_domain_started,
+    (1u << AFFINITY_DIRECTIVE_COOKIE) | (1u << AFFINITY_DIRECTIVE_REMOVE)
+    | (1u << AFFINITY_DIRECTIVE_NOCACHE),
+    NULL,
+    NULL
+};

@@ -6,7 +6,7 @@
  */
 
 /*
- * affinity_learn.c: learn mode ("AffinityMode learn NAME", HAProxy's stick
+ * affinity_mode_learn.c: learn mode ("AffinityMode learn NAME", HAProxy's stick
  * table on a response cookie, NGINX's "sticky learn").  The application's
  * cookie NAME is never touched: every Set-Cookie of NAME a member sends is
  * remembered in the store (affinity_store.c) as key(value) -> route ID of
@@ -33,6 +33,8 @@
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
+
+extern const affinity_mode affinity_mode_learn;
 
 /* Store lookups per request: a client cannot make us do more */
 #define AFFINITY_LEARN_MAX_VALUES 4
@@ -102,7 +104,7 @@ static affinity_learn_state *affinity_learn_state_make(request_rec *r,
     return st;
 }
 
-void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
+static void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
                          affinity_request *req)
 {
     req->learn = affinity_learn_state_make(r, conf->mode_cookie,
@@ -262,7 +264,7 @@ static int affinity_learn_fixups(request_rec *r)
         return DECLINED;
     }
     conf = ap_get_module_config(r->per_dir_config, &affinity_module);
-    if (!conf || conf->mode != AFFINITY_MODE_LEARN || !conf->mode_cookie) {
+    if (!conf || conf->mode != &affinity_mode_learn || !conf->mode_cookie) {
         return DECLINED;
     }
     st = affinity_learn_state_make(r, conf->mode_cookie, &seen);
@@ -330,7 +332,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
     return 1;
 }
 
-void affinity_learn_register_hooks(apr_pool_t *p)
+static void affinity_learn_register_hooks(apr_pool_t *p)
 {
     /* after mod_rewrite's per-directory [P], mod_proxy's canonicalisation
      * and RequestHeader edits */
@@ -341,7 +343,7 @@ void affinity_learn_register_hooks(apr_pool_t *p)
     ap_hook_fixups(affinity_learn_fixups, pre, NULL, APR_HOOK_LAST);
 }
 
-void affinity_learn_post_config(void)
+static void affinity_learn_post_config(server_rec *s)
 {
     affinity_proxy_module = ap_find_linked_module("mod_proxy.c");
 }
@@ -423,7 +425,7 @@ static proxy_worker *affinity_learn_move(proxy_balancer *balancer,
     return affinity_learn_hashed(balancer, r, b->conf, &b->t, req, b->v);
 }
 
-proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
+static proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
                                   const affinity_dir_conf *conf,
                                   affinity_table *t, affinity_request *req)
 {
@@ -608,7 +610,7 @@ static int affinity_learn_set_cookie(void *baton, const char **header,
 /* Learns from the member's Set-Cookie of NAME (both tables, any status),
  * then stores the finder's choice if nothing above already did.  The
  * headers are only read.  Runs once per request. */
-void affinity_learn_response(request_rec *r, const affinity_request *req)
+static void affinity_learn_response(request_rec *r, const affinity_request *req)
 {
     affinity_learn_state *st = req->learn;
     affinity_learn_resp lr;
@@ -647,8 +649,10 @@ void affinity_learn_response(request_rec *r, const affinity_request *req)
 
 /* A request carries no route ID in learn mode: the store is asked by the
  * NAME value's key, which the page cannot reverse. */
-void affinity_learn_answer(request_rec *r, const affinity_dir_conf *conf,
-                           affinity_answer *a)
+static void affinity_learn_answer(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  const char *value, apr_size_t len,
+                                  affinity_answer *a)
 {
     memset(a, 0, sizeof(*a));
     a->carrier = conf->mode_cookie;
@@ -658,3 +662,62 @@ void affinity_learn_answer(request_rec *r, const affinity_dir_conf *conf,
                          " is looked up in the store, and a value no member "
                          "issued is hashed to a member", NULL);
 }
+
+/* ---- The mode ------------------------------------------------------------ */
+
+static const char *affinity_learn_configure(cmd_parms *cmd,
+                                            affinity_dir_conf *conf,
+                                            const char *arg)
+{
+    const char *err = affinity_mode_cookie_arg(cmd, conf, "learn", arg);
+
+    if (!err) {
+        /* post_config sets up the store */
+        affinity_store_learn_used();
+    }
+    return err;
+}
+
+static int affinity_learn_response_wanted(const affinity_request *req)
+{
+    return req->mode_cookie && req->learn;
+}
+
+static void affinity_learn_response_fixup(request_rec *r,
+                                          const affinity_request *req,
+                                          apr_table_t *target)
+{
+    (void)target;
+    affinity_learn_response(r, req);
+}
+
+static const char *affinity_learn_cookie(const affinity_dir_conf *conf,
+                                         const char **attrs)
+{
+    *attrs = NULL;
+    return conf->mode_cookie;
+}
+
+static const char *const affinity_learn_started[] = {
+    "new", "invalid", "down", "unknown", "expired", NULL
+};
+
+const affinity_mode affinity_mode_learn = {
+    "learn", "learn NAME",
+    AFFINITY_CARRIES_SESSION,
+    affinity_learn_configure,
+    affinity_learn_read,
+    affinity_find_learn,
+    affinity_learn_response_wanted,
+    affinity_learn_response_fixup,
+    affinity_learn_cookie,
+    affinity_learn_answer,
+    NULL,
+    affinity_learn_started,
+    /* AffinityCookie and AffinityCookieRemove do nothing here either, but
+     * AFF0045 has never been said for learn mode: a new warning would be
+     * a change of behaviour, left to its own issue */
+    0,
+    affinity_learn_register_hooks,
+    affinity_learn_post_config
+};

@@ -6,14 +6,112 @@
  */
 
 /*
- * affinity_cookie.c: cookie mode.  A request whose affinity cookie names a
+ * affinity_mode_cookie.c: cookie mode, the default.  Every member has a
+ * route ID, SHA1(salt . identity), where the identity is the member's
+ * route= or else its host:port.  A request whose affinity cookie names a
  * usable member goes there; anything else gets a new member, chosen by
- * lbfactor exactly like byrequests, and a cookie naming it.
+ * lbfactor exactly like byrequests, and a cookie naming it.  Everything
+ * cookie mode does is here: reading the cookie (dated, bare and stock
+ * values), the choice, issuing the cookie, the response's work on
+ * Set-Cookie, and the status page's answer for a value.
  */
 
 #include "affinity_private.h"
 
 APLOG_USE_MODULE(affinity);
+
+/* ---- The request ------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    affinity_request *req;
+    apr_pool_t *pool;
+    int legacy;                     /* AffinityLegacyRoutes On */
+} affinity_read_baton;
+
+/* Keeps the values that may name a member; they are checked later, against
+ * the member table (affinity_cookie_resolve).  Dated values are kept even
+ * with expiry off, so that turning it off loses no session either. */
+static int affinity_collect_value(void *baton, const char *value, apr_size_t len)
+{
+    affinity_read_baton *rb = baton;
+    affinity_value v;
+    const char *route;
+    apr_size_t route_len;
+
+    if (affinity_id_from_hex(v.st.id, value, len)) {
+        v.kind = AFFINITY_VALUE_BARE;
+    }
+    else if (affinity_stamp_parse(&v.st, value, len)) {
+        v.kind = AFFINITY_VALUE_DATED;
+    }
+    else if (rb->legacy && affinity_legacy_route(value, len, &route, &route_len)
+             && route_len < PROXY_WORKER_MAX_ROUTE_SIZE) {
+        v.kind = AFFINITY_VALUE_LEGACY;
+        v.route = apr_pstrmemdup(rb->pool, route, route_len);
+    }
+    else {
+        rb->req->malformed++;   /* for AFF0007: malformed, not unknown */
+        return 0;
+    }
+    *(affinity_value *)apr_array_push(rb->req->values) = v;
+    return 0;
+}
+
+/* AffinityCookieRemove: the member gets one Cookie header holding every
+ * other pair, the lines joined with "; " (RFC 6265, as HTTP/2 joins them);
+ * httpd has already joined an HTTP/1.1 request's lines into one with ", ",
+ * which affinity_cookie_strip() reads as a separator too. */
+static void affinity_strip_cookie(request_rec *r, const char *name)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    const char *joined = NULL;
+    int i, removed_any = 0;
+
+    for (i = 0; i < arr->nelts; i++) {
+        int removed;
+        const char *rest;
+
+        if (!affinity_header_is(e[i].key, "Cookie")) {
+            continue;
+        }
+        rest = affinity_cookie_strip(r->pool, e[i].val, name, &removed);
+        removed_any |= removed;
+        if (rest) {
+            joined = joined ? apr_pstrcat(r->pool, joined, "; ", rest, NULL)
+                            : rest;
+        }
+    }
+    if (!removed_any) {
+        return;
+    }
+    apr_table_unset(r->headers_in, "Cookie");
+    if (joined) {
+        apr_table_setn(r->headers_in, "Cookie", joined);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
+                  "AFF0013: cookie %s removed from the request to the member",
+                  name);
+}
+
+/* Cookie mode reads its own cookie: every value that may name a member is
+ * kept for the finder (affinity_cookie_resolve). */
+static void affinity_cookie_read(request_rec *r, const affinity_dir_conf *conf,
+                                 affinity_request *req)
+{
+    affinity_read_baton rb;
+
+    rb.name = req->cookie_name = affinity_cookie_name_of(conf);
+    rb.req = req;
+    rb.pool = r->pool;
+    rb.legacy = conf->legacy_routes == 1;
+    req->cookie_seen = affinity_request_cookies(r, rb.name,
+                                                affinity_collect_value, &rb);
+    if (req->cookie_seen && conf->remove == 1) {
+        affinity_strip_cookie(r, rb.name);
+    }
+}
 
 /* ---- Session lifetime and stock values ------------------------------------ */
 
@@ -95,7 +193,7 @@ static void affinity_no_salt(proxy_balancer *balancer, request_rec *r)
     }
 }
 
-void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
+static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                              const affinity_dir_conf *conf, affinity_table **t,
                              affinity_request *req)
 {
@@ -237,7 +335,7 @@ static proxy_worker *affinity_cookie_move(proxy_balancer *balancer,
     return affinity_pick_new(balancer, r, req);
 }
 
-proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
+static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                                           request_rec *r,
                                           const affinity_dir_conf *conf,
                                           affinity_table *t,
@@ -247,6 +345,11 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     const char *status;
     proxy_worker *w;
     int at = 0;
+
+    /* what the cookie's values are worth (dates, stock routes) */
+    affinity_cookie_resolve(balancer, r, conf, &t, req);
+    req->carried_id = affinity_set_session_env(r, req,
+                                               affinity_cookie_name_of(conf));
 
     m = affinity_session_find(balancer, r, &t, req, &down);
     if (m) {
@@ -324,3 +427,163 @@ proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     apr_table_setn(r->subprocess_env, "BALANCER_ROUTE_CHANGED", "1");
     return m->worker;
 }
+
+/* ---- The response ---------------------------------------------------------- */
+
+typedef struct {
+    request_rec *r;
+    const affinity_request *req;
+    int ours;                       /* ours seen so far (both tables) */
+} affinity_cookie_walk;
+
+static int affinity_is_ours(const affinity_request *req, const char *v)
+{
+    return req->set_cookie
+           && (v == req->set_cookie || !strcmp(v, req->set_cookie));
+}
+
+/* Drops a second copy of ours, and the member's own cookie of our name
+ * unless it deletes it. */
+static int affinity_cookie_drops(void *baton, const char **v,
+                                 const affinity_set_cookie_t *sc)
+{
+    affinity_cookie_walk *w = baton;
+
+    if (affinity_is_ours(w->req, *v)) {
+        return w->ours++ > 0;
+    }
+    if (!sc) {
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, w->r, sc->deletion
+                  ? "AFF0031: the member deletes cookie %s: passed on"
+                  : "AFF0030: the member's own Set-Cookie of %s dropped: "
+                    "the balancer owns that cookie (only a deletion "
+                    "passes)", w->req->cookie_name);
+    return !sc->deletion;
+}
+
+/* The member's cookies of our name out of one table (ours kept once);
+ * other cookies keep their order. */
+static void affinity_fix_cookies(request_rec *r, const affinity_request *req,
+                                 apr_table_t *t, int *ours)
+{
+    affinity_cookie_walk w;
+
+    w.r = r;
+    w.req = req;
+    w.ours = *ours;
+    affinity_set_cookie_walk(r, t, req->cookie_name, affinity_cookie_drops, &w);
+    *ours = w.ours;
+}
+
+/* Cookie mode's part: the member's cookies of our name, ours once. */
+static void affinity_cookie_response(request_rec *r,
+                                     const affinity_request *req,
+                                     apr_table_t *target)
+{
+    int ours = 0;
+
+    if (!req->cookie_name) {
+        return;
+    }
+    affinity_fix_cookies(r, req, r->headers_out, &ours);
+    affinity_fix_cookies(r, req, r->err_headers_out, &ours);
+    if (!req->set_cookie) {
+        return;
+    }
+    if (!ours) {
+        apr_table_addn(target, "Set-Cookie", req->set_cookie);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "AFF0032: the response sets cookie %s (in %s)",
+                  req->cookie_name,
+                  target == r->headers_out ? "headers_out" : "err_headers_out");
+    if (req->nocache) {
+        affinity_cache_control_fix(r, target);
+    }
+}
+
+/* ---- What the status page is told --------------------------------------- */
+
+/* The value goes through the reader and the resolver the finder uses; only
+ * the member table is needed, under the lock the finder holds. */
+static void affinity_cookie_answer(proxy_balancer *balancer, request_rec *r,
+                            const affinity_dir_conf *conf, const char *value,
+                            apr_size_t len, affinity_answer *a)
+{
+    affinity_request *req = affinity_request_new(r->pool);
+    affinity_read_baton rb;
+    affinity_table *t;
+
+    memset(a, 0, sizeof(*a));
+    a->carrier = affinity_cookie_name_of(conf);
+    a->ids = req->ids;
+    a->moves = "the session moves to a member chosen as for a new session";
+    rb.name = a->carrier;
+    rb.req = req;
+    rb.pool = r->pool;
+    rb.legacy = conf->legacy_routes == 1;
+    affinity_collect_value(&rb, value, len);
+    req->cookie_seen = 1;
+    if (req->values->nelts && PROXY_THREAD_LOCK(balancer) == APR_SUCCESS) {
+        t = affinity_table_get(balancer, conf, r);
+        affinity_cookie_resolve(balancer, r, conf, &t, req);
+        PROXY_THREAD_UNLOCK(balancer);
+    }
+    if (req->ids->nelts) {
+        return;
+    }
+    /* the finder's statuses for a cookie naming no member */
+    a->status = req->expired ? "expired" : "invalid";
+    a->why = req->expired
+             ? "its dates are past AffinityCookieMaxIdle or AffinityCookieMaxLife"
+             : !req->values->nelts
+             ? "it is not a value the module reads as a route ID (only "
+               "lowercase 40-hex IDs, dated IDs with expiry fields, and stock "
+               "values with AffinityLegacyRoutes On)"
+             : "the module does not accept it (a signature that does not "
+               "verify, dates in the future, or a stock route no member has)";
+}
+
+/* ---- The mode ------------------------------------------------------------ */
+
+static const char *affinity_cookie_configure(cmd_parms *cmd,
+                                             affinity_dir_conf *conf,
+                                             const char *arg)
+{
+    return affinity_mode_no_arg(cmd, conf, "cookie", arg);
+}
+
+static int affinity_cookie_response_wanted(const affinity_request *req)
+{
+    return req->cookie_name != NULL;
+}
+
+static const char *affinity_cookie_of(const affinity_dir_conf *conf,
+                                      const char **attrs)
+{
+    *attrs = affinity_cookie_attrs_of(conf);
+    return affinity_cookie_name_of(conf);
+}
+
+static const char *const affinity_cookie_started[] = {
+    "new", "invalid", "down", "unknown", "expired", NULL
+};
+
+const affinity_mode affinity_mode_cookie = {
+    "cookie", "cookie",
+    AFFINITY_SETS_ROUTE_COOKIE | AFFINITY_CARRIES_SESSION,
+    affinity_cookie_configure,
+    affinity_cookie_read,
+    affinity_find_cookie,
+    affinity_cookie_response_wanted,
+    affinity_cookie_response,
+    affinity_cookie_of,
+    affinity_cookie_answer,
+    NULL,                           /* the host chooses nothing */
+    affinity_cookie_started,
+    0,                              /* every route-cookie directive counts */
+    NULL,
+    NULL
+};

@@ -6,7 +6,7 @@
  */
 
 /*
- * affinity_prefix.c: prefix mode ("AffinityMode prefix NAME", HAProxy's
+ * affinity_mode_prefix.c: prefix mode ("AffinityMode prefix NAME", HAProxy's
  * "cookie NAME prefix").  The route ID rides on the application's own
  * session cookie as "ID~value": the member's Set-Cookie of NAME is given the
  * prefix on the way out, and the prefix is cut off every NAME value on the
@@ -60,7 +60,7 @@ static int affinity_prefix_collect(void *baton, const char *value,
  * and cuts the prefixes out of the Cookie headers in the same pass over
  * each, in place in the table, so that their order and every other byte
  * stay as the client sent them. */
-void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
+static void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
                           affinity_request *req)
 {
     affinity_prefix_baton b;
@@ -117,7 +117,7 @@ static proxy_worker *affinity_prefix_move(proxy_balancer *balancer,
     return affinity_prefix_hashed(balancer, r, &b->t, req);
 }
 
-proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
+static proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
                                    const affinity_dir_conf *conf,
                                    affinity_table *t, affinity_request *req)
 {
@@ -126,6 +126,8 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
     proxy_worker *w;
     int kept = 0;
 
+    /* the first prefix's ID */
+    req->carried_id = affinity_set_session_env(r, req, conf->mode_cookie);
     /* set by the response side for a member an earlier try of this
      * request chose: for that try only */
     if (req->tried->nelts) {
@@ -143,7 +145,6 @@ proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
         kept = 1;
     }
     else {
-        /* req->carried_id: the first prefix's ID, set by the finder */
         if (down) {
             affinity_prefix_move_baton mb;
 
@@ -208,7 +209,7 @@ static int affinity_prefix_rewrite(void *baton, const char **v,
 
 /* The member's Set-Cookie of NAME, in both tables, gets the prefix of the
  * member that served (Cache-Control is affinity_response_fixup()'s). */
-int affinity_prefix_response(request_rec *r, const affinity_request *req)
+static int affinity_prefix_response(request_rec *r, const affinity_request *req)
 {
     const char *name = req->mode_cookie;
     affinity_prefix_rewrite_baton b;
@@ -240,9 +241,10 @@ int affinity_prefix_response(request_rec *r, const affinity_request *req)
 /* ---- What the status page is told --------------------------------------- */
 
 /* The value read as affinity_prefix_read() reads each value of NAME. */
-void affinity_prefix_answer(request_rec *r, const affinity_dir_conf *conf,
-                            const char *value, apr_size_t len,
-                            affinity_answer *a)
+static void affinity_prefix_answer(proxy_balancer *balancer, request_rec *r,
+                                   const affinity_dir_conf *conf,
+                                   const char *value, apr_size_t len,
+                                   affinity_answer *a)
 {
     affinity_prefix_baton b;
 
@@ -262,3 +264,57 @@ void affinity_prefix_answer(request_rec *r, const affinity_dir_conf *conf,
                              "is hashed to a member", NULL);
     }
 }
+
+/* ---- The mode ------------------------------------------------------------ */
+
+static const char *affinity_prefix_configure(cmd_parms *cmd,
+                                             affinity_dir_conf *conf,
+                                             const char *arg)
+{
+    return affinity_mode_cookie_arg(cmd, conf, "prefix", arg);
+}
+
+static int affinity_prefix_response_wanted(const affinity_request *req)
+{
+    return req->mode_cookie != NULL;
+}
+
+/* The application's cookie now names a member: kept out of shared caches
+ * (AffinityNoCache). */
+static void affinity_prefix_response_fixup(request_rec *r,
+                                           const affinity_request *req,
+                                           apr_table_t *target)
+{
+    if (affinity_prefix_response(r, req) && req->nocache) {
+        affinity_cache_control_fix(r, target);
+    }
+}
+
+static const char *affinity_prefix_cookie(const affinity_dir_conf *conf,
+                                          const char **attrs)
+{
+    *attrs = NULL;
+    return conf->mode_cookie;
+}
+
+static const char *const affinity_prefix_started[] = {
+    "new", "invalid", "down", "unknown", "expired", NULL
+};
+
+const affinity_mode affinity_mode_prefix = {
+    "prefix", "prefix NAME",
+    AFFINITY_CARRIES_SESSION,
+    affinity_prefix_configure,
+    affinity_prefix_read,
+    affinity_find_prefix,
+    affinity_prefix_response_wanted,
+    affinity_prefix_response_fixup,
+    affinity_prefix_cookie,
+    affinity_prefix_answer,
+    NULL,
+    affinity_prefix_started,
+    /* AffinityNoCache still applies to the application's cookie */
+    (1u << AFFINITY_DIRECTIVE_COOKIE) | (1u << AFFINITY_DIRECTIVE_REMOVE),
+    NULL,
+    NULL
+};
