@@ -324,24 +324,17 @@ static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
                                   NULL);
 }
 
-/* A session whose member is not usable starts over on a new member, and
- * the cookie then names that one. */
-static proxy_worker *affinity_cookie_move(proxy_balancer *balancer,
-                                          request_rec *r,
-                                          const affinity_request *req,
-                                          void *baton)
-{
-    (void)baton;
-    return affinity_pick_new(balancer, r, req);
-}
-
+/* Cookie mode's session rules are the shared ones as they stand: a session
+ * whose member is not usable starts over on a new member (the cookie then
+ * names that one), and a cookie naming no member is a new session. */
 static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
                                           request_rec *r,
                                           const affinity_dir_conf *conf,
                                           affinity_table *t,
                                           affinity_request *req)
 {
-    affinity_member *m, *down = NULL;
+    affinity_session_choice c;
+    affinity_member *m;
     const char *status;
     proxy_worker *w;
     int at = 0;
@@ -351,10 +344,12 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     req->carried_id = affinity_set_session_env(r, req,
                                                affinity_cookie_name_of(conf));
 
-    m = affinity_session_find(balancer, r, &t, req, &down);
-    if (m) {
+    affinity_session_choose(balancer, r, &t, req, NULL, NULL, NULL, &c);
+    if (c.kind == AFFINITY_SESSION_KEPT) {
         const affinity_id_info *info;
         apr_uint32_t first;
+
+        m = c.member;
 
         /* which of the IDs named it: the first that names this member */
         while (at < req->ids->nelts - 1
@@ -388,10 +383,9 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         return m->worker;
     }
 
-    if (down) {
+    w = c.worker;
+    if (c.kind == AFFINITY_SESSION_DOWN) {
         status = "down";
-        w = affinity_session_move(balancer, r, t, req, down,
-                                  affinity_cookie_move, NULL);
         if (!w) {
             affinity_set_env(r, NULL, status);
             req->set_cookie = NULL;
@@ -400,7 +394,6 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
     }
     else {
         status = req->expired ? "expired" : req->cookie_seen ? "invalid" : "new";
-        w = affinity_pick_new(balancer, r, req);
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0007: %s: %s, new session on %s", balancer->s->name,
                       req->expired ? "session expired"

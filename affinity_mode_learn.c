@@ -396,16 +396,8 @@ static int affinity_learn_slot_of(const affinity_learn_state *st,
 
 /* ---- The finder ---------------------------------------------------------- */
 
-typedef struct {
-    const affinity_dir_conf *conf;
-    affinity_table *t;
-    const affinity_learn_value *v;
-} affinity_learn_move_baton;
-
 static proxy_worker *affinity_learn_hashed(proxy_balancer *balancer,
-                                           request_rec *r,
-                                           const affinity_dir_conf *conf,
-                                           affinity_table **t,
+                                           request_rec *r, affinity_table **t,
                                            const affinity_request *req,
                                            const affinity_learn_value *v)
 {
@@ -416,21 +408,57 @@ static proxy_worker *affinity_learn_hashed(proxy_balancer *balancer,
 /* A session whose member is not usable goes where its value hashes to, as
  * a value without an entry would: the same member on every front end. */
 static proxy_worker *affinity_learn_move(proxy_balancer *balancer,
-                                         request_rec *r,
+                                         request_rec *r, affinity_table **t,
                                          const affinity_request *req,
+                                         const affinity_member *down,
                                          void *baton)
 {
-    affinity_learn_move_baton *b = baton;
+    affinity_learn_state *st = baton;
+    int session = affinity_learn_slot_of(st, down);
 
-    return affinity_learn_hashed(balancer, r, b->conf, &b->t, req, b->v);
+    return affinity_learn_hashed(balancer, r, t, req,
+                                 &APR_ARRAY_IDX(st->values,
+                                                session < 0 ? 0 : session,
+                                                affinity_learn_value));
 }
 
-static proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *r,
-                                  const affinity_dir_conf *conf,
-                                  affinity_table *t, affinity_request *req)
+/* Values whose entries name no member.  One whose entry names no member any
+ * more (a route edited live) is the session: its entry is rewritten to the
+ * member that serves.  A value without an entry is not stored: only what a
+ * member issued creates an entry, or any client could fill the store with
+ * values of its choosing and evict the sessions learned. */
+static proxy_worker *affinity_learn_unknown(proxy_balancer *balancer,
+                                            request_rec *r, affinity_table **t,
+                                            const affinity_request *req,
+                                            const affinity_member *down,
+                                            void *baton)
+{
+    affinity_learn_state *st = baton;
+
+    (void)down;
+    for (st->session = 0; st->session < st->values->nelts; st->session++) {
+        if (APR_ARRAY_IDX(st->values, st->session, affinity_learn_value).found) {
+            break;
+        }
+    }
+    if (st->session == st->values->nelts) {
+        st->session = 0;
+    }
+    return affinity_learn_hashed(balancer, r, t, req,
+                                 &APR_ARRAY_IDX(st->values, st->session,
+                                                affinity_learn_value));
+}
+
+static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
+                                         request_rec *r,
+                                         const affinity_dir_conf *conf,
+                                         affinity_table *t,
+                                         affinity_request *req)
 {
     affinity_learn_state *st = req->learn;
-    affinity_member *m, *down = NULL;
+    affinity_session_choice c;
+    const affinity_learn_value *v;
+    affinity_member *m;
     const char *status;
     proxy_worker *w;
 
@@ -439,12 +467,14 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *
     st->write = 0;
     st->session = -1;
 
-    m = affinity_session_find(balancer, r, &t, req, &down);
-    if (m) {
-        const affinity_learn_value *v;
-
+    affinity_session_choose(balancer, r, &t, req, affinity_learn_move,
+                            st->values->nelts ? affinity_learn_unknown : NULL,
+                            st, &c);
+    m = c.member;
+    w = c.worker;
+    switch (c.kind) {
+    case AFFINITY_SESSION_KEPT:
         status = "valid";
-        w = m->worker;
         st->session = affinity_learn_slot_of(st, m);
         v = st->session >= 0 ? &APR_ARRAY_IDX(st->values, st->session,
                                                affinity_learn_value) : NULL;
@@ -455,62 +485,35 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer, request_rec *
                       conf->mode_cookie, st->session + 1,
                       AFFINITY_WORKER_NAME(w),
                       st->write ? ", entry to be refreshed" : "");
-    }
-    else if (down) {
-        affinity_learn_move_baton mb;
-
+        break;
+    case AFFINITY_SESSION_DOWN:
         status = "down";
-        st->session = affinity_learn_slot_of(st, down);
-        mb.conf = conf;
-        mb.t = t;
-        mb.v = &APR_ARRAY_IDX(st->values, st->session < 0 ? 0 : st->session,
-                              affinity_learn_value);
-        w = affinity_session_move(balancer, r, t, req, down,
-                                  affinity_learn_move, &mb);
-        t = mb.t;
+        st->session = affinity_learn_slot_of(st, c.down);
         st->write = st->session >= 0;    /* the entry exists: rewrite it */
-    }
-    else if (st->values->nelts) {
-        const affinity_learn_value *v;
-
+        break;
+    case AFFINITY_SESSION_UNKNOWN:
         status = "unknown";
-        /* a value whose entry names no member any more (a route edited
-         * live) is the session: its entry is rewritten to the member that
-         * serves.  A value without an entry is not stored: only what a
-         * member issued creates an entry, or any client could fill the
-         * store with values of its choosing and evict the sessions
-         * learned. */
-        for (st->session = 0; st->session < st->values->nelts; st->session++) {
-            if (APR_ARRAY_IDX(st->values, st->session,
-                              affinity_learn_value).found) {
-                break;
-            }
-        }
-        if (st->session == st->values->nelts) {
-            st->session = 0;
-        }
-        v = &APR_ARRAY_IDX(st->values, st->session, affinity_learn_value);
-        w = affinity_learn_hashed(balancer, r, conf, &t, req, v);
-        st->write = v->found;
+        st->write = APR_ARRAY_IDX(st->values, st->session,
+                                  affinity_learn_value).found;
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0096: %s: cookie %s has no entry naming a member, "
                       "session hashed to %s", balancer->s->name,
                       conf->mode_cookie,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
-    }
-    else {
+        break;
+    default:
         status = "new";
-        w = affinity_pick_new(balancer, r, req);
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0097: %s: no cookie %s, new session on %s",
                       balancer->s->name, conf->mode_cookie,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
+        break;
     }
     if (w && !m) {
         m = affinity_member_of(balancer, &t, w, r);
     }
     affinity_set_env(r, m, status);
-    /* the IDs were looked up in this finder, after the common part ran */
+    /* the IDs were looked up in this finder */
     affinity_set_session_env(r, req, conf->mode_cookie);
     if (!m) {
         return NULL;

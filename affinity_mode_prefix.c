@@ -92,39 +92,31 @@ static void affinity_prefix_read(request_rec *r, const affinity_dir_conf *conf,
 
 /* ---- The finder ---------------------------------------------------------- */
 
-typedef struct {
-    affinity_table *t;
-} affinity_prefix_move_baton;
-
+/* A session whose member is not usable, and a value without a prefix
+ * naming a member, go where the value hashes to: the same member on every
+ * request (and every front end) until the application sets a new value. */
 static proxy_worker *affinity_prefix_hashed(proxy_balancer *balancer,
-                                            request_rec *r,
-                                            affinity_table **t,
-                                            const affinity_request *req)
+                                            request_rec *r, affinity_table **t,
+                                            const affinity_request *req,
+                                            const affinity_member *down,
+                                            void *baton)
 {
+    (void)down;
+    (void)baton;
     return affinity_pick_hashed(balancer, r, t, req,
                                 affinity_hash64(req->key, req->key_len));
 }
 
-/* A session whose member is not usable goes where its value hashes to: the
- * same member on every request until the application sets a new value. */
-static proxy_worker *affinity_prefix_move(proxy_balancer *balancer,
+static proxy_worker *affinity_find_prefix(proxy_balancer *balancer,
                                           request_rec *r,
-                                          const affinity_request *req,
-                                          void *baton)
+                                          const affinity_dir_conf *conf,
+                                          affinity_table *t,
+                                          affinity_request *req)
 {
-    affinity_prefix_move_baton *b = baton;
-
-    return affinity_prefix_hashed(balancer, r, &b->t, req);
-}
-
-static proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec *r,
-                                   const affinity_dir_conf *conf,
-                                   affinity_table *t, affinity_request *req)
-{
-    affinity_member *m, *down = NULL;
+    affinity_session_choice c;
+    affinity_member *m;
     const char *status, *served_id;
     proxy_worker *w;
-    int kept = 0;
 
     /* the first prefix's ID */
     req->carried_id = affinity_set_session_env(r, req, conf->mode_cookie);
@@ -135,42 +127,39 @@ static proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec 
     }
     req->served_id = NULL;
 
-    m = affinity_session_find(balancer, r, &t, req, &down);
-    if (m) {
+    affinity_session_choose(balancer, r, &t, req, affinity_prefix_hashed,
+                            req->cookie_seen ? affinity_prefix_hashed : NULL,
+                            NULL, &c);
+    m = c.member;
+    w = c.worker;
+    switch (c.kind) {
+    case AFFINITY_SESSION_KEPT:
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0071: %s: prefix %s on cookie %s names usable "
                       "member %s: kept", balancer->s->name, m->id_hex,
                       conf->mode_cookie, AFFINITY_WORKER_NAME(m->worker));
         status = "valid";
-        kept = 1;
+        break;
+    case AFFINITY_SESSION_DOWN:
+        status = "down";
+        break;
+    case AFFINITY_SESSION_UNKNOWN:
+        status = "invalid";
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0072: %s: cookie %s has no prefix naming a "
+                      "member, session hashed to %s", balancer->s->name,
+                      conf->mode_cookie,
+                      w ? AFFINITY_WORKER_NAME(w) : "no member");
+        break;
+    default:
+        status = "new";
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0073: %s: no cookie %s, new session on %s",
+                      balancer->s->name, conf->mode_cookie,
+                      w ? AFFINITY_WORKER_NAME(w) : "no member");
+        break;
     }
-    else {
-        if (down) {
-            affinity_prefix_move_baton mb;
-
-            status = "down";
-            mb.t = t;
-            w = affinity_session_move(balancer, r, t, req, down,
-                                      affinity_prefix_move, &mb);
-            t = mb.t;
-        }
-        else if (req->cookie_seen) {
-            status = "invalid";
-            w = affinity_prefix_hashed(balancer, r, &t, req);
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "AFF0072: %s: cookie %s has no prefix naming a "
-                          "member, session hashed to %s", balancer->s->name,
-                          conf->mode_cookie,
-                          w ? AFFINITY_WORKER_NAME(w) : "no member");
-        }
-        else {
-            status = "new";
-            w = affinity_pick_new(balancer, r, req);
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "AFF0073: %s: no cookie %s, new session on %s",
-                          balancer->s->name, conf->mode_cookie,
-                          w ? AFFINITY_WORKER_NAME(w) : "no member");
-        }
+    if (!m) {
         m = w ? affinity_member_of(balancer, &t, w, r) : NULL;
     }
 
@@ -180,7 +169,7 @@ static proxy_worker *affinity_find_prefix(proxy_balancer *balancer, request_rec 
     if (!m) {
         return NULL;
     }
-    if (kept) {
+    if (c.kind == AFFINITY_SESSION_KEPT) {
         req->carried_id = served_id;
     }
     req->served_id = served_id;

@@ -412,29 +412,46 @@ void affinity_cache_control_fix(request_rec *r, apr_table_t *target);
 
 /* ---- Sessions (affinity_session.c) -------------------------------------- */
 
-/* The member named by the first of the request's IDs (req->ids) that names
- * a usable member, or NULL; then *down is the first named member that is
- * not usable, if any.  Routes edited live are caught here. */
-affinity_member *affinity_session_find(proxy_balancer *balancer,
-                                       request_rec *r,
-                                       affinity_table **t,
-                                       const affinity_request *req,
-                                       affinity_member **down);
+/* The one skeleton of every mode whose requests carry a session (cookie,
+ * prefix, learn): which of four cases a request is, and the member each
+ * gets.  The modes add their own logging, variables and cookies. */
+typedef enum {
+    AFFINITY_SESSION_KEPT,          /* the first of req->ids that names a
+                                     * usable member names this one */
+    AFFINITY_SESSION_DOWN,          /* else the first member named is not
+                                     * usable: the session moves */
+    AFFINITY_SESSION_UNKNOWN,       /* else the request carried a session
+                                     * value that names no member */
+    AFFINITY_SESSION_NEW            /* else: a new session */
+} affinity_session_e;
 
-/* Where a session goes whose member is not usable, the mode's way. */
+/* A mode's pick for a session that is not where its IDs say: down is the
+ * session's member that is not usable (DOWN), or NULL (UNKNOWN). */
 typedef proxy_worker *affinity_move_fn(proxy_balancer *balancer,
-                                       request_rec *r,
+                                       request_rec *r, affinity_table **t,
                                        const affinity_request *req,
+                                       const affinity_member *down,
                                        void *baton);
 
-/* The session's member down is not usable: its Route Redirect if that is
- * usable; else NULL when nofailover is On (the client gets 503); else the
- * member move() picks (NULL: none left). */
-proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
-                                    affinity_table *t,
-                                    const affinity_request *req,
-                                    const affinity_member *down,
-                                    affinity_move_fn *move, void *baton);
+typedef struct {
+    affinity_session_e kind;
+    affinity_member *member;        /* KEPT: the session's member */
+    affinity_member *down;          /* DOWN: the member that is not usable */
+    proxy_worker *worker;           /* the choice; NULL: none */
+} affinity_session_choice;
+
+/* The session rules, written once:
+ *  KEPT: the member the request's IDs name (routes edited live are caught);
+ *  DOWN: that member's Route Redirect if usable; else none when nofailover
+ *        is On (the client gets 503); else move() (NULL: a new member);
+ *  UNKNOWN: only when the mode gives unknown (the request carried a value
+ *        that names no member): unknown() picks;
+ *  NEW: a new member, as byrequests picks.
+ * *t is the table in force after (a rebuild replaces it). */
+void affinity_session_choose(proxy_balancer *balancer, request_rec *r,
+                             affinity_table **t, const affinity_request *req,
+                             affinity_move_fn *move, affinity_move_fn *unknown,
+                             void *baton, affinity_session_choice *c);
 /* ---- Log lines a flood could repeat (affinity_log.c) -------------------- */
 
 /* The one rate limiter: may a line whose gate last passed at *last (0:
@@ -536,7 +553,7 @@ void affinity_response_register_hooks(apr_pool_t *p);
 /* A value as a request would carry it where the mode reads one, judged by
  * the mode's own code, so that the page never re-implements a choice:
  * ids holds the route IDs the mode accepts from it, in order (the first
- * naming a usable member wins, affinity_session_find()); with none, a
+ * naming a usable member wins, affinity_session_choose()); with none, a
  * request carrying it gets status, for the reason why. */
 typedef struct {
     const char *carrier;            /* the cookie the mode reads (NULL: none) */

@@ -6,10 +6,11 @@
  */
 
 /*
- * affinity_session.c: the rules every mode that carries a session's route ID
- * shares (cookie mode's own cookie, prefix mode's prefix): which member the
- * request's IDs name, and what happens when that member is not usable
- * (Route Redirect, nofailover, or the session moves).
+ * affinity_session.c: the session rules every mode whose requests carry a
+ * session shares (cookie mode's own cookie, prefix mode's prefix, learn
+ * mode's learned values), written once: kept, down, unknown or new; which
+ * member the request's IDs name, and what happens when that member is not
+ * usable (Route Redirect, nofailover, or the session moves).
  */
 
 #include "affinity_private.h"
@@ -57,7 +58,7 @@ static affinity_member *affinity_scan_ids(affinity_table *t,
  * or no ID is known (maybe a route was just edited to match one), every
  * member's route is compared with the table, one string compare each and no
  * hashing unless one changed, and the IDs are looked up once more. */
-affinity_member *affinity_session_find(proxy_balancer *balancer,
+static affinity_member *affinity_session_find(proxy_balancer *balancer,
                                        request_rec *r,
                                        affinity_table **t,
                                        const affinity_request *req,
@@ -105,13 +106,16 @@ static affinity_member *affinity_find_redirect(affinity_table *t,
     return NULL;
 }
 
-proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
-                                    affinity_table *t,
-                                    const affinity_request *req,
-                                    const affinity_member *down,
-                                    affinity_move_fn *move, void *baton)
+/* The session's member down is not usable: its Route Redirect if that is
+ * usable; else NULL when nofailover is On (the client gets 503); else the
+ * member move() picks (NULL: a new one). */
+static proxy_worker *affinity_session_move(proxy_balancer *balancer,
+                                           request_rec *r, affinity_table **t,
+                                           const affinity_request *req,
+                                           const affinity_member *down,
+                                           affinity_move_fn *move, void *baton)
 {
-    affinity_member *m = affinity_find_redirect(t, down, req, r);
+    affinity_member *m = affinity_find_redirect(*t, down, req, r);
     proxy_worker *w;
 
     if (m) {
@@ -144,11 +148,38 @@ proxy_worker *affinity_session_move(proxy_balancer *balancer, request_rec *r,
                                           "such line", more) : "");
         return NULL;
     }
-    w = move(balancer, r, req, baton);
+    w = move ? move(balancer, r, t, req, down, baton)
+             : affinity_pick_new(balancer, r, req);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "AFF0008: %s: member %s of this session is not "
                   "usable, session moves to %s", balancer->s->name,
                   AFFINITY_WORKER_NAME(down->worker),
                   w ? AFFINITY_WORKER_NAME(w) : "no member");
     return w;
+}
+
+void affinity_session_choose(proxy_balancer *balancer, request_rec *r,
+                             affinity_table **t, const affinity_request *req,
+                             affinity_move_fn *move, affinity_move_fn *unknown,
+                             void *baton, affinity_session_choice *c)
+{
+    c->down = NULL;
+    c->member = affinity_session_find(balancer, r, t, req, &c->down);
+    if (c->member) {
+        c->kind = AFFINITY_SESSION_KEPT;
+        c->worker = c->member->worker;
+    }
+    else if (c->down) {
+        c->kind = AFFINITY_SESSION_DOWN;
+        c->worker = affinity_session_move(balancer, r, t, req, c->down, move,
+                                          baton);
+    }
+    else if (unknown) {
+        c->kind = AFFINITY_SESSION_UNKNOWN;
+        c->worker = unknown(balancer, r, t, req, NULL, baton);
+    }
+    else {
+        c->kind = AFFINITY_SESSION_NEW;
+        c->worker = affinity_pick_new(balancer, r, req);
+    }
 }
