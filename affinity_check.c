@@ -30,6 +30,7 @@
 #include "apr_lib.h"
 
 #include "http_core.h"
+#include "ap_provider.h"
 
 #include "affinity_private.h"
 
@@ -86,9 +87,16 @@ typedef struct {
     const affinity_dir_conf *empty; /* nothing set */
 } affinity_ck;
 
+/* The lbmethod this module registered (mod_affinity.c), as httpd hands it
+ * to balancers. */
+static const proxy_balancer_method *affinity_ours(void)
+{
+    return ap_lookup_provider(PROXY_LBMETHOD, AFFINITY_LBMETHOD, "0");
+}
+
 static int affinity_is_ours(const proxy_balancer *b)
 {
-    return b->lbmethod == &affinity_method;
+    return b->lbmethod && b->lbmethod == affinity_ours();
 }
 
 static proxy_server_conf *affinity_psf(const affinity_ck *ck, server_rec *s)

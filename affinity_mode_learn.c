@@ -250,7 +250,7 @@ static int affinity_learn_fixups(request_rec *r)
         return DECLINED;
     }
     balancer = affinity_learn_balancer_of(r, url);
-    if (!balancer || strcmp(balancer->s->lbpname, affinity_method.name)) {
+    if (!balancer || strcmp(balancer->s->lbpname, AFFINITY_LBMETHOD)) {
         return DECLINED;
     }
     if (!walked) {

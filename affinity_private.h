@@ -45,7 +45,8 @@ extern module AP_MODULE_DECLARE_DATA affinity_module;
 #pragma GCC visibility push(hidden)
 #endif
 
-/* mod_proxy's, fetched in post_config (mod_affinity.c) */
+/* mod_proxy's, fetched in post_config (mod_affinity.c; defined in
+ * affinity_request.c, which with the pickers uses them) */
 extern APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker;
 extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 
@@ -488,8 +489,9 @@ int affinity_warning_known(int tag);
 void affinity_check_config(apr_pool_t *p, server_rec *s);
 void affinity_check_register_hooks(apr_pool_t *p);
 
-/* The lbmethod this module provides (mod_affinity.c). */
-extern const proxy_balancer_method affinity_method;
+/* The name of the lbmethod this module provides (mod_affinity.c registers
+ * it; balancer->s->lbpname holds it). */
+#define AFFINITY_LBMETHOD "affinity"
 
 /* ---- Pickers (affinity_pick.c) ----------------------------------------- */
 

@@ -14,6 +14,9 @@
 
 APLOG_USE_MODULE(affinity);
 
+APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker = NULL;
+APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker = NULL;
+
 /* The request state with room for the first element of each of its lists:
  * a request mostly carries one value and tries one member, so one
  * allocation makes it all (apr_array_push() moves a list into the pool

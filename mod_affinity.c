@@ -43,9 +43,6 @@ AP_DECLARE_MODULE(affinity) = {
     affinity_register_hooks         /* register hooks */
 };
 
-APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker = NULL;
-APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker = NULL;
-
 /* ---- The finder ---------------------------------------------------------- */
 
 static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
@@ -87,8 +84,8 @@ static apr_status_t affinity_age(proxy_balancer *balancer, server_rec *s)
     return APR_SUCCESS;
 }
 
-const proxy_balancer_method affinity_method = {
-    "affinity",
+static const proxy_balancer_method affinity_method = {
+    AFFINITY_LBMETHOD,
     &affinity_finder,
     NULL,
     &affinity_reset,
@@ -161,7 +158,8 @@ static void affinity_register_hooks(apr_pool_t *p)
     ap_hook_check_config(affinity_check_errors, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(affinity_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(affinity_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_register_provider(p, PROXY_LBMETHOD, "affinity", "0", &affinity_method);
+    ap_register_provider(p, PROXY_LBMETHOD, AFFINITY_LBMETHOD, "0",
+                         &affinity_method);
     ap_hook_post_config(affinity_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     affinity_response_register_hooks(p);
     affinity_modes_register_hooks(p);
