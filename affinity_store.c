@@ -429,14 +429,34 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
             ? ((affinity_store_rec *)found)->provider_name : name, 0) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (found && ((affinity_store_rec *)found)->local
-        && !affinity_local_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "AFF0090: the local tier of AffinityStore %s needs "
-                     "mod_socache_shmcb, which is no longer loaded; load it "
-                     "again, or stop and start httpd",
-                     ((affinity_store_rec *)found)->spec);
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (found) {
+        affinity_store_rec *f = found;
+        apr_size_t want = !affinity_local_provider ? 0
+                          : affinity_store_local_size > 0
+                          ? (apr_size_t)affinity_store_local_size
+                          : AFFINITY_STORE_LOCAL_DEFAULT;
+
+        if (want != f->local_size) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "AFF0089: AffinityStoreLocal: the local tier keeps "
+                         "its size (%" APR_SIZE_T_FMT " bytes, 0: none) "
+                         "until a full restart (apache2ctl stop, then "
+                         "start)", f->local_size);
+        }
+        if (f->local) {
+            /* the tier in use, whatever the directive says now */
+            affinity_local_provider = ap_lookup_provider(
+                AP_SOCACHE_PROVIDER_GROUP, "shmcb",
+                AP_SOCACHE_PROVIDER_VERSION);
+            if (!affinity_local_provider) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                             "AFF0090: the local tier of AffinityStore %s "
+                             "needs mod_socache_shmcb, which is no longer "
+                             "loaded; load it again, or stop and start "
+                             "httpd", f->spec);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
     }
     if (!found) {
         found = affinity_store_make(s, ptemp, spec, name, args);

@@ -26,7 +26,7 @@ my @stores = ((LearnHarness::have_memcached() ? 'memcache' : ()),
 if ($mpm ne 'event') {
     plan skip_all => 'runs its own front end: once, in the event pass';
 }
-plan tests => 16 * @stores, need { 'memcached or redis-server (tools/setup installs them)' => scalar @stores };
+plan tests => 5 + 16 * @stores, need { 'memcached or redis-server (tools/setup installs them)' => scalar @stores };
 
 my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
 my $top = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/store-health');
@@ -68,6 +68,34 @@ sub promtool_ok {
         ok($? == 0, $name) or diag $out;
         unlink $file;
     }
+}
+
+# the local tier's directive and its provider, at apache2ctl -t
+{
+    my $c = LearnHarness::frontend(dir => "$top/badlocal", module => $module,
+                                   store => 'redis:127.0.0.1:1', extra => ['AffinityStoreLocal 12x']);
+    my ($rc, $out) = LearnHarness::httpd_run($c, '-t');
+    ok($rc != 0 && $out =~ /AffinityStoreLocal: "12x" is not a size in bytes from 65536/,
+       'AffinityStoreLocal 12x: refused, naming the directive') or diag $out;
+    $c = LearnHarness::frontend(dir => "$top/noshmcb", module => $module,
+                                store => 'redis:127.0.0.1:1', skip_modules => ['socache_shmcb']);
+    ($rc, $out) = LearnHarness::httpd_run($c, '-t');
+    ok($rc == 0, 'redis without mod_socache_shmcb: still starts');
+    my @w = $out =~ /(AFF0111: [^\n]*)/g;
+    ok(@w == 1 && $w[0] =~ /no local tier.*a2enmod socache_shmcb.*AffinityStoreLocal 0/,
+       'and says once that it has no local tier, and how to get one (AFF0111)') or diag $out;
+    $c = LearnHarness::frontend(dir => "$top/noshmcb2", module => $module,
+                                store => 'redis:127.0.0.1:1', skip_modules => ['socache_shmcb'],
+                                extra => ['AffinityStoreLocal 1048576']);
+    ($rc, $out) = LearnHarness::httpd_run($c, '-t');
+    ok($rc != 0 && $out =~ /AFF0090: AffinityStoreLocal at \S+:\d+: .*LoadModule socache_shmcb_module/,
+       'an explicit AffinityStoreLocal without mod_socache_shmcb: refused, naming the line and the fix')
+        or diag $out;
+    $c = LearnHarness::frontend(dir => "$top/nolocal", module => $module,
+                                store => 'redis:127.0.0.1:1', skip_modules => ['socache_shmcb'],
+                                extra => ['AffinityStoreLocal 0']);
+    ($rc, $out) = LearnHarness::httpd_run($c, '-t');
+    ok($rc == 0 && $out !~ /AFF0111/, 'AffinityStoreLocal 0: no tier wanted, no warning') or diag $out;
 }
 
 for my $kind (@stores) {
