@@ -1354,6 +1354,56 @@ static void affinity_html_lookups(request_rec *r, affinity_view *v)
     }
 }
 
+/* Learn mode's store: its state and counts (every child's). */
+static void affinity_html_store(request_rec *r)
+{
+    affinity_store_health h;
+    const char *state;
+
+    if (!affinity_store_health_get(&h)) {
+        return;
+    }
+    if (h.up) {
+        state = "<td class=\"ok\">up: its last call succeeded";
+    }
+    else {
+        state = apr_pstrcat(r->pool, "<td class=\"bad\">down",
+                            h.outage ? " since " : "",
+                            h.outage ? affinity_time_text(r->pool, h.outage)
+                                     : "",
+                            h.backing_off ? " (skipped for now)" : "",
+                            ": sessions are hashed",
+                            h.local_size ? " unless the local tier knows them"
+                                         : "", NULL);
+    }
+    ap_rvputs(r, "<h2>Learn-mode store</h2>\n<table><tr><th>Store</th>"
+              "<th>State</th><th>Lookups</th><th>Writes</th><th>Removals</th>"
+              "<th>Errors</th><th>Skipped</th><th>Last error</th>"
+              "<th>Local tier</th><th>Local hits</th><th>Written back</th>"
+              "</tr>\n<tr><td><code>", H(h.spec), "</code></td>", state,
+              "</td>", NULL);
+    ap_rprintf(r, "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>",
+               h.count[AFFINITY_STORE_LOOKUPS], h.count[AFFINITY_STORE_WRITES],
+               h.count[AFFINITY_STORE_REMOVALS], h.count[AFFINITY_STORE_ERRORS],
+               h.count[AFFINITY_STORE_SKIPPED]);
+    ap_rvputs(r, "<td>", h.last_error ? affinity_time_text(r->pool, h.last_error)
+                                      : "none", "</td>", NULL);
+    if (h.local_size) {
+        ap_rprintf(r, "<td class=\"n\">%" APR_SIZE_T_FMT " bytes</td>"
+                   "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+                   "<td class=\"n\">%" APR_UINT64_T_FMT "</td></tr></table>\n",
+                   h.local_size, h.count[AFFINITY_STORE_LOCAL_HITS],
+                   h.count[AFFINITY_STORE_WRITEBACKS]);
+    }
+    else {
+        ap_rputs("<td>none</td><td></td><td></td></tr></table>\n", r);
+    }
+}
+
 static void affinity_html(request_rec *r, affinity_view *v)
 {
     int b, i, k;
@@ -1388,6 +1438,7 @@ static void affinity_html(request_rec *r, affinity_view *v)
     ap_rprintf(r, "<dt>Configuration generation: %d</dt></dl>\n",
                ap_state_query(AP_SQ_CONFIG_GEN));
     affinity_html_lookups(r, v);
+    affinity_html_store(r);
 
     if (!v->balancers->nelts) {
         ap_rputs("<p>No balancer of this server uses <code>lbmethod=affinity"
@@ -1549,6 +1600,48 @@ static void affinity_json_lookups(request_rec *r, affinity_view *v)
     ap_rputs("}", r);
 }
 
+/* "store": learn mode's store (absent when no balancer learns). */
+static void affinity_json_store(request_rec *r)
+{
+    affinity_store_health h;
+
+    if (!affinity_store_health_get(&h)) {
+        return;
+    }
+    ap_rvputs(r, ",\"store\":{\"spec\":\"", J(h.spec), "\",\"up\":",
+              h.up ? "true" : "false", ",\"backing_off\":",
+              h.backing_off ? "true" : "false", NULL);
+    ap_rprintf(r, ",\"lookups\":%" APR_UINT64_T_FMT ",\"writes\":%"
+               APR_UINT64_T_FMT ",\"removals\":%" APR_UINT64_T_FMT
+               ",\"errors\":%" APR_UINT64_T_FMT ",\"skipped\":%"
+               APR_UINT64_T_FMT, h.count[AFFINITY_STORE_LOOKUPS],
+               h.count[AFFINITY_STORE_WRITES], h.count[AFFINITY_STORE_REMOVALS],
+               h.count[AFFINITY_STORE_ERRORS], h.count[AFFINITY_STORE_SKIPPED]);
+    if (h.last_error) {
+        ap_rprintf(r, ",\"last_error\":%" APR_TIME_T_FMT,
+                   apr_time_sec(h.last_error));
+    }
+    else {
+        ap_rputs(",\"last_error\":null", r);
+    }
+    if (h.outage) {
+        ap_rprintf(r, ",\"down_since\":%" APR_TIME_T_FMT,
+                   apr_time_sec(h.outage));
+    }
+    else {
+        ap_rputs(",\"down_since\":null", r);
+    }
+    if (h.local_size) {
+        ap_rprintf(r, ",\"local\":{\"size\":%" APR_SIZE_T_FMT ",\"hits\":%"
+                   APR_UINT64_T_FMT ",\"written_back\":%" APR_UINT64_T_FMT
+                   "}}", h.local_size, h.count[AFFINITY_STORE_LOCAL_HITS],
+                   h.count[AFFINITY_STORE_WRITEBACKS]);
+    }
+    else {
+        ap_rputs(",\"local\":null}", r);
+    }
+}
+
 static void affinity_json(request_rec *r, affinity_view *v)
 {
     int b, i, k;
@@ -1609,11 +1702,14 @@ static void affinity_json(request_rec *r, affinity_view *v)
         ap_rputs("}", r);
     }
     ap_rputs("]", r);
+    affinity_json_store(r);
     affinity_json_lookups(r, v);
     ap_rputs("}\n", r);
 }
 
 /* ---- Prometheus text format (0.0.4) --------------------------------------------- */
+
+static void affinity_prometheus_store(request_rec *r);
 
 static void affinity_prometheus(request_rec *r, affinity_view *v)
 {
@@ -1690,6 +1786,64 @@ static void affinity_prometheus(request_rec *r, affinity_view *v)
                        bn, affinity_prom_esc(r->pool, m->name), m->usable);
         }
     }
+    affinity_prometheus_store(r);
+}
+
+/* Learn mode's store: one series each, labelled with the store. */
+static void affinity_prometheus_store(request_rec *r)
+{
+    static const struct {
+        const char *name, *type, *help;
+        int index;
+    } series[] = {
+        { "affinity_store_lookups_total", "counter",
+          "Lookups learn mode made in its store (every child).",
+          AFFINITY_STORE_LOOKUPS },
+        { "affinity_store_writes_total", "counter",
+          "Writes learn mode made to its store.", AFFINITY_STORE_WRITES },
+        { "affinity_store_removals_total", "counter",
+          "Removals learn mode made in its store.", AFFINITY_STORE_REMOVALS },
+        { "affinity_store_errors_total", "counter",
+          "Calls to the store that failed (after one retry on a fresh "
+          "connection).", AFFINITY_STORE_ERRORS },
+        { "affinity_store_skipped_total", "counter",
+          "Calls not made because the store failed moments ago.",
+          AFFINITY_STORE_SKIPPED },
+        { "affinity_store_local_hits_total", "counter",
+          "Lookups the local tier answered after the store missed or "
+          "failed.", AFFINITY_STORE_LOCAL_HITS },
+        { "affinity_store_local_writebacks_total", "counter",
+          "Entries of the local tier written back to a store that had "
+          "lost them.", AFFINITY_STORE_WRITEBACKS },
+    };
+    affinity_store_health h;
+    const char *st;
+    apr_size_t i;
+
+    if (!affinity_store_health_get(&h)) {
+        return;
+    }
+    st = affinity_prom_esc(r->pool, h.spec);
+    for (i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+        ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n%s{store=\"%s\"} %"
+                   APR_UINT64_T_FMT "\n", series[i].name, series[i].help,
+                   series[i].name, series[i].type, series[i].name, st,
+                   h.count[series[i].index]);
+    }
+    ap_rprintf(r, "# HELP affinity_store_up 1 when the store's last call "
+               "succeeded, 0 when it failed.\n# TYPE affinity_store_up gauge\n"
+               "affinity_store_up{store=\"%s\"} %d\n"
+               "# HELP affinity_store_last_error_timestamp_seconds When a call "
+               "to the store last failed (0: not since the start).\n"
+               "# TYPE affinity_store_last_error_timestamp_seconds gauge\n"
+               "affinity_store_last_error_timestamp_seconds{store=\"%s\"} %"
+               APR_TIME_T_FMT "\n"
+               "# HELP affinity_store_local_size_bytes Shared memory of the "
+               "local tier in front of the store (0: none).\n"
+               "# TYPE affinity_store_local_size_bytes gauge\n"
+               "affinity_store_local_size_bytes{store=\"%s\"} %"
+               APR_SIZE_T_FMT "\n", st, h.up, st, apr_time_sec(h.last_error),
+               st, h.local_size);
 }
 
 /* ---- The handler ------------------------------------------------------------------ */
