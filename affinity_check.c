@@ -15,13 +15,16 @@
  * of the directive or the balancer.  AffinityWarnings -AFFnnnn turns a
  * warning off where the operator has judged it.
  *
- * To add a check (a new mode, a new directive): write one function taking
- * the affinity_ck (the servers' <Proxy> sections, and the ways requests
- * reach each affinity balancer with the configuration in force there),
- * report through affinity_finding(), list the function in affinity_checks[]
- * and its tag in affinity_silenceable[], and add the tag to the README's
- * table.  A directive records where it was set with affinity_set_at()
- * (affinity_config.c) so that the warning can name its file and line.
+ * A mode tells the checks what they need through its affinity_mode (does
+ * it set the route cookie, which directives mean nothing in it: AFF0045);
+ * the checks never name a mode.  To add a check (a new directive): write
+ * one function taking the affinity_ck (the servers' <Proxy> sections, and
+ * the ways requests reach each affinity balancer with the configuration in
+ * force there), report through affinity_finding(), list the function in
+ * affinity_checks[] and its tag in affinity_silenceable[], and add the tag
+ * to docs/troubleshooting.md's table.  A directive records where it was
+ * set with affinity_set_at() (affinity_directives.c) so that the warning
+ * can name its file and line.
  */
 
 #include "apr_atomic.h"
@@ -1391,7 +1394,7 @@ static const ap_directive_t *affinity_directive_at(const ap_directive_t *d,
 
 /* The affinity balancer a SetHandler "proxy:balancer://NAME..." hands its
  * requests to, and the URL its <Proxy> sections are matched against: as
- * at request time (affinity_learn.c), the handler's URL followed by
+ * at request time (affinity_mode_learn.c), the handler's URL followed by
  * r->filename, of which only the leading "/" is known here.  NULL for any
  * other handler, and for one built from variables, which only a request
  * can tell (the request-time guard, AFF0067, covers it). */

@@ -325,6 +325,10 @@ const command_rec affinity_cmds[] = {
     AP_INIT_TAKE1("AffinityStore", affinity_set_store, NULL, RSRC_CONF,
                   "learn mode's store: a mod_socache provider and its "
                   "arguments, e.g. shmcb, memcache:HOST:PORT, redis:HOST:PORT"),
+    AP_INIT_TAKE1("AffinityStoreLocal", affinity_set_store_local, NULL,
+                  RSRC_CONF,
+                  "bytes of shared memory for learn mode's local tier in "
+                  "front of memcache or redis (default 4194304; 0: none)"),
     AP_INIT_TAKE1("AffinityStoreTimeout", affinity_set_store_timeout, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "seconds an unused learned session is remembered "

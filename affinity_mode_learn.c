@@ -141,7 +141,8 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
 
         affinity_learn_make_key(st, v->value, v->len, v->key);
         if ((max > 0 && i >= max)
-            || affinity_store_get(r, v->key, v->id, &written) != APR_SUCCESS) {
+            || affinity_store_get(r, v->key, v->id, &written,
+                                  st->timeout) != APR_SUCCESS) {
             continue;
         }
         age = affinity_learn_entry_age(written, now, st->timeout);

@@ -9,8 +9,9 @@
  * affinity_private.h: what the module's httpd glue files share.
  *
  * One configuration record, one per-process member table per balancer, one
- * per-request state; each way of choosing a member (affinity_cookie.c,
- * affinity_domain.c) works on those.  The pure logic is in mod_affinity.h.
+ * per-request state, the session rules, the pickers and the header walks;
+ * each mode (affinity_mode_*.c, behind affinity_mode below, listed in
+ * affinity_modes.c) works on those.  The pure logic is in mod_affinity.h.
  */
 
 #ifndef AFFINITY_PRIVATE_H
@@ -50,7 +51,7 @@ extern module AP_MODULE_DECLARE_DATA affinity_module;
 extern APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker;
 extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 
-/* ---- Configuration (affinity_config.c) ---------------------------------- */
+/* ---- Configuration (affinity_config.c, affinity_directives.c) ----------- */
 
 typedef struct affinity_mode affinity_mode;
 typedef struct affinity_request affinity_request;
@@ -517,14 +518,44 @@ int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s);
 int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s);
 void affinity_store_child_init(apr_pool_t *p, server_rec *s);
 
+/* AffinityStoreLocal BYTES (server config) */
+const char *affinity_set_store_local(cmd_parms *cmd, void *dconf,
+                                     const char *arg);
+
 /* Is the store set up and not backing off after a failure? */
 int affinity_store_available(void);
+
+/* The store's health, counted in shared memory by every child (status
+ * page).  Calls are counted once each, after the one retry on a fresh
+ * connection. */
+enum {
+    AFFINITY_STORE_LOOKUPS,             /* lookups made */
+    AFFINITY_STORE_WRITES,              /* writes made */
+    AFFINITY_STORE_REMOVALS,            /* removals made */
+    AFFINITY_STORE_ERRORS,              /* of those, failed */
+    AFFINITY_STORE_SKIPPED,             /* calls not made: backing off */
+    AFFINITY_STORE_LOCAL_HITS,          /* lookups the local tier answered */
+    AFFINITY_STORE_WRITEBACKS,          /* local entries written back */
+    AFFINITY_STORE_NCOUNT
+};
+typedef struct {
+    const char *spec;                   /* AffinityStore as in force */
+    int up;                             /* the last call succeeded */
+    int backing_off;                    /* skipped for now (slow failure) */
+    apr_time_t last_error;              /* 0: none since the start */
+    apr_time_t outage;                  /* first failure of the outage
+                                         * going on; 0: none */
+    apr_size_t local_size;              /* the local tier's; 0: none */
+    apr_uint64_t count[AFFINITY_STORE_NCOUNT];
+} affinity_store_health;
+/* 0 when no store is set up (no learn-mode balancer). */
+int affinity_store_health_get(affinity_store_health *h);
 /* APR_SUCCESS: found (id, *written); APR_NOTFOUND: no entry; anything
  * else: the store failed or is backing off (logged, rate-limited). */
 apr_status_t affinity_store_get(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 unsigned char id[AFFINITY_ID_LEN],
-                                apr_int64_t *written);
+                                apr_int64_t *written, int timeout);
 apr_status_t affinity_store_put(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 const unsigned char id[AFFINITY_ID_LEN],
@@ -652,7 +683,7 @@ static APR_INLINE const affinity_mode *affinity_mode_of(const affinity_dir_conf 
 void affinity_modes_register_hooks(apr_pool_t *p);
 void affinity_modes_post_config(server_rec *s);
 
-/* ---- Status handler and counters (affinity_status.c) ------------------- */
+/* ---- Status page (affinity_status*.c; affinity_status.h) ---------------- */
 
 void affinity_status_register_hooks(apr_pool_t *p);
 

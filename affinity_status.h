@@ -127,6 +127,8 @@ typedef struct {
     const char *id_query;           /* NULL: none asked */
     affinity_id_query id;
     apr_array_header_t *id_matches; /* affinity_id_match */
+    int store;                      /* learn mode's store is set up */
+    affinity_store_health store_health;
     const char *host_query;         /* NULL: none asked */
     const char *host;               /* as httpd keeps r->hostname */
     apr_array_header_t *host_matches;   /* affinity_host_match */

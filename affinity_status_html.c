@@ -98,6 +98,56 @@ static void affinity_html_lookups(request_rec *r, const affinity_view *v)
     }
 }
 
+/* Learn mode's store: its state and counts (every child's). */
+static void affinity_html_store(request_rec *r, const affinity_view *v)
+{
+    const affinity_store_health *h = &v->store_health;
+    const char *state;
+
+    if (!v->store) {
+        return;
+    }
+    if (h->up) {
+        state = "<td class=\"ok\">up: its last call succeeded";
+    }
+    else {
+        state = apr_pstrcat(r->pool, "<td class=\"bad\">down",
+                            h->outage ? " since " : "",
+                            h->outage ? affinity_time_text(r->pool, h->outage)
+                                     : "",
+                            h->backing_off ? " (skipped for now)" : "",
+                            ": sessions are hashed",
+                            h->local_size ? " unless the local tier knows them"
+                                         : "", NULL);
+    }
+    ap_rvputs(r, "<h2>Learn-mode store</h2>\n<table><tr><th>Store</th>"
+              "<th>State</th><th>Lookups</th><th>Writes</th><th>Removals</th>"
+              "<th>Errors</th><th>Skipped</th><th>Last error</th>"
+              "<th>Local tier</th><th>Local hits</th><th>Written back</th>"
+              "</tr>\n<tr><td><code>", H(h->spec), "</code></td>", state,
+              "</td>", NULL);
+    ap_rprintf(r, "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+               "<td class=\"n\">%" APR_UINT64_T_FMT "</td>",
+               h->count[AFFINITY_STORE_LOOKUPS], h->count[AFFINITY_STORE_WRITES],
+               h->count[AFFINITY_STORE_REMOVALS], h->count[AFFINITY_STORE_ERRORS],
+               h->count[AFFINITY_STORE_SKIPPED]);
+    ap_rvputs(r, "<td>", h->last_error ? affinity_time_text(r->pool, h->last_error)
+                                      : "none", "</td>", NULL);
+    if (h->local_size) {
+        ap_rprintf(r, "<td class=\"n\">%" APR_SIZE_T_FMT " bytes</td>"
+                   "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+                   "<td class=\"n\">%" APR_UINT64_T_FMT "</td></tr></table>\n",
+                   h->local_size, h->count[AFFINITY_STORE_LOCAL_HITS],
+                   h->count[AFFINITY_STORE_WRITEBACKS]);
+    }
+    else {
+        ap_rputs("<td>none</td><td></td><td></td></tr></table>\n", r);
+    }
+}
+
 void affinity_status_html(request_rec *r, const affinity_view *v)
 {
     int b, i, k;
@@ -131,6 +181,7 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
     ap_rprintf(r, "<dt>Configuration generation: %d</dt></dl>\n",
                v->generation);
     affinity_html_lookups(r, v);
+    affinity_html_store(r, v);
 
     if (!v->balancers->nelts) {
         ap_rputs("<p>No balancer of this server uses <code>lbmethod=affinity"

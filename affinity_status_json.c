@@ -133,6 +133,48 @@ static void affinity_json_lookups(request_rec *r, const affinity_view *v)
     ap_rputs("}", r);
 }
 
+/* "store": learn mode's store (absent when no balancer learns). */
+static void affinity_json_store(request_rec *r, const affinity_view *v)
+{
+    const affinity_store_health *h = &v->store_health;
+
+    if (!v->store) {
+        return;
+    }
+    ap_rvputs(r, ",\"store\":{\"spec\":\"", J(h->spec), "\",\"up\":",
+              h->up ? "true" : "false", ",\"backing_off\":",
+              h->backing_off ? "true" : "false", NULL);
+    ap_rprintf(r, ",\"lookups\":%" APR_UINT64_T_FMT ",\"writes\":%"
+               APR_UINT64_T_FMT ",\"removals\":%" APR_UINT64_T_FMT
+               ",\"errors\":%" APR_UINT64_T_FMT ",\"skipped\":%"
+               APR_UINT64_T_FMT, h->count[AFFINITY_STORE_LOOKUPS],
+               h->count[AFFINITY_STORE_WRITES], h->count[AFFINITY_STORE_REMOVALS],
+               h->count[AFFINITY_STORE_ERRORS], h->count[AFFINITY_STORE_SKIPPED]);
+    if (h->last_error) {
+        ap_rprintf(r, ",\"last_error\":%" APR_TIME_T_FMT,
+                   apr_time_sec(h->last_error));
+    }
+    else {
+        ap_rputs(",\"last_error\":null", r);
+    }
+    if (h->outage) {
+        ap_rprintf(r, ",\"down_since\":%" APR_TIME_T_FMT,
+                   apr_time_sec(h->outage));
+    }
+    else {
+        ap_rputs(",\"down_since\":null", r);
+    }
+    if (h->local_size) {
+        ap_rprintf(r, ",\"local\":{\"size\":%" APR_SIZE_T_FMT ",\"hits\":%"
+                   APR_UINT64_T_FMT ",\"written_back\":%" APR_UINT64_T_FMT
+                   "}}", h->local_size, h->count[AFFINITY_STORE_LOCAL_HITS],
+                   h->count[AFFINITY_STORE_WRITEBACKS]);
+    }
+    else {
+        ap_rputs(",\"local\":null}", r);
+    }
+}
+
 void affinity_status_json(request_rec *r, const affinity_view *v)
 {
     int b, i, k;
@@ -191,6 +233,7 @@ void affinity_status_json(request_rec *r, const affinity_view *v)
         ap_rputs("}", r);
     }
     ap_rputs("]", r);
+    affinity_json_store(r, v);
     affinity_json_lookups(r, v);
     ap_rputs("}\n", r);
 }

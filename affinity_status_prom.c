@@ -57,6 +57,8 @@ static const char *affinity_prom_esc(apr_pool_t *p, const char *in)
 }
 
 
+static void affinity_prometheus_store(request_rec *r, const affinity_view *v);
+
 void affinity_status_prometheus(request_rec *r, const affinity_view *v)
 {
     int b, i, k;
@@ -132,4 +134,62 @@ void affinity_status_prometheus(request_rec *r, const affinity_view *v)
                        bn, affinity_prom_esc(r->pool, m->name), m->usable);
         }
     }
+    affinity_prometheus_store(r, v);
+}
+
+/* Learn mode's store: one series each, labelled with the store. */
+static void affinity_prometheus_store(request_rec *r, const affinity_view *v)
+{
+    static const struct {
+        const char *name, *type, *help;
+        int index;
+    } series[] = {
+        { "affinity_store_lookups_total", "counter",
+          "Lookups learn mode made in its store (every child).",
+          AFFINITY_STORE_LOOKUPS },
+        { "affinity_store_writes_total", "counter",
+          "Writes learn mode made to its store.", AFFINITY_STORE_WRITES },
+        { "affinity_store_removals_total", "counter",
+          "Removals learn mode made in its store.", AFFINITY_STORE_REMOVALS },
+        { "affinity_store_errors_total", "counter",
+          "Calls to the store that failed (after one retry on a fresh "
+          "connection).", AFFINITY_STORE_ERRORS },
+        { "affinity_store_skipped_total", "counter",
+          "Calls not made because the store failed moments ago.",
+          AFFINITY_STORE_SKIPPED },
+        { "affinity_store_local_hits_total", "counter",
+          "Lookups the local tier answered after the store missed or "
+          "failed.", AFFINITY_STORE_LOCAL_HITS },
+        { "affinity_store_local_writebacks_total", "counter",
+          "Entries of the local tier written back to a store that had "
+          "lost them.", AFFINITY_STORE_WRITEBACKS },
+    };
+    const affinity_store_health *h = &v->store_health;
+    const char *st;
+    apr_size_t i;
+
+    if (!v->store) {
+        return;
+    }
+    st = affinity_prom_esc(r->pool, h->spec);
+    for (i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+        ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n%s{store=\"%s\"} %"
+                   APR_UINT64_T_FMT "\n", series[i].name, series[i].help,
+                   series[i].name, series[i].type, series[i].name, st,
+                   h->count[series[i].index]);
+    }
+    ap_rprintf(r, "# HELP affinity_store_up 1 when the store's last call "
+               "succeeded, 0 when it failed.\n# TYPE affinity_store_up gauge\n"
+               "affinity_store_up{store=\"%s\"} %d\n"
+               "# HELP affinity_store_last_error_timestamp_seconds When a call "
+               "to the store last failed (0: not since the start).\n"
+               "# TYPE affinity_store_last_error_timestamp_seconds gauge\n"
+               "affinity_store_last_error_timestamp_seconds{store=\"%s\"} %"
+               APR_TIME_T_FMT "\n"
+               "# HELP affinity_store_local_size_bytes Shared memory of the "
+               "local tier in front of the store (0: none).\n"
+               "# TYPE affinity_store_local_size_bytes gauge\n"
+               "affinity_store_local_size_bytes{store=\"%s\"} %"
+               APR_SIZE_T_FMT "\n", st, h->up, st, apr_time_sec(h->last_error),
+               st, h->local_size);
 }

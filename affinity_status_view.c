@@ -486,6 +486,7 @@ affinity_view *affinity_view_build(request_rec *r, const char *id,
     v->counting = affinity_counting();
     v->since = affinity_counting_since();
     v->generation = ap_state_query(AP_SQ_CONFIG_GEN);
+    v->store = affinity_store_health_get(&v->store_health);
     v->balancers = apr_array_make(r->pool, 4, sizeof(affinity_view_balancer));
     if (sconf && sconf->balancers) {
         affinity_add_balancers(v, sconf, counts);

@@ -62,11 +62,29 @@ APLOG_USE_MODULE(affinity);
 #define AFFINITY_STORE_SLOW         apr_time_from_msec(250)
 #define AFFINITY_STORE_FRESH_EVERY  apr_time_from_msec(200)
 
+#define AFFINITY_STORE_LOCAL_DEFAULT 4194304 /* ~58,000 sessions */
+#define AFFINITY_STORE_LOCAL_CNAME   "affinity-local"
+
+#if APR_MAJOR_VERSION > 1 || (APR_MAJOR_VERSION == 1 && APR_MINOR_VERSION >= 7)
+#define AFFINITY_STORE_INC64(p)  apr_atomic_inc64(p)
+#define AFFINITY_STORE_READ64(p) apr_atomic_read64(p)
+#else
+#define AFFINITY_STORE_INC64(p)  __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
+#define AFFINITY_STORE_READ64(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#endif
+
 typedef struct {
     /* milliseconds, wrapping (0: none): when a slow failure started the
      * backoff, or when the one call trying the store again set out */
     volatile apr_uint32_t down_at;
     volatile apr_uint32_t logged;       /* seconds: last AFF0091 */
+    /* health, for the status page: every child adds to these */
+    volatile apr_uint32_t outage;       /* seconds: first failure of the
+                                         * outage going on (0: none) */
+    volatile apr_uint32_t last_error;   /* seconds (0: never) */
+    volatile apr_uint32_t last_ok;      /* the last call succeeded */
+    volatile apr_uint32_t called;       /* a call has been made */
+    volatile apr_uint64_t count[AFFINITY_STORE_NCOUNT];
 } affinity_store_shared;
 
 /* One per parent process and spec, in the process pool. */
@@ -78,6 +96,10 @@ typedef struct {
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;          /* NOTMPSAFE providers only */
     affinity_store_shared *shared;
+    /* the local tier (memcache, redis): a shmcb of this front end's own */
+    apr_size_t local_size;              /* 0: none */
+    ap_socache_instance_t *local;
+    apr_global_mutex_t *local_mutex;
 } affinity_store_rec;
 
 /* This generation's: the directive, and the store in use. */
@@ -86,6 +108,35 @@ static const char *affinity_store_where;    /* file:line of AffinityStore */
 static int affinity_learn_used;
 static const ap_socache_provider_t *affinity_store_provider;
 static affinity_store_rec *affinity_store;
+static apr_int64_t affinity_store_local_size;   /* -1: unset */
+static const char *affinity_store_local_where;
+static const ap_socache_provider_t *affinity_local_provider;
+
+const char *affinity_set_store_local(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t v;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    v = apr_strtoi64(arg, &end, 10);
+    if (end == arg || *end || v < 0 || (v > 0 && v < 65536)
+        || v > APR_INT64_C(4294967295)) {
+        return apr_psprintf(cmd->pool, "AffinityStoreLocal: \"%s\" is not a "
+                            "size in bytes from 65536 to 4294967295, or 0 "
+                            "for no local tier; e.g. AffinityStoreLocal "
+                            "4194304", arg);
+    }
+    affinity_store_local_size = v;
+    affinity_store_local_where = apr_psprintf(cmd->pool, "%s:%d",
+                                              cmd->directive->filename,
+                                              cmd->directive->line_num);
+    return NULL;
+}
 
 const char *affinity_set_store(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -122,6 +173,9 @@ int affinity_store_pre_config(apr_pool_t *pconf)
     affinity_learn_used = 0;
     affinity_store_provider = NULL;
     affinity_store = NULL;
+    affinity_store_local_size = -1;
+    affinity_store_local_where = NULL;
+    affinity_local_provider = NULL;
     return ap_mutex_register(pconf, AFFINITY_STORE_MUTEX, NULL,
                              APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -143,6 +197,48 @@ static void affinity_store_hints(struct ap_socache_hints *hints)
     hints->avg_id_len = AFFINITY_LEARN_KEY_LEN;
     hints->avg_obj_size = 52;
     hints->expiry_interval = apr_time_from_sec(30);
+}
+
+/* The local tier: a shmcb of this front end's own, in the process pool
+ * like the store, with its own mutex (shmcb is not thread-safe). */
+static int affinity_store_local_make(server_rec *s, apr_pool_t *ptemp,
+                                     affinity_store_rec *st)
+{
+    apr_pool_t *pp = s->process->pool;
+    const ap_socache_provider_t *prov = affinity_local_provider;
+    struct ap_socache_hints hints;
+    apr_size_t size = affinity_store_local_size > 0
+                      ? (apr_size_t)affinity_store_local_size
+                      : AFFINITY_STORE_LOCAL_DEFAULT;
+    const char *args, *err;
+    apr_status_t rv;
+
+    /* the path is only used where anonymous shared memory is not */
+    args = apr_psprintf(ptemp, "%s(%" APR_SIZE_T_FMT ")",
+                        ap_runtime_dir_relative(ptemp, "affinity-local"),
+                        size);
+    err = prov->create(&st->local, args, ptemp, pp);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "AFF0093: AffinityStoreLocal: %s", err);
+        return 0;
+    }
+    affinity_store_hints(&hints);
+    rv = prov->init(st->local, AFFINITY_STORE_LOCAL_CNAME, &hints, s, pp);
+    if (rv == APR_SUCCESS) {
+        rv = ap_global_mutex_create(&st->local_mutex, NULL,
+                                    AFFINITY_STORE_MUTEX, "local", s, pp, 0);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "AFF0093: AffinityStoreLocal: the local tier (%"
+                     APR_SIZE_T_FMT " bytes of shared memory) could not be "
+                     "set up; lower it, or AffinityStoreLocal 0 for none",
+                     size);
+        return 0;
+    }
+    st->local_size = size;
+    return 1;
 }
 
 static affinity_store_rec *affinity_store_make(server_rec *s, apr_pool_t *ptemp,
@@ -197,6 +293,12 @@ static affinity_store_rec *affinity_store_make(server_rec *s, apr_pool_t *ptemp,
     }
     st->shared = apr_shm_baseaddr_get(shm);
     memset((void *)st->shared, 0, sizeof(*st->shared));
+    st->shared->last_ok = 1;            /* nothing has failed yet */
+    if (st->renewable && affinity_local_provider
+        && affinity_store_local_size != 0
+        && !affinity_store_local_make(s, ptemp, st)) {
+        return NULL;
+    }
     return st;
 }
 
@@ -221,6 +323,50 @@ static const ap_socache_provider_t *affinity_store_lookup(server_rec *s,
     return prov;
 }
 
+/* The local tier's provider (shmcb), needed in front of memcache and
+ * redis unless AffinityStoreLocal 0.  Missing: an error when the directive
+ * asks for the tier, else a warning (once, at -t or startup) and no tier. */
+static int affinity_store_local_lookup(server_rec *s, const char *name,
+                                       int say)
+{
+    affinity_local_provider = NULL;
+    if (affinity_store_local_size == 0
+        || (strcmp(name, "memcache") && strcmp(name, "redis"))) {
+        return OK;
+    }
+    affinity_local_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP,
+                                                 "shmcb",
+                                                 AP_SOCACHE_PROVIDER_VERSION);
+    if (affinity_local_provider) {
+        return OK;
+    }
+    if (affinity_store_local_where) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "AFF0090: AffinityStoreLocal at %s: the local tier is "
+                     "kept by the mod_socache provider \"shmcb\", which is "
+                     "not loaded; add \"LoadModule socache_shmcb_module "
+                     "modules/mod_socache_shmcb.so\" (Debian: a2enmod "
+                     "socache_shmcb), or AffinityStoreLocal 0 for no local "
+                     "tier", affinity_store_local_where);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* once at -t, once per start or reload (not in the dry-run pass) */
+    if (say && (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST
+                || ap_state_query(AP_SQ_MAIN_STATE)
+                   != AP_SQ_MS_CREATE_PRE_CONFIG)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "AFF0111: AffinityStore %s: no local tier, as "
+                     "mod_socache_shmcb is not loaded: sessions learned "
+                     "through this front end are hashed (and may change "
+                     "member) while the store is down or after it restarts "
+                     "empty; add \"LoadModule socache_shmcb_module "
+                     "modules/mod_socache_shmcb.so\" (Debian: a2enmod "
+                     "socache_shmcb), or set AffinityStoreLocal 0 to say "
+                     "that none is wanted", name);
+    }
+    return OK;
+}
+
 static const char *affinity_store_spec_of(apr_pool_t *p, const char **name,
                                           const char **args)
 {
@@ -243,7 +389,10 @@ int affinity_store_check_config(apr_pool_t *ptemp, server_rec *s)
         return OK;
     }
     affinity_store_spec_of(ptemp, &name, &args);
-    return affinity_store_lookup(s, name) ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    if (!affinity_store_lookup(s, name)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return affinity_store_local_lookup(s, name, 1);
 }
 
 int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
@@ -273,6 +422,41 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
         ? ((affinity_store_rec *)found)->provider_name : name);
     if (!affinity_store_provider) {
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* the tier's provider too (its DSO was loaded again); a tier made at
+     * the first start stays as it was until a full restart */
+    if (affinity_store_local_lookup(s, found
+            ? ((affinity_store_rec *)found)->provider_name : name, 0) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (found) {
+        affinity_store_rec *f = found;
+        apr_size_t want = !affinity_local_provider ? 0
+                          : affinity_store_local_size > 0
+                          ? (apr_size_t)affinity_store_local_size
+                          : AFFINITY_STORE_LOCAL_DEFAULT;
+
+        if (want != f->local_size) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "AFF0089: AffinityStoreLocal: the local tier keeps "
+                         "its size (%" APR_SIZE_T_FMT " bytes, 0: none) "
+                         "until a full restart (apache2ctl stop, then "
+                         "start)", f->local_size);
+        }
+        if (f->local) {
+            /* the tier in use, whatever the directive says now */
+            affinity_local_provider = ap_lookup_provider(
+                AP_SOCACHE_PROVIDER_GROUP, "shmcb",
+                AP_SOCACHE_PROVIDER_VERSION);
+            if (!affinity_local_provider) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                             "AFF0090: the local tier of AffinityStore %s "
+                             "needs mod_socache_shmcb, which is no longer "
+                             "loaded; load it again, or stop and start "
+                             "httpd", f->spec);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
     }
     if (!found) {
         found = affinity_store_make(s, ptemp, spec, name, args);
@@ -343,6 +527,17 @@ void affinity_store_child_init(apr_pool_t *p, server_rec *s)
                          "child's client; it keeps the provider's own "
                          "recovery (5 s or more after a store restart)",
                          st->spec);
+        }
+    }
+    if (st && st->local_mutex) {
+        rv = apr_global_mutex_child_init(&st->local_mutex,
+                 apr_global_mutex_lockfile(st->local_mutex), p);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "AFF0093: AffinityStoreLocal: cannot attach to the "
+                         "local tier's mutex in this child; it goes without "
+                         "the tier");
+            st->local_mutex = NULL;
         }
     }
     if (!st || !st->mutex) {
@@ -491,25 +686,91 @@ static int affinity_store_may_call(void)
     return apr_atomic_cas32(&sh->down_at, now ? now : 1, at) == at;
 }
 
-/* A failure: back off if it was slow, and say so at most once a minute for
- * all children.  The key is never logged: it is derived from a session ID. */
+/* What went wrong, in words (APR's own text for EGENERAL is "Internal
+ * error", which tells an operator nothing). */
+static const char *affinity_store_reason(request_rec *r, apr_status_t rv,
+                                         apr_time_t took)
+{
+    char buf[120];
+
+    if (took >= AFFINITY_STORE_SLOW) {
+        return apr_psprintf(r->pool, "no answer after %" APR_TIME_T_FMT
+                            " ms", apr_time_as_msec(took));
+    }
+    if (rv == APR_EGENERAL) {
+        return "connection refused, closed or broken";
+    }
+    if (rv == APR_NOTFOUND) {
+        return "its client holds the server for unreachable";
+    }
+    if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv)) {
+        return "timed out";
+    }
+    return apr_pstrdup(r->pool, apr_strerror(rv, buf, sizeof(buf)));
+}
+
+/* A failure: count it, back off if it was slow, and say so at most once a
+ * minute for all children.  The key is never logged: it is derived from a
+ * session ID. */
 static void affinity_store_failed(request_rec *r, apr_status_t rv,
                                   const char *what, apr_time_t took)
 {
     affinity_store_shared *sh = affinity_store->shared;
+    apr_uint32_t now = affinity_store_now();
     apr_uint32_t ms;
 
+    AFFINITY_STORE_INC64(&sh->count[AFFINITY_STORE_ERRORS]);
+    apr_atomic_set32(&sh->last_error, now);
+    apr_atomic_set32(&sh->last_ok, 0);
+    apr_atomic_cas32(&sh->outage, now, 0);
     if (took >= AFFINITY_STORE_SLOW) {
         ms = affinity_store_now_ms();
         apr_atomic_set32(&sh->down_at, ms ? ms : 1);
     }
-    if (affinity_log_gate_pass(&sh->logged, NULL, affinity_store_now(),
+    if (affinity_log_gate_pass(&sh->logged, NULL, now,
                                AFFINITY_STORE_LOG_EVERY, NULL)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      "AFF0091: AffinityStore %s: %s failed; learn mode "
-                      "routes by rendezvous hashing and learns nothing "
-                      "until the store answers again (said at most once a "
-                      "minute)", affinity_store->spec, what);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "AFF0091: learn mode's store %s failed %s (%s). "
+                      "Until it answers, requests carrying a session cookie "
+                      "go to the member their value hashes to%s, and "
+                      "sessions learned now are not shared with other front "
+                      "ends. Check that the store runs and accepts "
+                      "connections from this host at %s (AffinityStore%s%s). "
+                      "AFF0110 says when it answers again; this line comes "
+                      "at most once a minute",
+                      affinity_store->spec, what,
+                      affinity_store_reason(r, rv, took),
+                      affinity_store->local
+                      ? " unless this front end's local tier knows them "
+                        "(those keep their member)"
+                      : " (the same member on every front end, not always "
+                        "the one that issued it)",
+                      affinity_store->args,
+                      affinity_store_where ? " at " : "",
+                      affinity_store_where ? affinity_store_where : "");
+    }
+}
+
+/* A call that worked: the store is up; the first such call after an
+ * outage (one for all children) says so. */
+static void affinity_store_worked(request_rec *r)
+{
+    affinity_store_shared *sh = affinity_store->shared;
+    apr_uint32_t since = apr_atomic_read32(&sh->outage);
+
+    if (!apr_atomic_read32(&sh->last_ok)) {
+        apr_atomic_set32(&sh->last_ok, 1);
+    }
+    if (since && apr_atomic_cas32(&sh->outage, 0, since) == since) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "AFF0110: learn mode's store %s answers again, %u s "
+                      "after its first failure; lookups and learning use it "
+                      "again%s", affinity_store->spec,
+                      affinity_store_now() - since,
+                      affinity_store->local
+                      ? ", and sessions this front end learned meanwhile "
+                        "are written back to it from the local tier as "
+                        "their requests come" : "");
     }
 }
 
@@ -615,12 +876,18 @@ static int affinity_store_failure(const affinity_store_op *op, apr_status_t rv)
 static apr_status_t affinity_store_call(request_rec *r, affinity_store_op *op)
 {
     affinity_store_client *c, *failed = NULL;
+    affinity_store_shared *sh;
     server_rec *log;
     apr_time_t start, took;
     apr_status_t rv;
     int bad;
 
-    if (!affinity_store || !affinity_store_may_call()) {
+    if (!affinity_store) {
+        return APR_EGENERAL;
+    }
+    sh = affinity_store->shared;
+    if (!affinity_store_may_call()) {
+        AFFINITY_STORE_INC64(&sh->count[AFFINITY_STORE_SKIPPED]);
         return APR_EGENERAL;
     }
     log = affinity_store_log_server(r);
@@ -634,6 +901,7 @@ static apr_status_t affinity_store_call(request_rec *r, affinity_store_op *op)
         for (;;) {
             c = affinity_store_acquire(failed);
             if (!c) {
+                AFFINITY_STORE_INC64(&sh->count[AFFINITY_STORE_SKIPPED]);
                 return APR_EGENERAL;
             }
             start = apr_time_now();
@@ -649,24 +917,68 @@ static apr_status_t affinity_store_call(request_rec *r, affinity_store_op *op)
             failed = c;
         }
     }
+    /* AFFINITY_STORE_LOOKUPS, _WRITES, _REMOVALS follow op->what */
+    AFFINITY_STORE_INC64(&sh->count[AFFINITY_STORE_LOOKUPS + op->what]);
     if (bad) {
         affinity_store_failed(r, rv, affinity_store_what[op->what], took);
     }
-    else if (apr_atomic_read32(&affinity_store->shared->down_at)) {
-        /* it answers: whoever was trying it again for everyone is done */
-        apr_atomic_set32(&affinity_store->shared->down_at, 0);
+    else {
+        affinity_store_worked(r);
+        if (apr_atomic_read32(&sh->down_at)) {
+            /* it answers: whoever was trying it again for everyone is
+             * done */
+            apr_atomic_set32(&sh->down_at, 0);
+        }
     }
+    return rv;
+}
+
+/* ---- The local tier ------------------------------------------------------
+ * In front of memcache or redis: a shmcb of this front end's own, written
+ * with every write to the store, read only when the store misses or fails
+ * (a hit in the store costs nothing more), and what it answers after a
+ * miss is written back to the store, so that a store restarted empty (or
+ * that was down while sessions were learned) learns them again and the
+ * other front ends with it.  Its failures are not the store's: a miss. */
+
+static apr_status_t affinity_local_call(request_rec *r, affinity_store_op *op)
+{
+    const ap_socache_provider_t *prov = affinity_local_provider;
+    ap_socache_instance_t *inst = affinity_store->local;
+    apr_status_t rv;
+
+    if (!inst || !prov || !affinity_store->local_mutex
+        || apr_global_mutex_lock(affinity_store->local_mutex) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    switch (op->what) {
+    case AFFINITY_STORE_GET:
+        op->len = op->size;
+        rv = prov->retrieve(inst, r->server, op->key, AFFINITY_LEARN_KEY_LEN,
+                            op->data, &op->len, r->pool);
+        break;
+    case AFFINITY_STORE_PUT:
+        rv = prov->store(inst, r->server, op->key, AFFINITY_LEARN_KEY_LEN,
+                         op->expiry, op->data, op->size, r->pool);
+        break;
+    default:
+        rv = prov->remove(inst, r->server, op->key, AFFINITY_LEARN_KEY_LEN,
+                          r->pool);
+        break;
+    }
+    apr_global_mutex_unlock(affinity_store->local_mutex);
     return rv;
 }
 
 apr_status_t affinity_store_get(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 unsigned char id[AFFINITY_ID_LEN],
-                                apr_int64_t *written)
+                                apr_int64_t *written, int timeout)
 {
     unsigned char buf[64];
     affinity_store_op op;
     apr_status_t rv;
+    apr_time_t expiry;
 
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_GET;
@@ -677,6 +989,24 @@ apr_status_t affinity_store_get(request_rec *r,
     if (rv == APR_SUCCESS) {
         return affinity_learn_entry_decode(buf, op.len, id, written)
                ? APR_SUCCESS : APR_NOTFOUND;
+    }
+    if (affinity_store && affinity_store->local
+        && affinity_local_call(r, &op) == APR_SUCCESS
+        && affinity_learn_entry_decode(buf, op.len, id, written)) {
+        AFFINITY_STORE_INC64(&affinity_store->shared->count[AFFINITY_STORE_LOCAL_HITS]);
+        expiry = apr_time_from_sec(*written + timeout);
+        if (rv == APR_NOTFOUND && expiry > apr_time_now()) {
+            /* the store answers but lost it (restarted empty, evicted,
+             * or learned nothing while it was down): give it back, with
+             * its age, so the other front ends know it again */
+            op.what = AFFINITY_STORE_PUT;
+            op.size = op.len;
+            op.expiry = expiry;
+            if (affinity_store_call(r, &op) == APR_SUCCESS) {
+                AFFINITY_STORE_INC64(&affinity_store->shared->count[AFFINITY_STORE_WRITEBACKS]);
+            }
+        }
+        return APR_SUCCESS;
     }
     /* shmcb says APR_EGENERAL for a miss */
     if (rv == APR_NOTFOUND || (affinity_store && affinity_store->mutex)) {
@@ -701,6 +1031,9 @@ apr_status_t affinity_store_put(request_rec *r,
     op.data = entry;
     op.size = sizeof(entry);
     op.expiry = now + apr_time_from_sec(timeout);
+    if (affinity_store && affinity_store->local) {
+        affinity_local_call(r, &op);
+    }
     return affinity_store_call(r, &op);
 }
 
@@ -712,5 +1045,33 @@ apr_status_t affinity_store_remove(request_rec *r,
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_REMOVE;
     op.key = key;
+    if (affinity_store && affinity_store->local) {
+        affinity_local_call(r, &op);
+    }
     return affinity_store_call(r, &op);
+}
+
+int affinity_store_health_get(affinity_store_health *h)
+{
+    affinity_store_shared *sh;
+    apr_uint32_t t;
+    int i;
+
+    memset(h, 0, sizeof(*h));
+    if (!affinity_store) {
+        return 0;
+    }
+    sh = affinity_store->shared;
+    h->spec = affinity_store->spec;
+    h->up = apr_atomic_read32(&sh->last_ok) != 0;
+    h->backing_off = !affinity_store_available();
+    t = apr_atomic_read32(&sh->last_error);
+    h->last_error = t ? apr_time_from_sec(t) : 0;
+    t = apr_atomic_read32(&sh->outage);
+    h->outage = t ? apr_time_from_sec(t) : 0;
+    h->local_size = affinity_store->local ? affinity_store->local_size : 0;
+    for (i = 0; i < AFFINITY_STORE_NCOUNT; i++) {
+        h->count[i] = AFFINITY_STORE_READ64(&sh->count[i]);
+    }
+    return 1;
 }

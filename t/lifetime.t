@@ -1,7 +1,7 @@
 # Session lifetime (AffinityCookieMaxIdle, AffinityCookieMaxLife) and the
 # stock-cookie migration (AffinityLegacyRoutes).  Balancers in
 # t/conf/lifetime.conf.in.  Dated values are forged here with the format the
-# README documents, so dates in the past and future need no waiting; the
+# docs/modes.md documents, so dates in the past and future need no waiting; the
 # "brief" balancer runs in real time for a few seconds.
 use strict;
 use warnings FATAL => 'all';

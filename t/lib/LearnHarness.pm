@@ -58,9 +58,10 @@ sub have_memcached { return -x '/usr/bin/memcached' }
 sub have_redis { return -x '/usr/bin/redis-server' }
 
 # A store daemon: { kind, port, pid, spec }.  spec is the AffinityStore
-# argument.  $port reuses a port (a restart after kill).
+# argument.  $port reuses a port (a restart after kill).  %o: persist (redis:
+# an append-only file, fsync on every write; a restart keeps everything).
 sub start_store {
-    my ($kind, $dir, $port) = @_;
+    my ($kind, $dir, $port, %o) = @_;
     $port //= free_port();
     make_path($dir);
     my @cmd;
@@ -71,7 +72,11 @@ sub start_store {
     }
     elsif ($kind eq 'redis') {
         @cmd = ('/usr/bin/redis-server', '--bind', '127.0.0.1', '--port', $port,
-                '--save', '', '--appendonly', 'no', '--dir', $dir,
+                '--save', '', '--dir', $dir,
+                # persist: every write is on disk before the answer, so a
+                # killed Redis comes back with all of it
+                ($o{persist} ? ('--appendonly', 'yes', '--appendfsync', 'always')
+                             : ('--appendonly', 'no')),
                 '--protected-mode', 'no', '--daemonize', 'no');
     }
     else {
@@ -85,7 +90,7 @@ sub start_store {
     }
     wait_for(10, sub { port_open($port) }) or die "$kind did not start on $port";
     return { kind => $kind, port => $port, pid => $pid, dir => $dir,
-             spec => "$kind:127.0.0.1:$port" };
+             persist => $o{persist}, spec => "$kind:127.0.0.1:$port" };
 }
 
 sub stop_store {
@@ -98,7 +103,8 @@ sub stop_store {
 
 sub restart_store {
     my ($st) = @_;
-    my $new = start_store($st->{kind}, $st->{dir}, $st->{port});
+    my $new = start_store($st->{kind}, $st->{dir}, $st->{port},
+                          persist => $st->{persist});
     $st->{pid} = $new->{pid};
 }
 

@@ -1,7 +1,7 @@
 /* Unit tests for affinity_expiry.c: dated, signed cookie values and the
  * stock "SESSION.ROUTE" form, without httpd.  Prints TAP; run through prove
  * (make unit).  The vectors were computed by an independent model of the
- * format documented in the README (Python's hmac and hashlib): if one fails,
+ * format documented in docs/modes.md (Python's hmac and hashlib): if one fails,
  * every cookie issued so far stops verifying. */
 
 #include <stdio.h>

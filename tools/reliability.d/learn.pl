@@ -11,7 +11,8 @@
 #       learned through A is checked through B and one learned through B
 #       through A: every session learned 1 s or more after the store's return
 #       must route to its member (valid) through the other front end
-#   learn-evict: 100,000 distinct sessions (20,000 with --quick) through a
+#   learn-evict: 100,000 distinct sessions (20,000 with --quick), each issued
+#       by its member (X-Set1), through a
 #       small shmcb (256 KiB): old entries evicted, recent ones kept, no
 #       error, the children's RSS flat
 #   learn-hostile: hostile SID values in Cookie and Set-Cookie
@@ -81,7 +82,10 @@ local n = 0
 local id = tostring({}):match("0x(%x+)") or "0"
 request = function()
   n = n + 1
-  return wrk.format(nil, nil, { ["Cookie"] = "SID=$tag-" .. id .. "-" .. n })
+  local v = "SID=$tag-" .. id .. "-" .. n
+  -- the member issues it (X-Set1 comes back as Set-Cookie): only what a
+  -- member issued is stored, a value a client made up is not
+  return wrk.format(nil, nil, { ["Cookie"] = v, ["X-Set1"] = v .. "; Path=/" })
 end
 EOF
     close $fh;
