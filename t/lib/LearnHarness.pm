@@ -129,7 +129,9 @@ sub httpd_bin {
 # undef: the default), members (count, default 3), timeout
 # (AffinityStoreTimeout), extra (config lines), salt, loglevel,
 # skip_modules (modules not to load), external ({ route => port } of members
-# running elsewhere), cookie (NAME, default SID).
+# running elsewhere), cookie (NAME, default SID; the rest of AffinityMode
+# learn's argument), lbmethod (byrequests...: that lbmethod instead of
+# affinity, no Affinity* directive in the balancer).
 sub frontend {
     my (%o) = @_;
     my $dir = $o{dir} or die 'dir';
@@ -176,10 +178,13 @@ sub frontend {
         'ProxyPass /balancer-manager !',
         '<Proxy "balancer://app">',
         (map { "    BalancerMember \"http://127.0.0.1:$members{$_}\" route=$_" } sort keys %members),
+        # lbmethod: another lbmethod than affinity, to show what happens
+        # without it (no Affinity* line then)
+        ($o{lbmethod} ? "    ProxySet lbmethod=$o{lbmethod}" : (
         '    ProxySet lbmethod=affinity',
         '    AffinityMode learn ' . ($o{cookie} || 'SID'),
         '    AffinitySalt ' . ($o{salt} // 'shared-salt'),
-        ($o{timeout} ? "    AffinityStoreTimeout $o{timeout}" : ()),
+        ($o{timeout} ? "    AffinityStoreTimeout $o{timeout}" : ()))),
         '</Proxy>',
         'ProxyPass "/app/" "balancer://app/"',
         'Header set X-Affinity-Status "%{AFFINITY_STATUS}e" env=AFFINITY_STATUS',
