@@ -8,6 +8,7 @@ use warnings FATAL => 'all';
 
 use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
+use File::Path qw(make_path remove_tree);
 use File::Spec;
 use File::Temp ();
 use IO::Socket::INET;
@@ -24,7 +25,11 @@ my $apxs = Apache::Test::vars('apxs');
 chomp(my $libexec = `$apxs -q LIBEXECDIR`);
 my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
 my $dir = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/status-restart');
-mkdir $dir;
+# an empty folder: the checks below read this run's error_log only (ErrorLog
+# appends; a log left by an earlier run, e.g. the other MPM's pass, would
+# carry its "2 segment(s)" line into the one-segment check)
+remove_tree($dir);
+make_path($dir);
 my $mpm = 'event';
 for my $line (log_lines('../conf/httpd.conf')) {
     $mpm = $1 if $line =~ /LoadModule mpm_(\w+)_module/;
