@@ -181,6 +181,6 @@ for my $case (['header:', qr/AffinityMode learn: "header:" does not name a heade
     my $c = fe(dir => "$top/bad-" . scalar(@started), cookie => $case->[0]);
     my ($rc, $out) = LearnHarness::httpd_run($c, '-t');
     isnt($rc, 0, "apachectl -t refuses AffinityMode learn $case->[0]");
-    like($out, qr/line \d+ of .*httpd\.conf.*\n?.*$case->[1]|$case->[1]/s,
+    like($out, qr/Syntax error on line \d+ of \S*httpd\.conf:\n$case->[1]/,
          'naming the directive, file and line') or diag $out;
 }
