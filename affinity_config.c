@@ -74,10 +74,12 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     if (add->mode) {
         conf->mode = add->mode;
         conf->mode_cookie = add->mode_cookie;
+        conf->mode_header = add->mode_header;
     }
     else {
         conf->mode = base->mode;
         conf->mode_cookie = base->mode_cookie;
+        conf->mode_header = base->mode_header;
     }
     if (add->warnings && base->warnings) {
         conf->warnings = apr_array_append(p, base->warnings, add->warnings);
@@ -119,6 +121,7 @@ const char *affinity_mode_no_arg(cmd_parms *cmd, affinity_dir_conf *conf,
                             "AffinityCookie", mode, arg);
     }
     conf->mode_cookie = NULL;
+    conf->mode_header = NULL;
     return NULL;
 }
 
@@ -137,6 +140,7 @@ const char *affinity_mode_cookie_arg(cmd_parms *cmd, affinity_dir_conf *conf,
                             arg);
     }
     conf->mode_cookie = arg;
+    conf->mode_header = NULL;
     return NULL;
 }
 

@@ -50,6 +50,7 @@ typedef struct {
 
 typedef struct affinity_learn_state {
     apr_array_header_t *values;         /* affinity_learn_value, header order */
+    int header;                         /* NAME is a header (header:NAME) */
     int looked_up;
     const char *balancer;               /* the name keys are made with */
     const char *salt;
@@ -87,10 +88,75 @@ static int affinity_learn_collect(void *baton, const char *value,
     return 0;
 }
 
-/* A state holding NAME's values as the request carries them; the Cookie
- * header is left exactly as sent.  *seen: how many values there were. */
+/* The elements of one header value, a comma-separated list (RFC 9110
+ * 5.6.1; httpd joins a request's repeated header lines with commas), each
+ * without the white space around it, to fn; returns how many. */
+typedef int affinity_learn_value_fn(void *baton, const char *value,
+                                    apr_size_t len);
+
+static int affinity_learn_elements(const char *v, affinity_learn_value_fn *fn,
+                                   void *baton)
+{
+    int n = 0;
+
+    while (*v) {
+        const char *end = strchr(v, ',');
+        const char *e = end ? end : v + strlen(v);
+        const char *b = v;
+
+        while (b < e && (*b == ' ' || *b == '\t')) {
+            b++;
+        }
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+        if (e > b) {
+            n++;
+            fn(baton, b, (apr_size_t)(e - b));
+        }
+        if (!end) {
+            break;
+        }
+        v = end + 1;
+    }
+    return n;
+}
+
+typedef struct {
+    affinity_learn_value_fn *fn;
+    void *baton;
+    int seen;
+} affinity_learn_header_baton;
+
+static int affinity_learn_header_line(void *baton, const char *key,
+                                      const char *value)
+{
+    affinity_learn_header_baton *hb = baton;
+
+    (void)key;
+    hb->seen += affinity_learn_elements(value, hb->fn, hb->baton);
+    return 1;
+}
+
+/* Every value of header name in t (every line, every list element). */
+static int affinity_learn_header_values(apr_table_t *t, const char *name,
+                                        affinity_learn_value_fn *fn,
+                                        void *baton)
+{
+    affinity_learn_header_baton hb;
+
+    hb.fn = fn;
+    hb.baton = baton;
+    hb.seen = 0;
+    apr_table_do(affinity_learn_header_line, &hb, t, name, NULL);
+    return hb.seen;
+}
+
+/* A state holding NAME's values as the request carries them (cookie NAME,
+ * or header NAME); the headers are left exactly as sent.  *seen: how many
+ * values there were. */
 static affinity_learn_state *affinity_learn_state_make(request_rec *r,
-                                                       const char *name,
+                                                       const affinity_dir_conf *conf,
                                                        int *seen)
 {
     affinity_learn_baton b;
@@ -98,24 +164,36 @@ static affinity_learn_state *affinity_learn_state_make(request_rec *r,
 
     st->values = apr_array_make(r->pool, 1, sizeof(affinity_learn_value));
     st->session = -1;
+    st->header = conf->mode_header != NULL;
     b.r = r;
     b.st = st;
-    *seen = affinity_request_cookies(r, name, affinity_learn_collect, &b);
+    *seen = st->header
+            ? affinity_learn_header_values(r->headers_in, conf->mode_cookie,
+                                           affinity_learn_collect, &b)
+            : affinity_request_cookies(r, conf->mode_cookie,
+                                       affinity_learn_collect, &b);
     return st;
+}
+
+/* "cookie" or "header", for messages */
+static const char *affinity_learn_kind(const affinity_dir_conf *conf)
+{
+    return conf->mode_header ? "header" : "cookie";
 }
 
 static void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
                          affinity_request *req)
 {
-    req->learn = affinity_learn_state_make(r, conf->mode_cookie,
-                                           &req->cookie_seen);
+    req->learn = affinity_learn_state_make(r, conf, &req->cookie_seen);
 }
 
 static void affinity_learn_make_key(const affinity_learn_state *st,
                                     const char *value, apr_size_t len,
                                     unsigned char *key)
 {
-    affinity_learn_key(key, st->salt, st->salt_len, st->balancer, value, len);
+    /* cookie keys as they always were: entries in the store stay valid */
+    affinity_learn_key_kind(key, st->salt, st->salt_len, st->balancer,
+                            st->header ? "header" : NULL, value, len);
 }
 
 /* Makes the keys (balancer name and salt of conf) and looks the values up
@@ -173,6 +251,7 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
 typedef struct {
     const request_rec *r;               /* whose lookups these are */
     const char *name;                   /* NAME */
+    int header;                         /* of a header */
     affinity_learn_state *st;
 } affinity_learn_early;
 
@@ -268,7 +347,7 @@ static int affinity_learn_fixups(request_rec *r)
     if (!conf || conf->mode != &affinity_mode_learn || !conf->mode_cookie) {
         return DECLINED;
     }
-    st = affinity_learn_state_make(r, conf->mode_cookie, &seen);
+    st = affinity_learn_state_make(r, conf, &seen);
     if (!st->values->nelts) {
         return DECLINED;
     }
@@ -276,6 +355,7 @@ static int affinity_learn_fixups(request_rec *r)
     early = apr_palloc(r->pool, sizeof(*early));
     early->r = r;
     early->name = conf->mode_cookie;
+    early->header = conf->mode_header != NULL;
     early->st = st;
     /* an internal redirect's request shares r->pool: early->r tells them
      * apart */
@@ -305,6 +385,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
     }
     e = early->st;
     if (strcmp(early->name, conf->mode_cookie)
+        || early->header != (conf->mode_header != NULL)
         || strcmp(e->balancer, balancer->s->name)
         || e->salt_len != salt_len || memcmp(e->salt, salt, salt_len)
         || e->timeout != timeout
@@ -364,7 +445,7 @@ static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
     }
     if (!affinity_learn_adopt(balancer, r, conf, st)) {
         /* not looked up before the lock (a subrequest that runs, a Cookie
-         * header changed since fixups): under it, one round trip at most,
+         * or NAME header changed since fixups): under it, one round trip at most,
          * whatever the client sends */
         affinity_learn_lookup_all(r, st, balancer->s->name, conf, 1);
     }
@@ -481,9 +562,9 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
                                                affinity_learn_value) : NULL;
         st->write = v && v->refresh;
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                      "AFF0095: %s: cookie %s (value #%d) was learned on "
+                      "AFF0095: %s: %s %s (value #%d) was learned on "
                       "usable member %s: kept%s", balancer->s->name,
-                      conf->mode_cookie, st->session + 1,
+                      affinity_learn_kind(conf), conf->mode_cookie, st->session + 1,
                       AFFINITY_WORKER_NAME(w),
                       st->write ? ", entry to be refreshed" : "");
         break;
@@ -497,16 +578,17 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
         st->write = APR_ARRAY_IDX(st->values, st->session,
                                   affinity_learn_value).found;
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                      "AFF0096: %s: cookie %s has no entry naming a member, "
+                      "AFF0096: %s: %s %s has no entry naming a member, "
                       "session hashed to %s", balancer->s->name,
-                      conf->mode_cookie,
+                      affinity_learn_kind(conf), conf->mode_cookie,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
         break;
     default:
         status = "new";
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                      "AFF0097: %s: no cookie %s, new session on %s",
-                      balancer->s->name, conf->mode_cookie,
+                      "AFF0097: %s: no %s %s, new session on %s",
+                      balancer->s->name, affinity_learn_kind(conf),
+                      conf->mode_cookie,
                       w ? AFFINITY_WORKER_NAME(w) : "no member");
         break;
     }
@@ -554,6 +636,33 @@ static int affinity_learn_session_found(const affinity_learn_resp *lr)
                             affinity_learn_value).found;
 }
 
+/* A value the member issued (Set-Cookie or response header NAME). */
+static int affinity_learn_issued(affinity_learn_resp *lr, const char *value,
+                                 apr_size_t len)
+{
+    affinity_learn_state *st = lr->st;
+    unsigned char k[AFFINITY_LEARN_KEY_LEN];
+
+    if (affinity_learn_is_session(lr, value, len)) {
+        /* the application sets the session's own value again: a write only
+         * when the entry is not already right and fresh, or when there was
+         * none (the member issued the value the client came with) */
+        if (!lr->session_done
+            && (st->write || !affinity_learn_session_found(lr))) {
+            affinity_store_put(lr->r, APR_ARRAY_IDX(st->values, st->session,
+                                                    affinity_learn_value).key,
+                               st->served, st->timeout);
+            lr->learned++;
+        }
+        lr->session_done = 1;
+        return 0;
+    }
+    affinity_learn_make_key(st, value, len, k);
+    affinity_store_put(lr->r, k, st->served, st->timeout);
+    lr->learned++;
+    return 0;
+}
+
 static int affinity_learn_set_cookie(void *baton, const char **header,
                                      const affinity_set_cookie_t *sc)
 {
@@ -591,24 +700,15 @@ static int affinity_learn_set_cookie(void *baton, const char **header,
         }
         return 0;
     }
-    if (affinity_learn_is_session(lr, value, len)) {
-        /* the application sets the session's own value again: a write only
-         * when the entry is not already right and fresh, or when there was
-         * none (the member issued the value the client came with) */
-        if (!lr->session_done
-            && (st->write || !affinity_learn_session_found(lr))) {
-            affinity_store_put(lr->r, APR_ARRAY_IDX(st->values, st->session,
-                                                    affinity_learn_value).key,
-                               st->served, st->timeout);
-            lr->learned++;
-        }
-        lr->session_done = 1;
-        return 0;
-    }
-    affinity_learn_make_key(st, value, len, k);
-    affinity_store_put(lr->r, k, st->served, st->timeout);
-    lr->learned++;
-    return 0;
+    return affinity_learn_issued(lr, value, len);
+}
+
+/* A header NAME of the member's response: every value is learned as a
+ * Set-Cookie's is.  A header has no deletion. */
+static int affinity_learn_header_issued(void *baton, const char *value,
+                                        apr_size_t len)
+{
+    return affinity_learn_issued(baton, value, len);
 }
 
 /* Learns from the member's Set-Cookie of NAME (both tables, any status),
@@ -628,10 +728,18 @@ static void affinity_learn_response(request_rec *r, const affinity_request *req)
     lr.name = req->mode_cookie;
     lr.session_done = 0;
     lr.learned = lr.removed = 0;
-    affinity_set_cookie_walk(r, r->headers_out, lr.name,
-                             affinity_learn_set_cookie, &lr);
-    affinity_set_cookie_walk(r, r->err_headers_out, lr.name,
-                             affinity_learn_set_cookie, &lr);
+    if (st->header) {
+        affinity_learn_header_values(r->headers_out, lr.name,
+                                     affinity_learn_header_issued, &lr);
+        affinity_learn_header_values(r->err_headers_out, lr.name,
+                                     affinity_learn_header_issued, &lr);
+    }
+    else {
+        affinity_set_cookie_walk(r, r->headers_out, lr.name,
+                                 affinity_learn_set_cookie, &lr);
+        affinity_set_cookie_walk(r, r->err_headers_out, lr.name,
+                                 affinity_learn_set_cookie, &lr);
+    }
     if (!lr.session_done && st->write && st->session >= 0) {
         affinity_store_put(r, APR_ARRAY_IDX(st->values, st->session,
                                             affinity_learn_value).key,
@@ -643,8 +751,8 @@ static void affinity_learn_response(request_rec *r, const affinity_request *req)
 
         affinity_id_to_hex(hex, st->served);
         ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                      "AFF0098: cookie %s: %d entr%s written (member %s), "
-                      "%d removed", lr.name, lr.learned,
+                      "AFF0098: %s %s: %d entr%s written (member %s), "
+                      "%d removed", st->header ? "header" : "cookie", lr.name, lr.learned,
                       lr.learned == 1 ? "y" : "ies", hex, lr.removed);
     }
 }
@@ -659,10 +767,11 @@ static void affinity_learn_answer(proxy_balancer *balancer, request_rec *r,
                                   affinity_answer *a)
 {
     memset(a, 0, sizeof(*a));
-    a->carrier = conf->mode_cookie;
+    a->carrier = conf->mode_header ? conf->mode_header : conf->mode_cookie;
     a->status = "unknown";
     a->why = apr_pstrcat(r->pool, "in learn mode requests carry no route ID: "
-                         "the value of cookie ", conf->mode_cookie,
+                         "the value of ", affinity_learn_kind(conf), " ",
+                         conf->mode_cookie,
                          " is looked up in the store, and a value no member "
                          "issued is hashed to a member", NULL);
 }
@@ -673,8 +782,32 @@ static const char *affinity_learn_configure(cmd_parms *cmd,
                                             affinity_dir_conf *conf,
                                             const char *arg)
 {
-    const char *err = affinity_mode_cookie_arg(cmd, conf, "learn", arg);
+    const char *colon = arg ? strchr(arg, ':') : NULL;
+    const char *err;
 
+    if (colon && !strncasecmp(arg, "header:", 7)) {
+        if (!arg[7] || !affinity_cookie_name_valid(arg + 7)) {
+            return apr_psprintf(cmd->pool, "AffinityMode learn: \"%s\" does "
+                                "not name a header; use header:NAME with an "
+                                "RFC 9110 field name (letters, digits and "
+                                "!#$%%&'*+-.^_`|~), e.g. AffinityMode learn "
+                                "header:Mcp-Session-Id", arg);
+        }
+        conf->mode_cookie = arg + 7;
+        conf->mode_header = apr_pstrcat(cmd->pool, "header ", arg + 7, NULL);
+        err = NULL;
+    }
+    else if (colon && !strncasecmp(arg, "cookie:", 7)) {
+        err = affinity_mode_cookie_arg(cmd, conf, "learn", arg + 7);
+    }
+    else if (colon) {
+        return apr_psprintf(cmd->pool, "AffinityMode learn: \"%.*s\" is not "
+                            "a carrier; use cookie:NAME, header:NAME or a bare "
+                            "cookie NAME", (int)(colon - arg + 1), arg);
+    }
+    else {
+        err = affinity_mode_cookie_arg(cmd, conf, "learn", arg);
+    }
     if (!err) {
         /* post_config sets up the store */
         affinity_store_learn_used();
@@ -695,11 +828,12 @@ static void affinity_learn_response_fixup(request_rec *r,
     affinity_learn_response(r, req);
 }
 
+/* The status page's carrier: the cookie NAME, or "header NAME" */
 static const char *affinity_learn_cookie(const affinity_dir_conf *conf,
                                          const char **attrs)
 {
     *attrs = NULL;
-    return conf->mode_cookie;
+    return conf->mode_header ? conf->mode_header : conf->mode_cookie;
 }
 
 static const char *const affinity_learn_started[] = {
@@ -707,7 +841,7 @@ static const char *const affinity_learn_started[] = {
 };
 
 const affinity_mode affinity_mode_learn = {
-    "learn", "learn NAME",
+    "learn", "learn [cookie:|header:]NAME",
     AFFINITY_CARRIES_SESSION,
     affinity_learn_configure,
     affinity_learn_read,

@@ -83,6 +83,9 @@ typedef struct {
     const affinity_mode *mode;      /* NULL: unset (affinity_mode_of) */
     const char *mode_cookie;        /* the application's cookie NAME of
                                      * "AffinityMode MODE NAME", or NULL */
+    const char *mode_header;        /* "header NAME" when NAME is a header,
+                                     * not a cookie ("AffinityMode learn
+                                     * header:NAME"), else NULL */
     int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */

@@ -944,18 +944,22 @@ void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
     affinity_hmac_sha1_final(mac, &ctx, &hk);
 }
 
-void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
-                        const char *salt, apr_size_t salt_len,
-                        const char *balancer, const char *value,
-                        apr_size_t len)
+void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                             const char *salt, apr_size_t salt_len,
+                             const char *balancer, const char *kind,
+                             const char *value, apr_size_t len)
 {
     apr_size_t blen = strlen(balancer);
+    /* a kind goes in as NUL kind NUL after the balancer's NUL: no cookie
+     * value starts with a NUL, so no cookie key equals a header key */
+    apr_size_t klen = kind ? strlen(kind) + 2 : 0;
+    apr_size_t total = blen + 1 + klen + len;
     unsigned char buf[512];
     unsigned char *data = buf;
 
     /* values are bounded by the request line limits, but not by us */
-    if (blen + 1 + len > sizeof(buf)) {
-        data = malloc(blen + 1 + len);
+    if (total > sizeof(buf)) {
+        data = malloc(total);
         if (!data) {
             memset(key, 0, AFFINITY_LEARN_KEY_LEN);
             return;
@@ -963,11 +967,24 @@ void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
     }
     memcpy(data, balancer, blen);
     data[blen] = '\0';
-    memcpy(data + blen + 1, value, len);
-    affinity_hmac_sha1(key, salt, salt_len, data, blen + 1 + len);
+    if (kind) {
+        data[blen + 1] = '\0';
+        memcpy(data + blen + 2, kind, klen - 2);
+        data[blen + klen] = '\0';
+    }
+    memcpy(data + blen + 1 + klen, value, len);
+    affinity_hmac_sha1(key, salt, salt_len, data, total);
     if (data != buf) {
         free(data);
     }
+}
+
+void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                        const char *salt, apr_size_t salt_len,
+                        const char *balancer, const char *value,
+                        apr_size_t len)
+{
+    affinity_learn_key_kind(key, salt, salt_len, balancer, NULL, value, len);
 }
 
 void affinity_learn_entry_encode(unsigned char entry[AFFINITY_LEARN_ENTRY_LEN],

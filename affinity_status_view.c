@@ -321,9 +321,12 @@ static apr_array_header_t *affinity_lookup_id(const affinity_view *v,
             match->m = m;
             match->honoured = 0;
             if (q->cookie_name && a.carrier && strcmp(q->cookie_name, a.carrier)) {
-                match->outcome = apr_pstrcat(p, "not read: this balancer reads "
-                                             "cookie ", a.carrier, ", not ",
-                                             q->cookie_name, NULL);
+                /* a carrier "header NAME" says its kind itself */
+                match->outcome = apr_pstrcat(p, "not read: this balancer reads ",
+                                             strncmp(a.carrier, "header ", 7)
+                                             ? "cookie " : "", a.carrier,
+                                             ", not cookie ", q->cookie_name,
+                                             NULL);
             }
             else if (!affinity_answer_has(&a, m->id_hex)) {
                 match->outcome = apr_pstrcat(p, "not honoured: ", a.why,

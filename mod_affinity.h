@@ -165,6 +165,13 @@ void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
                         const char *salt, apr_size_t salt_len,
                         const char *balancer, const char *value,
                         apr_size_t len);
+/* The same for a value of another carrier kind ("header"): balancer, NUL,
+ * NUL, kind, NUL, value, so that it never shares a key with a cookie
+ * value of the same bytes; kind NULL is affinity_learn_key. */
+void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                             const char *salt, apr_size_t salt_len,
+                             const char *balancer, const char *kind,
+                             const char *value, apr_size_t len);
 
 /* HMAC-SHA1 (RFC 2104), the module's one (affinity_route.c): a key is
  * absorbed once into the inner and outer SHA1 states, which a caller may

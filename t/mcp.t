@@ -13,7 +13,7 @@
 # (b) AffinityMode learn header:Mcp-Session-Id, event and prefork front ends:
 #     no call fails; the sessions of mcp2 initialise again once at call 26
 #     and stick to their new member, every other session counts 1..50 on
-#     one member.  Skipped, saying so, while httpd -t refuses the directive.
+#     one member.
 # (c) The same checks as (b) through today's cookie learning (the members
 #     also send the session id as a cookie, mod_headers turns the request
 #     header into that cookie): shows that the harness and the checks of (b)
@@ -225,23 +225,17 @@ sub scenario {
         or diag join("\n", map { "$_->[1]: $_->[0]" } @c);
 }
 
-# (b) header learning, as soon as httpd knows it
+# (b) header learning: httpd must take the directive, and the sessions stick
 my $header = 'header:Mcp-Session-Id';
 {
     my $probe = LearnHarness::frontend(dir => "$work/fe-probe", module => $module,
                                        external => { mcp1 => LearnHarness::free_port() },
                                        cookie => $header);
     my ($rc, $out) = LearnHarness::httpd_run($probe, '-t');
-    ok(1, "httpd -t on AffinityMode learn $header: " . ($rc ? 'refused' : 'accepted'));
-    SKIP: {
-        if ($rc) {
-            my ($why) = $out =~ /^(AffinityMode.*)$/m;
-            skip 'header learning not built yet (httpd -t: ' . ($why // $out) . ')', 2 * 4;
-        }
-        for my $fe_mpm (qw(event prefork)) {
-            my $sum = scenario("header-$fe_mpm", fe => { cookie => $header, mpm => $fe_mpm });
-            report(checks("learn $header, $fe_mpm", $sum // {}));
-        }
+    ok(!$rc, "httpd -t accepts AffinityMode learn $header") or diag $out;
+    for my $fe_mpm (qw(event prefork)) {
+        my $sum = scenario("header-$fe_mpm", fe => { cookie => $header, mpm => $fe_mpm });
+        report(checks("learn $header, $fe_mpm", $sum // {}));
     }
 }
 

@@ -173,6 +173,10 @@ sub frontend {
             "    Header always set X-Backend $m",
             '    Header always set X-Seen-Cookie "expr=%{req:Cookie}"',
             (map { "    Header always add Set-Cookie \"expr=%{req:X-Set$_}\" \"expr=-n %{req:X-Set$_}\"" } 1 .. 4),
+            # header learning: X-Hdr1..2 come back as response header Sid
+            # (always: on errors too), and the member says which Sid it saw
+            (map { "    Header always add Sid \"expr=%{req:X-Hdr$_}\" \"expr=-n %{req:X-Hdr$_}\"" } 1 .. 2),
+            '    Header always set X-Seen-Sid "expr=%{req:Sid}"',
             '</VirtualHost>') } sort keys %vhosts),
         '<Location /balancer-manager>', '    SetHandler balancer-manager', '</Location>',
         'ProxyPass /balancer-manager !',

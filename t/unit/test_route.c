@@ -600,6 +600,16 @@ static void test_learn(void)
     ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: the salt counts");
     affinity_learn_key(k2, "salt", 4, "balancer://a", "abc", 3);
     ok(memcmp(mac, k2, sizeof(mac)) == 0, "learn key: stable");
+    affinity_learn_key_kind(k2, "salt", 4, "balancer://a", NULL, "abc", 3);
+    ok(memcmp(mac, k2, sizeof(mac)) == 0, "learn key: no kind is the cookie key");
+    affinity_learn_key_kind(k2, "salt", 4, "balancer://a", "header", "abc", 3);
+    ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: a header value is not the cookie value");
+    {
+        unsigned char k3[AFFINITY_LEARN_KEY_LEN];
+        affinity_learn_key(k3, "salt", 4, "balancer://a", "\0header\0abc", 11);
+        ok(memcmp(k3, k2, sizeof(k3)) == 0,
+           "learn key: header key input is balancer NUL NUL kind NUL value");
+    }
     {
         static char big[5000];
         memset(big, 'x', sizeof(big));
