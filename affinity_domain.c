@@ -17,7 +17,6 @@ APLOG_USE_MODULE(affinity);
 typedef struct {
     proxy_balancer *balancer;
     affinity_table *table;
-    const affinity_request *req;
     request_rec *r;
     apr_uint64_t key;
     apr_uint64_t best_cost;
@@ -31,9 +30,6 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
     affinity_member *m;
     apr_uint64_t weight, cost;
 
-    if (affinity_was_tried(b->req, current)) {
-        return 0;
-    }
     m = affinity_member_of(b->balancer, &b->table, current, b->r);
     if (!m) {
         return 0;
@@ -60,11 +56,9 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
     memset(&b, 0, sizeof(b));
     b.balancer = balancer;
     b.table = *t;
-    b.req = req;
     b.r = r;
     b.key = key;
-    affinity_members_settle(balancer);
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
+    w = affinity_walk(balancer, r, req, affinity_is_best_domain, &b);
     *t = b.table;
     return w;
 }

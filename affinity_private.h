@@ -46,7 +46,6 @@ extern module AP_MODULE_DECLARE_DATA affinity_module;
 #endif
 
 /* mod_proxy's, fetched in post_config (mod_affinity.c) */
-extern APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker;
 extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 
 /* ---- Configuration (affinity_config.c) ---------------------------------- */
@@ -184,12 +183,15 @@ void affinity_members_unlock(proxy_balancer *balancer, int locked);
  * failed half way may leave one that never is. */
 int affinity_worker_ready(const proxy_worker *w);
 
-/* Called just before httpd's get_best_worker, which reads every slot's
- * shared data: when a slot has none yet (an add under way in this process),
- * waits for the add on the global mutex.  That narrows httpd's own race to
- * an add that begins between this check and httpd's read; only httpd can
- * close it. */
-void affinity_members_settle(proxy_balancer *balancer);
+/* How many slots of balancer->workers a table build has counted (the most
+ * of any table of the balancer; the finder's own table was brought up to
+ * date when it began).  Builds count under the global mutex, and a finder
+ * holds the thread mutex under which other processes' members are
+ * appended, so those slots are all complete (or left broken by an add that
+ * failed half way, which affinity_worker_ready() tells) and stay so.  A
+ * slot counted later may be half made by balancer-manager in this process
+ * right now: only these may be read without a lock. */
+int affinity_members_settled(const proxy_balancer *balancer);
 
 /* A member's identity: its route (the caller's bounded copy of s->route)
  * when set, else the socket path of a unix-socket member, else host:port,
@@ -323,6 +325,111 @@ static APR_INLINE int affinity_was_tried(const affinity_request *req,
  * and not already failed for this request. */
 int affinity_usable(const affinity_request *req, proxy_worker *w,
                     request_rec *r);
+
+/* Decides between two candidates, as httpd's is_best callbacks do: may
+ * keep state in baton (byrequests' lbstatus accounting). */
+typedef int affinity_is_best_fn(proxy_worker *current, proxy_worker *prev_best,
+                                void *baton);
+
+/* A member's kind for the walk below: HOT_SPARE, HOT_STANDBY (a spare
+ * when both are set, as in httpd) or 0. */
+static APR_INLINE unsigned int affinity_reserve_of(unsigned int status)
+{
+    return (status & PROXY_WORKER_HOT_SPARE) ? PROXY_WORKER_HOT_SPARE
+           : status & PROXY_WORKER_HOT_STANDBY;
+}
+
+proxy_worker *affinity_walk_reserves(proxy_worker *const *slots, int n,
+                                     int lbset, unsigned int kind, int limit,
+                                     const affinity_request *req,
+                                     affinity_is_best_fn *is_best,
+                                     void *baton, proxy_worker *best);
+
+/* The member is_best prefers among those proxy_balancer_get_best_worker()
+ * would offer it, by its rules: lbset 0, 1, ... until one yields a member;
+ * within a set a draining member is skipped, and counts as unusable unless
+ * it is a spare or a standby; an unusable one gets httpd's retry check
+ * first; the others are offered to is_best, then as many usable spares as
+ * there were unusable members, then, if none won, the usable standbys.
+ * NULL when none is usable.
+ *
+ * Only over the slots a table build counted (affinity_members_settled),
+ * each checked complete: httpd's own walk reads every slot, one that
+ * balancer-manager is adding in this process too, and that crashed the
+ * child.  A member that already failed this request counts as unusable (a
+ * spare may stand in for it) even when retry=0 has revived it.
+ *
+ * Inline, so that each caller's is_best is inlined into its own copy; no
+ * allocation (spares and standbys are found again by a second look at the
+ * slots, which only a set that has them pays). */
+static APR_INLINE proxy_worker *affinity_walk(proxy_balancer *balancer,
+                                              request_rec *r,
+                                              const affinity_request *req,
+                                              affinity_is_best_fn *is_best,
+                                              void *baton)
+{
+    int n = affinity_members_settled(balancer);
+    /* read after n: any later version of the list holds those n slots */
+    proxy_worker *const *slots = (proxy_worker *const *)balancer->workers->elts;
+    const unsigned int skip = PROXY_WORKER_NOT_USABLE_BITMAP | PROXY_WORKER_DRAIN
+                              | PROXY_WORKER_HOT_SPARE | PROXY_WORKER_HOT_STANDBY;
+    int tried = req->tried->nelts > 0;
+    proxy_worker *best = NULL;
+    int lbset, max_lbset = 0;
+
+    for (lbset = 0; !best && lbset <= max_lbset; lbset++) {
+        int i, unusable = 0, spares = 0, standbys = 0;
+
+        for (i = 0; i < n; i++) {
+            proxy_worker *w = slots[i];
+            proxy_worker_shared *s;
+            unsigned int st, kind;
+
+            if (!w || !(s = w->s)
+                || !((st = s->status) & PROXY_WORKER_INITIALIZED)) {
+                continue;           /* an add that failed half way */
+            }
+            if (s->lbset != lbset) {
+                if (s->lbset > max_lbset) {
+                    max_lbset = s->lbset;
+                }
+                continue;
+            }
+            if (!(st & skip) && !(tried && affinity_was_tried(req, w))) {
+                if (is_best(w, best, baton)) {
+                    best = w;
+                }
+                continue;
+            }
+            kind = affinity_reserve_of(st);
+            if (st & PROXY_WORKER_DRAIN) {
+                unusable += !kind;
+            }
+            else if (!affinity_usable(req, w, r)) {
+                unusable += !kind;
+            }
+            else if (kind == PROXY_WORKER_HOT_SPARE) {
+                spares++;
+            }
+            else if (kind) {
+                standbys++;
+            }
+            else if (is_best(w, best, baton)) {
+                best = w;           /* revived by the retry check */
+            }
+        }
+        if (spares && unusable) {
+            best = affinity_walk_reserves(slots, n, lbset, PROXY_WORKER_HOT_SPARE,
+                                          unusable, req, is_best, baton, best);
+        }
+        if (!best && standbys) {
+            best = affinity_walk_reserves(slots, n, lbset,
+                                          PROXY_WORKER_HOT_STANDBY, standbys,
+                                          req, is_best, baton, best);
+        }
+    }
+    return best;
+}
 
 /* A member for a new session, chosen exactly as byrequests does. */
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,

@@ -216,25 +216,46 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
     return PROXY_WORKER_IS_USABLE(w);
 }
 
-/* ---- Choosing a member for a new session --------------------------------- */
+/* ---- Choosing a member: lbsets, drain, spares, standbys ----------------- */
 
-typedef struct {
-    const affinity_request *req;
-    int total_factor;
-} affinity_byrequests_baton;
+/* affinity_walk()'s second look, for a set with spares standing in or
+ * standbys: offers is_best the usable members of one kind (HOT_SPARE or
+ * HOT_STANDBY) in lbset, in slot order, at most limit of them. */
+proxy_worker *affinity_walk_reserves(proxy_worker *const *slots, int n,
+                                     int lbset, unsigned int kind, int limit,
+                                     const affinity_request *req,
+                                     affinity_is_best_fn *is_best,
+                                     void *baton, proxy_worker *best)
+{
+    int i;
 
-/* byrequests' weighting, so new sessions spread by lbfactor as operators
- * expect; members that failed for this request are skipped */
+    for (i = 0; i < n && limit > 0; i++) {
+        proxy_worker *w = slots[i];
+
+        if (!affinity_worker_ready(w) || w->s->lbset != lbset
+            || PROXY_WORKER_IS_DRAINING(w)
+            || affinity_reserve_of(w->s->status) != kind
+            || !PROXY_WORKER_IS_USABLE(w) || affinity_was_tried(req, w)) {
+            continue;
+        }
+        limit--;
+        if (is_best(w, best, baton)) {
+            best = w;
+        }
+    }
+    return best;
+}
+
+/* byrequests' weighting, so that new sessions spread by lbfactor as
+ * operators expect: every member offered earns its lbfactor, the one most
+ * behind wins and pays back what all earned (mod_lbmethod_byrequests). */
 static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
                                 void *baton)
 {
-    affinity_byrequests_baton *b = baton;
+    int *total_factor = baton;
 
-    if (affinity_was_tried(b->req, current)) {
-        return 0;
-    }
     current->s->lbstatus += current->s->lbfactor;
-    b->total_factor += current->s->lbfactor;
+    *total_factor += current->s->lbfactor;
     return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
 }
 
@@ -242,15 +263,12 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
                                        request_rec *r,
                                        const affinity_request *req)
 {
-    affinity_byrequests_baton b;
-    proxy_worker *w;
+    int total_factor = 0;
+    proxy_worker *w = affinity_walk(balancer, r, req, affinity_is_best_new,
+                                    &total_factor);
 
-    b.req = req;
-    b.total_factor = 0;
-    affinity_members_settle(balancer);
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_new, &b);
     if (w) {
-        w->s->lbstatus -= b.total_factor;
+        w->s->lbstatus -= total_factor;
     }
     return w;
 }
