@@ -1853,7 +1853,8 @@ def scenario_add_race(env):
     what httpd itself does."""
     lbm = env.e.get("lbmethod", "affinity")
     mode = env.e.get("mode", "prefix" if env.prefix else "cookie")
-    adds = 4
+    # scenario grow's window: many adds, each meeting a walk with some chance
+    adds = env.e.get("adds", 4) if env.e.get("filler") else 4
     v = Verdict("add-race: %d slow adds under load (lbmethod=%s%s)"
                 % (adds, lbm, ", %s mode" % mode if lbm == "affinity" else ""))
     dur = env.scale(12, 8)
