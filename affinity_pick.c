@@ -8,32 +8,155 @@
 /*
  * affinity_pick.c: the pickers the modes share: a member for a new session
  * (byrequests' weighting) and a member for a key (weighted rendezvous
- * hashing, see affinity_rendezvous_cost()).  Both walk the members through
- * mod_proxy's get_best_worker, so lbsets, drain, spares and standbys are
- * mod_proxy's own.
+ * hashing, see affinity_rendezvous_cost()).  Both walk the members with
+ * affinity_walk(), which keeps mod_proxy's get_best_worker rules (lbsets,
+ * drain, spares, standbys) but reads only the slots a table build counted.
  */
 
 #include "affinity_private.h"
 
+/* ---- The walk: lbsets, drain, spares, standbys ---------------------------- */
+
+/* Decides between two candidates, as httpd's is_best callbacks do: may
+ * keep state in baton (byrequests' lbstatus accounting). */
+typedef int affinity_is_best_fn(proxy_worker *current, proxy_worker *prev_best,
+                                void *baton);
+
+/* A member's kind for the walk below: HOT_SPARE, HOT_STANDBY (a spare
+ * when both are set, as in httpd) or 0. */
+static APR_INLINE unsigned int affinity_reserve_of(unsigned int status)
+{
+    return (status & PROXY_WORKER_HOT_SPARE) ? PROXY_WORKER_HOT_SPARE
+           : status & PROXY_WORKER_HOT_STANDBY;
+}
+
+/* affinity_walk()'s second look, for a set with spares standing in or
+ * standbys: offers is_best the usable members of one kind (HOT_SPARE or
+ * HOT_STANDBY) in lbset, in slot order, at most limit of them. */
+static proxy_worker *affinity_walk_reserves(proxy_worker *const *slots, int n,
+                                            int lbset, unsigned int kind,
+                                            int limit,
+                                            const affinity_request *req,
+                                            affinity_is_best_fn *is_best,
+                                            void *baton, proxy_worker *best)
+{
+    int i;
+
+    for (i = 0; i < n && limit > 0; i++) {
+        proxy_worker *w = slots[i];
+
+        if (!affinity_worker_ready(w) || w->s->lbset != lbset
+            || PROXY_WORKER_IS_DRAINING(w)
+            || affinity_reserve_of(w->s->status) != kind
+            || !PROXY_WORKER_IS_USABLE(w) || affinity_was_tried(req, w)) {
+            continue;
+        }
+        limit--;
+        if (is_best(w, best, baton)) {
+            best = w;
+        }
+    }
+    return best;
+}
+
+/* The member is_best prefers among those proxy_balancer_get_best_worker()
+ * would offer it, by its rules: lbset 0, 1, ... until one yields a member;
+ * within a set a draining member is skipped, and counts as unusable unless
+ * it is a spare or a standby; an unusable one gets httpd's retry check
+ * first; the others are offered to is_best, then as many usable spares as
+ * there were unusable members, then, if none won, the usable standbys.
+ * NULL when none is usable.
+ *
+ * Only over the slots a table build counted (affinity_members_settled),
+ * each checked complete: httpd's own walk reads every slot, one that
+ * balancer-manager is adding in this process too, and that crashed the
+ * child.  A member that already failed this request counts as unusable (a
+ * spare may stand in for it) even when retry=0 has revived it.
+ *
+ * Inline, so that each caller's is_best is inlined into its own copy; no
+ * allocation (spares and standbys are found again by a second look at the
+ * slots, which only a set that has them pays). */
+static APR_INLINE proxy_worker *affinity_walk(proxy_balancer *balancer,
+                                              request_rec *r,
+                                              const affinity_request *req,
+                                              affinity_is_best_fn *is_best,
+                                              void *baton)
+{
+    int n = affinity_members_settled(balancer);
+    /* read after n: any later version of the list holds those n slots */
+    proxy_worker *const *slots = (proxy_worker *const *)balancer->workers->elts;
+    const unsigned int skip = PROXY_WORKER_NOT_USABLE_BITMAP | PROXY_WORKER_DRAIN
+                              | PROXY_WORKER_HOT_SPARE | PROXY_WORKER_HOT_STANDBY;
+    int tried = req->tried->nelts > 0;
+    proxy_worker *best = NULL;
+    int lbset, max_lbset = 0;
+
+    for (lbset = 0; !best && lbset <= max_lbset; lbset++) {
+        int i, unusable = 0, spares = 0, standbys = 0;
+
+        for (i = 0; i < n; i++) {
+            proxy_worker *w = slots[i];
+            proxy_worker_shared *s;
+            unsigned int st, kind;
+
+            if (!w || !(s = w->s)
+                || !((st = s->status) & PROXY_WORKER_INITIALIZED)) {
+                continue;           /* an add that failed half way */
+            }
+            if (s->lbset != lbset) {
+                if (s->lbset > max_lbset) {
+                    max_lbset = s->lbset;
+                }
+                continue;
+            }
+            if (!(st & skip) && !(tried && affinity_was_tried(req, w))) {
+                if (is_best(w, best, baton)) {
+                    best = w;
+                }
+                continue;
+            }
+            kind = affinity_reserve_of(st);
+            if (st & PROXY_WORKER_DRAIN) {
+                unusable += !kind;
+            }
+            else if (!affinity_usable(req, w, r)) {
+                unusable += !kind;
+            }
+            else if (kind == PROXY_WORKER_HOT_SPARE) {
+                spares++;
+            }
+            else if (kind) {
+                standbys++;
+            }
+            else if (is_best(w, best, baton)) {
+                best = w;           /* revived by the retry check */
+            }
+        }
+        if (spares && unusable) {
+            best = affinity_walk_reserves(slots, n, lbset, PROXY_WORKER_HOT_SPARE,
+                                          unusable, req, is_best, baton, best);
+        }
+        if (!best && standbys) {
+            best = affinity_walk_reserves(slots, n, lbset,
+                                          PROXY_WORKER_HOT_STANDBY, standbys,
+                                          req, is_best, baton, best);
+        }
+    }
+    return best;
+}
+
 /* ---- A new session -------------------------------------------------------- */
 
-typedef struct {
-    const affinity_request *req;
-    int total_factor;
-} affinity_byrequests_baton;
-
-/* byrequests' weighting, so new sessions spread by lbfactor as operators
- * expect; members that failed for this request are skipped */
+/* byrequests' weighting, so that new sessions spread by lbfactor as
+ * operators expect: every member offered earns its lbfactor, the one most
+ * behind wins and pays back what all earned (mod_lbmethod_byrequests). */
 static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
                                 void *baton)
 {
-    affinity_byrequests_baton *b = baton;
+    int *total_factor = baton;
 
-    if (affinity_was_tried(b->req, current)) {
-        return 0;
-    }
     current->s->lbstatus += current->s->lbfactor;
-    b->total_factor += current->s->lbfactor;
+    *total_factor += current->s->lbfactor;
     return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
 }
 
@@ -41,15 +164,12 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
                                        request_rec *r,
                                        const affinity_request *req)
 {
-    affinity_byrequests_baton b;
-    proxy_worker *w;
+    int total_factor = 0;
+    proxy_worker *w = affinity_walk(balancer, r, req, affinity_is_best_new,
+                                    &total_factor);
 
-    b.req = req;
-    b.total_factor = 0;
-    affinity_members_settle(balancer);
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_new, &b);
     if (w) {
-        w->s->lbstatus -= b.total_factor;
+        w->s->lbstatus -= total_factor;
     }
     return w;
 }
@@ -59,7 +179,6 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
 typedef struct {
     proxy_balancer *balancer;
     affinity_table *table;
-    const affinity_request *req;
     request_rec *r;
     apr_uint64_t key;
     apr_uint64_t best_cost;
@@ -73,9 +192,6 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
     affinity_member *m;
     apr_uint64_t weight, cost;
 
-    if (affinity_was_tried(b->req, current)) {
-        return 0;
-    }
     m = affinity_member_of(b->balancer, &b->table, current, b->r);
     if (!m) {
         return 0;
@@ -102,11 +218,9 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
     memset(&b, 0, sizeof(b));
     b.balancer = balancer;
     b.table = *t;
-    b.req = req;
     b.r = r;
     b.key = key;
-    affinity_members_settle(balancer);
-    w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
+    w = affinity_walk(balancer, r, req, affinity_is_best_domain, &b);
     *t = b.table;
     return w;
 }

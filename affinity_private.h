@@ -47,8 +47,7 @@ extern module AP_MODULE_DECLARE_DATA affinity_module;
 #endif
 
 /* mod_proxy's, fetched in post_config (mod_affinity.c; defined in
- * affinity_request.c, which with the pickers uses them) */
-extern APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker;
+ * affinity_request.c, which uses it) */
 extern APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker;
 
 /* ---- Configuration (affinity_config.c, affinity_directives.c) ----------- */
@@ -233,12 +232,15 @@ void affinity_members_unlock(proxy_balancer *balancer, int locked);
  * failed half way may leave one that never is. */
 int affinity_worker_ready(const proxy_worker *w);
 
-/* Called just before httpd's get_best_worker, which reads every slot's
- * shared data: when a slot has none yet (an add under way in this process),
- * waits for the add on the global mutex.  That narrows httpd's own race to
- * an add that begins between this check and httpd's read; only httpd can
- * close it. */
-void affinity_members_settle(proxy_balancer *balancer);
+/* How many slots of balancer->workers a table build has counted (the most
+ * of any table of the balancer; the finder's own table was brought up to
+ * date when it began).  Builds count under the global mutex, and a finder
+ * holds the thread mutex under which other processes' members are
+ * appended, so those slots are all complete (or left broken by an add that
+ * failed half way, which affinity_worker_ready() tells) and stay so.  A
+ * slot counted later may be half made by balancer-manager in this process
+ * right now: only these may be read without a lock. */
+int affinity_members_settled(const proxy_balancer *balancer);
 
 /* A member's identity: its route (the caller's bounded copy of s->route)
  * when set, else the socket path of a unix-socket member, else host:port,

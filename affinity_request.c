@@ -14,7 +14,6 @@
 
 APLOG_USE_MODULE(affinity);
 
-APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) *affinity_get_best_worker = NULL;
 APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *affinity_retry_worker = NULL;
 
 /* The request state with room for the first element of each of its lists:

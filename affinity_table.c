@@ -27,7 +27,9 @@
  * NULL, then not initialised): reading it then crashed the child.  A build
  * therefore also holds the global mutex, which waits for an add under way,
  * and leaves out a slot that is still not complete (an add that failed half
- * way) until it is.
+ * way) until it is.  The choice of a member for a new session or a hashed
+ * key (affinity_walk) reads only the slots a build has counted: an add that
+ * begins while it walks pushes a slot it never reaches.
  */
 
 #include "affinity_private.h"
@@ -62,19 +64,17 @@ int affinity_worker_ready(const proxy_worker *w)
     return w && w->s && (w->s->status & PROXY_WORKER_INITIALIZED);
 }
 
-void affinity_members_settle(proxy_balancer *balancer)
+int affinity_members_settled(const proxy_balancer *balancer)
 {
-    int i;
+    const affinity_table *t;
+    int n = 0;
 
-    for (i = 0; i < balancer->workers->nelts; i++) {
-        const proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i,
-                                              proxy_worker *);
-
-        if (!w || !w->s) {
-            affinity_members_unlock(balancer, affinity_members_lock(balancer));
-            return;
+    for (t = balancer->context; t; t = t->next) {
+        if (t->nelts > n) {
+            n = t->nelts;
         }
     }
+    return n;
 }
 
 const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,

@@ -105,9 +105,11 @@ static int affinity_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
 
-    affinity_get_best_worker = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
+    /* get_best_worker is not called (affinity_walk does its walk) but
+     * tells that mod_proxy is 2.4.35 or later */
     affinity_retry_worker = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
-    if (!affinity_get_best_worker || !affinity_retry_worker) {
+    if (!APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker)
+        || !affinity_retry_worker) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      "AFF0001: mod_proxy and mod_proxy_balancer (httpd 2.4.35 "
                      "or later) must be loaded for mod_affinity");

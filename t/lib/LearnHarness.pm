@@ -118,7 +118,10 @@ sub apxs_q {
     return $v;
 }
 
+# AFFINITY_HTTPD: another httpd to run (tools/reliability --asan: a wrapper
+# that preloads the ASan runtime into httpd only)
 sub httpd_bin {
+    return $ENV{AFFINITY_HTTPD} if $ENV{AFFINITY_HTTPD};
     my $sbin = apxs_q('SBINDIR');
     my $name = apxs_q('TARGET') || 'apache2';
     return "$sbin/$name";
