@@ -19,21 +19,31 @@
 
 typedef struct {
     const affinity_request *req;
+    proxy_balancer *balancer;
+    request_rec *r;
+    apr_time_t now;                 /* slow start on: the time of the pick */
     int total_factor;
 } affinity_byrequests_baton;
 
 /* byrequests' weighting, so new sessions spread by lbfactor as operators
- * expect; members that failed for this request are skipped */
+ * expect; members that failed for this request are skipped.  Under
+ * AffinitySlowStart a member that became usable lately counts with its
+ * lbfactor times its ramp. */
 static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
                                 void *baton)
 {
     affinity_byrequests_baton *b = baton;
+    int factor = current->s->lbfactor;
 
     if (affinity_was_tried(b->req, current)) {
         return 0;
     }
-    current->s->lbstatus += current->s->lbfactor;
-    b->total_factor += current->s->lbfactor;
+    if (b->now) {
+        factor = affinity_slow_start_weight(b->balancer, current,
+                                            b->req->slow_start, b->now, b->r);
+    }
+    current->s->lbstatus += factor;
+    b->total_factor += factor;
     return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
 }
 
@@ -45,7 +55,24 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
     proxy_worker *w;
 
     b.req = req;
+    b.balancer = balancer;
+    b.r = r;
+    b.now = 0;
     b.total_factor = 0;
+    if (req->slow_start) {
+        int i;
+
+        /* the members taking no new sessions are seen here (get_best_worker
+         * shows only the others), so that their return is a change */
+        b.now = apr_time_now();
+        for (i = 0; i < balancer->workers->nelts; i++) {
+            proxy_worker *m = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+
+            if (affinity_worker_ready(m)) {
+                affinity_slow_start_observe(balancer, m, b.now);
+            }
+        }
+    }
     affinity_members_settle(balancer);
     w = affinity_get_best_worker(balancer, r, affinity_is_best_new, &b);
     if (w) {
