@@ -262,6 +262,13 @@ affinity_member *affinity_member_of(proxy_balancer *balancer,
                                     affinity_table **t,
                                     proxy_worker *w, request_rec *r);
 
+/* The member whose shared data is s (its ID checked as affinity_member_of
+ * does), or NULL; with the balancer's thread mutex held. */
+affinity_member *affinity_member_by_shared(proxy_balancer *balancer,
+                                           affinity_table **t,
+                                           const proxy_worker_shared *s,
+                                           request_rec *r);
+
 /* Does the member's live route still match the one its ID was made from?
  * Runs per member in domain mode and for unknown IDs: most members have no
  * route, and one byte settles those. */
@@ -686,6 +693,17 @@ struct affinity_mode {
     /* hooks of the mode's own (NULL: none), and post_config's second pass */
     void (*register_hooks)(apr_pool_t *p);
     void (*post_config)(server_rec *s);
+    /* the status page's try link: the Set-Cookie header value that makes a
+     * browser's requests a session of the member whose shared data is s, as
+     * the finder would issue it for a new session there (in r->pool); NULL
+     * when it cannot, *instead then saying what a tester does instead (or
+     * NULL: s is not a member now).  s NULL asks only whether the mode can
+     * (*instead NULL: it can).  The function is NULL when requests carry no
+     * session. */
+    const char *(*try_cookie)(proxy_balancer *balancer, request_rec *r,
+                              const affinity_dir_conf *conf,
+                              const proxy_worker_shared *s,
+                              const char **instead);
 };
 
 /* Every mode, the default (cookie) first; NULL-terminated. */

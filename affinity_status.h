@@ -90,6 +90,9 @@ typedef struct {
     int nofailover;
     int max_members;
     int slow_start;                 /* AffinitySlowStart seconds, 0: off */
+    int can_try;                    /* the page offers try links */
+    const char *try_instead;        /* what a tester does instead of the
+                                     * link's cookie (NULL: the link sets it) */
     apr_array_header_t *members;    /* affinity_view_member */
     apr_uint64_t unrouted[AFFINITY_NSTATUS];
     apr_uint64_t started;

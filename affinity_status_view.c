@@ -465,6 +465,10 @@ static void affinity_add_balancers(affinity_view *v, proxy_server_conf *sconf,
         /* only new sessions ramp: domain mode has none */
         vb->slow_start = vb->sessions && vb->conf->slow_start > 0
                          ? vb->conf->slow_start : 0;
+        if (mode->try_cookie) {
+            vb->can_try = 1;
+            mode->try_cookie(balancer, r, vb->conf, NULL, &vb->try_instead);
+        }
         vb->salt = vb->conf->salt ? vb->conf->salt : "";
         vb->salt_len = vb->conf->salt ? vb->conf->salt_len : 0;
         vb->members = apr_array_make(r->pool, 4, sizeof(affinity_view_member));
