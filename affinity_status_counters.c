@@ -697,7 +697,7 @@ static affinity_slot *affinity_slot_of(const proxy_balancer *balancer,
 static apr_uint64_t affinity_usable_since(const proxy_balancer *balancer,
                                           const proxy_worker *w,
                                           apr_time_t now, request_rec *r,
-                                          affinity_slot **slotp)
+                                          int ramping, affinity_slot **slotp)
 {
     affinity_bcounters *bc = NULL;
     affinity_slot *slot = affinity_slot_of(balancer, w, &bc);
@@ -726,6 +726,12 @@ static apr_uint64_t affinity_usable_since(const proxy_balancer *balancer,
                                              __ATOMIC_ACQUIRE)) {
                 return want;            /* another child stored it first */
             }
+            /* byrequests' credit the member kept while it took no new
+             * sessions would send it a burst of them: the ramp starts from
+             * none (a plain store, as byrequests' own updates are) */
+            if (ramping && w->s->lbstatus > 0) {
+                w->s->lbstatus = 0;
+            }
             return (apr_uint64_t)now;
         }
     }
@@ -744,7 +750,8 @@ int affinity_slow_start_ramp(const proxy_balancer *balancer,
                              apr_time_t *left)
 {
     affinity_slot *slot;
-    apr_uint64_t since = affinity_usable_since(balancer, w, now, r, &slot);
+    apr_uint64_t since = affinity_usable_since(balancer, w, now, r,
+                                               seconds > 0, &slot);
     apr_time_t span = apr_time_from_sec(seconds), gone;
 
     if (left) {
@@ -797,5 +804,5 @@ void affinity_slow_start_observe(const proxy_balancer *balancer,
 {
     affinity_slot *slot;
 
-    (void)affinity_usable_since(balancer, w, now, NULL, &slot);
+    (void)affinity_usable_since(balancer, w, now, NULL, 1, &slot);
 }
