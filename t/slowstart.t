@@ -20,7 +20,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 29;
+plan tests => 32;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -64,6 +64,7 @@ LoadModule proxy_module $libexec/mod_proxy.so
 LoadModule proxy_http_module $libexec/mod_proxy_http.so
 LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
 LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
+LoadModule socache_shmcb_module $libexec/mod_socache_shmcb.so
 LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
 StartServers 2
 KeepAliveTimeout 2
@@ -103,6 +104,22 @@ ProxyPass "/long/" "balancer://long/"
     AffinitySlowStart 60
 </Proxy>
 ProxyPass "/stby/" "balancer://stby/"
+<Proxy "balancer://pfx">
+    BalancerMember "$b[0]" route=p1
+    BalancerMember "$b[1]" route=p2 status=+H
+    ProxySet lbmethod=affinity
+    AffinityMode prefix JSESSIONID
+    AffinitySalt ss-salt
+</Proxy>
+ProxyPass "/pfx/" "balancer://pfx/"
+<Proxy "balancer://lrn">
+    BalancerMember "$b[0]" route=l1
+    BalancerMember "$b[1]" route=l2 status=+H
+    ProxySet lbmethod=affinity
+    AffinityMode learn SID
+    AffinitySalt ss-salt
+</Proxy>
+ProxyPass "/lrn/" "balancer://lrn/"
 EOF
 close $fh;
 
@@ -317,4 +334,23 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     cmp_ok $x[0][0], '<', 0.15, 'new sessions reach it, slowly' or diag fmt(@x);
     @k = map { (in_session('/stby/hello.txt', $value // '', 'SBY'))[0] } 1 .. 5;
     ok !grep({ $_ != 3 } @k), 'the tester is still on it' or diag "@k";
+}
+
+# ---- prefix and learn mode: the page says what to do instead -------------------
+{
+    my $d = doc();
+    my ($pfx) = grep { $_->{name} eq 'balancer://pfx' } @{ $d->{balancers} };
+    my ($m) = grep { $_->{name} eq $b[1] } @{ $pfx->{members} };
+    my $q = '?try=' . $b[1] . '&balancer=balancer://pfx';
+    my $res = LWP::UserAgent->new(max_redirect => 0)->get(url("/affinity-status$q"));
+    ok $res->is_success && !$res->header('Set-Cookie')
+       && $res->content =~ /JSESSIONID=\Q$m->{route_id}\E~value/,
+       'prefix mode: no cookie; the page gives the prefix to put on the application cookie'
+       or diag $res->as_string;
+    $res = get("/affinity-status?try=$b[1]&balancer=balancer://lrn");
+    ok $res->is_success && !$res->header('Set-Cookie')
+       && $res->content =~ /learn mode cannot send a tester to one member/,
+       'learn mode: no cookie; the page says it is not possible' or diag $res->as_string;
+    like get('/affinity-status')->content, qr/To try a member: prefix mode sets no cookie/,
+         'the status page says so under the balancer';
 }
