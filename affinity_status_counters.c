@@ -27,6 +27,10 @@
  * a further segment is made; old ones are never unmapped, since children of
  * the old generation may still be counting into them.  Should two records
  * ever carry one label (a race the CAS makes rare), the handler sums them.
+ *
+ * Each record also keeps when its member last became usable for new
+ * sessions (AffinitySlowStart's ramp, at the end of this file): there, every
+ * child and every generation sees one time.
  */
 
 #include "apr_atomic.h"

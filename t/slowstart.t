@@ -1,6 +1,6 @@
 # AffinitySlowStart on a private httpd this test starts (same MPM as the
 # suite; members = the suite's backend vhosts): members there from the
-# start are not ramped; a member enabled live through balancer-manager gets
+# start are not ramped; a member enabled (or added) live through balancer-manager gets
 # a share of new sessions that grows from well under its lbfactor share to
 # all of it over the ramp (4 s here), while no session moves; the status
 # page, JSON and metrics show the ramp; a graceful restart neither starts a
@@ -20,7 +20,7 @@ use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 32;
+plan tests => 34;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -43,7 +43,7 @@ for my $try (1 .. 10) {
     sleep 0.2;
 }
 die "no free port on 127.0.0.1\n" unless $port;
-my @b = map { 'http://127.0.0.1:' . backend_port("backend$_") } 1 .. 3;
+my @b = map { 'http://127.0.0.1:' . backend_port("backend$_") } 1 .. 4;
 my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 10);
 my $RAMP = 4;
 
@@ -104,6 +104,14 @@ ProxyPass "/long/" "balancer://long/"
     AffinitySlowStart 60
 </Proxy>
 ProxyPass "/stby/" "balancer://stby/"
+<Proxy "balancer://grow">
+    BalancerMember "$b[0]"
+    BalancerMember "$b[1]"
+    ProxySet lbmethod=affinity growth=1
+    AffinitySalt ss-salt
+    AffinitySlowStart 60
+</Proxy>
+ProxyPass "/grow/" "balancer://grow/"
 <Proxy "balancer://pfx">
     BalancerMember "$b[0]" route=p1
     BalancerMember "$b[1]" route=p2 status=+H
@@ -235,7 +243,7 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
 # ---- members there from the start are not ramped -------------------------------
 {
     my $r = ramps('ramp');
-    ok !grep({ $r->{$_}{ratio} != 1 } @b), 'after a full start every member is at its full share'
+    ok !grep({ $r->{$_}{ratio} != 1 } @b[0 .. 2]), 'after a full start every member is at its full share'
         or diag explain $r;
     my @x = shares('/ramp/hello.txt', 3, 1, 30);
     cmp_ok $x[0][0], '>=', 0.25, 'and a member gets its share of new sessions in the first second'
@@ -282,6 +290,23 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     ok @on3 && !@moved, scalar(@on3) . ' sessions that started on it during the ramp stay there';
 }
 
+# ---- a member added live ramps ---------------------------------------------------
+{
+    my $req = HTTP::Request::Common::POST(url('/balancer-manager'),
+        [ b => 'grow', b_wyes => 1, b_nwrkr => $b[3],
+          nonce => (get('/balancer-manager')->content =~ /b=grow&amp;nonce=([0-9a-f-]+)/)[0] ],
+        Referer => url('/balancer-manager'));
+    $ua->request($req);
+    edit('grow', $b[3], w_status_D => 0);
+    my @x = shares('/grow/hello.txt', 4, 1, 30);
+    my $r = ramps('grow');
+    ok defined $r->{ $b[3] } && $r->{ $b[3] }{ratio} < 0.2,
+       'added live through balancer-manager and enabled: it ramps ('
+       . ($r->{ $b[3] }{ratio} // 'not on the page') . ')';
+    ok $x[0][1] && $x[0][0] < 0.15, 'its first second: well under its full share (0.33)'
+       or diag fmt(@x);
+}
+
 # ---- a graceful restart is not a change ----------------------------------------
 {
     edit('long', $b[1], w_status_D => 1);
@@ -290,7 +315,7 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     my $before = ramps('long')->{ $b[1] };
     ok graceful(), 'graceful restart';
     my $r = ramps('ramp');
-    ok !grep({ $r->{$_}{ratio} != 1 } @b), 'after it, no member of a settled balancer ramps'
+    ok !grep({ $r->{$_}{ratio} != 1 } @b[0 .. 2]), 'after it, no member of a settled balancer ramps'
         or diag explain $r;
     my @x = shares('/ramp/hello.txt', 3, 1, 30);
     cmp_ok $x[0][0], '>=', 0.25, 'and new sessions spread as before' or diag fmt(@x);
