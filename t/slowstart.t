@@ -15,12 +15,13 @@ use File::Spec;
 use HTTP::Request::Common ();
 use IO::Socket::INET;
 use JSON::PP ();
+use POSIX ();
 use LWP::UserAgent;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 34;
+plan tests => 37;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -43,6 +44,44 @@ for my $try (1 .. 10) {
     sleep 0.2;
 }
 die "no free port on 127.0.0.1\n" unless $port;
+
+# A member this test can stop and start: a tiny HTTP server in a child
+my $mini_sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 16, ReuseAddr => 1)
+    or die "no port for the mini member: $!\n";
+my $mini_port = $mini_sock->sockport;
+my $mini_pid;
+sub mini_start {
+    my $sock = $mini_sock // IO::Socket::INET->new(LocalAddr => "127.0.0.1:$mini_port",
+                                                   Listen => 16, ReuseAddr => 1)
+        or die "mini member: cannot listen again on $mini_port: $!\n";
+    undef $mini_sock;
+    $mini_pid = fork // die "fork: $!\n";
+    if (!$mini_pid) {
+        # no END blocks of the test in here: leave with _exit
+        $SIG{TERM} = sub { POSIX::_exit(0) };
+        my $deadline = time + 120;     # stops by itself
+        while (time < $deadline) {
+            my $c = $sock->accept or next;
+            while (defined(my $line = <$c>)) {
+                last if $line =~ /^\r?\n$/;
+            }
+            print $c "HTTP/1.1 200 OK\r\nX-Backend: backend9\r\nContent-Length: 2\r\n"
+                   . "Connection: close\r\n\r\nok";
+            close $c;
+        }
+        POSIX::_exit(0);
+    }
+    close $sock;
+}
+sub mini_stop {
+    return unless $mini_pid;
+    local $?;                   # not the test's exit status
+    kill 'TERM', $mini_pid;
+    waitpid $mini_pid, 0;
+    undef $mini_pid;
+}
+END { mini_stop() }
+mini_start();
 my @b = map { 'http://127.0.0.1:' . backend_port("backend$_") } 1 .. 4;
 my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 10);
 my $RAMP = 4;
@@ -104,6 +143,14 @@ ProxyPass "/long/" "balancer://long/"
     AffinitySlowStart 60
 </Proxy>
 ProxyPass "/stby/" "balancer://stby/"
+<Proxy "balancer://err">
+    BalancerMember "$b[0]"
+    BalancerMember "http://127.0.0.1:$mini_port" retry=1
+    ProxySet lbmethod=affinity
+    AffinitySalt ss-salt
+    AffinitySlowStart 60
+</Proxy>
+ProxyPass "/err/" "balancer://err/"
 <Proxy "balancer://grow">
     BalancerMember "$b[0]"
     BalancerMember "$b[1]"
@@ -267,11 +314,6 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     cmp_ok $r->{ $b[2] }{ratio}, '<', 0.4, "enabled live: it ramps ($r->{$b[2]}{ratio} of its share)";
     cmp_ok $r->{ $b[2] }{seconds_left}, '>', $RAMP - 1.5, "with about $RAMP s left ($r->{$b[2]}{seconds_left})";
     is $r->{ $b[0] }{ratio}, 1, 'the others are at their full share';
-    like get('/affinity-status')->content, qr/slow start: \d+% of its share, \d+ s left/,
-         'the HTML page shows the ramp';
-    like get('/affinity-status?format=prometheus')->content,
-         qr/^affinity_member_slow_start_ratio\{balancer="balancer:\/\/ramp",member="\Q$b[2]\E"\} 0\.\d+$/m,
-         'the metric shows it';
 
     my @during;
     my @x = shares('/ramp/hello.txt', 3, $RAMP + 1, 60, \@during);
@@ -307,12 +349,37 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
        or diag fmt(@x);
 }
 
+# ---- a member back from error ramps ---------------------------------------------
+{
+    my $mini = "http://127.0.0.1:$mini_port";
+    my @x = shares('/err/hello.txt', 9, 1, 20);
+    cmp_ok $x[0][0], '>=', 0.4, 'the stoppable member takes its share' or diag fmt(@x);
+    mini_stop();
+    shares('/err/hello.txt', 9, 1, 10);
+    my $st = (grep { $_->{name} eq $mini }
+              map { @{ $_->{members} } } grep { $_->{name} eq 'balancer://err' }
+              @{ doc()->{balancers} })[0]{status} // '';
+    like $st, qr/Err/, "stopped: in error ($st)";
+    mini_start();
+    sleep 1.5;                  # its retry time
+    @x = shares('/err/hello.txt', 9, 1, 30);
+    my $r = ramps('err');
+    ok $r->{$mini}{ratio} < 0.2 && $x[0][0] < 0.25,
+       "back from error: it ramps ($r->{$mini}{ratio}; first second "
+       . fmt(@x) . ', full share 0.5)';
+}
+
 # ---- a graceful restart is not a change ----------------------------------------
 {
     edit('long', $b[1], w_status_D => 1);
     ramps('long');
     edit('long', $b[1], w_status_D => 0);
     my $before = ramps('long')->{ $b[1] };
+    like get('/affinity-status')->content, qr/slow start: \d+% of its share, \d+ s left/,
+         'the HTML page shows the ramp';
+    like get('/affinity-status?format=prometheus')->content,
+         qr/^affinity_member_slow_start_ratio\{balancer="balancer:\/\/long",member="\Q$b[1]\E"\} 0\.\d+$/m,
+         'the metric shows it';
     ok graceful(), 'graceful restart';
     my $r = ramps('ramp');
     ok !grep({ $r->{$_}{ratio} != 1 } @b[0 .. 2]), 'after it, no member of a settled balancer ramps'
