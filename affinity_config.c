@@ -30,6 +30,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->max_life = -1;
     conf->legacy_routes = -1;
     conf->upgrade = -1;
+    conf->slow_start = -1;
     conf->status_ids = -1;
     conf->store_timeout = -1;
     return conf;
@@ -66,6 +67,8 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     conf->legacy_routes = add->legacy_routes != -1 ? add->legacy_routes
                                                    : base->legacy_routes;
     conf->upgrade = add->upgrade != -1 ? add->upgrade : base->upgrade;
+    conf->slow_start = add->slow_start != -1 ? add->slow_start
+                                             : base->slow_start;
     conf->store_timeout = add->store_timeout != -1 ? add->store_timeout
                                                    : base->store_timeout;
     conf->status_ids = add->status_ids != -1 ? add->status_ids

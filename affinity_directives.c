@@ -238,6 +238,26 @@ static const char *affinity_set_lifetime(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* AffinitySlowStart SECONDS: how long a member that became usable ramps up
+ * to its share of new sessions. */
+static const char *affinity_set_slow_start(cmd_parms *cmd, void *dconf,
+                                           const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || !apr_isdigit(*arg) || *end || v < 0 || v > 86400) {
+        return apr_psprintf(cmd->pool, "AffinitySlowStart: \"%s\" is not a "
+                            "number of seconds; use 0 (off) to 86400 (a day), "
+                            "e.g. AffinitySlowStart 60", arg);
+    }
+    conf->slow_start = (int)v;
+    return NULL;
+}
+
 static const char *affinity_set_flag(cmd_parms *cmd, void *dconf, int on)
 {
     affinity_dir_conf *conf = dconf;
@@ -352,6 +372,10 @@ const command_rec affinity_cmds[] = {
                  "On: while expiry is on, honour values without dates (bare "
                  "IDs, stock values) and re-issue them dated; Off: they "
                  "count as expired"),
+    AP_INIT_TAKE1("AffinitySlowStart", affinity_set_slow_start, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds a member that became usable ramps up from 10% "
+                  "to its share of new sessions (0: off, the default)"),
     AP_INIT_TAKE1("AffinityStatusShowIds", affinity_set_status_ids, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "full (default) or prefix: the status page shows each "

@@ -301,11 +301,12 @@ static int affinity_reissue_due(const affinity_dir_conf *conf,
     return affinity_stamp_refresh_due(info->last, now, affinity_max_idle_of(conf));
 }
 
-/* Records the Set-Cookie naming m; the response side sends it. */
-static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
-                                  const affinity_dir_conf *conf,
-                                  const affinity_table *t, affinity_request *req,
-                                  const affinity_member *m, apr_uint32_t first)
+/* The Set-Cookie value naming m, in r->pool. */
+static const char *affinity_cookie_header(request_rec *r,
+                                          const affinity_dir_conf *conf,
+                                          const affinity_table *t,
+                                          const affinity_member *m,
+                                          apr_uint32_t first)
 {
     const char *value = m->id_hex;
 
@@ -318,10 +319,18 @@ static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
                               affinity_stamp_date(apr_time_sec(r->request_time)));
         value = buf;
     }
+    return apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=", value,
+                       "; ", affinity_cookie_attrs_of(conf), NULL);
+}
+
+/* Records the Set-Cookie naming m; the response side sends it. */
+static void affinity_issue_cookie(proxy_balancer *balancer, request_rec *r,
+                                  const affinity_dir_conf *conf,
+                                  const affinity_table *t, affinity_request *req,
+                                  const affinity_member *m, apr_uint32_t first)
+{
     /* the response side (affinity_response.c) sends it */
-    req->set_cookie = apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=",
-                                  value, "; ", affinity_cookie_attrs_of(conf),
-                                  NULL);
+    req->set_cookie = affinity_cookie_header(r, conf, t, m, first);
 }
 
 /* Cookie mode's session rules are the shared ones as they stand: a session
@@ -539,6 +548,31 @@ static void affinity_cookie_answer(proxy_balancer *balancer, request_rec *r,
                "verify, dates in the future, or a stock route no member has)";
 }
 
+/* The try link: the cookie a new session on the member gets, made by the
+ * code the finder uses, under the lock it holds. */
+static const char *affinity_cookie_try(proxy_balancer *balancer, request_rec *r,
+                                       const affinity_dir_conf *conf,
+                                       const proxy_worker_shared *s,
+                                       const char **instead)
+{
+    const char *out = NULL;
+    affinity_member *m;
+    affinity_table *t;
+
+    *instead = NULL;
+    if (!s || PROXY_THREAD_LOCK(balancer) != APR_SUCCESS) {
+        return NULL;
+    }
+    t = affinity_table_get(balancer, conf, r);
+    m = affinity_member_by_shared(balancer, &t, s, r);
+    if (m) {
+        out = affinity_cookie_header(r, conf, t, m,
+                                     affinity_stamp_date(apr_time_sec(r->request_time)));
+    }
+    PROXY_THREAD_UNLOCK(balancer);
+    return out;
+}
+
 /* ---- The mode ------------------------------------------------------------ */
 
 static const char *affinity_cookie_configure(cmd_parms *cmd,
@@ -578,5 +612,6 @@ const affinity_mode affinity_mode_cookie = {
     affinity_cookie_started,
     0,                              /* every route-cookie directive counts */
     NULL,
-    NULL
+    NULL,
+    affinity_cookie_try
 };

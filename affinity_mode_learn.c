@@ -840,6 +840,23 @@ static const char *const affinity_learn_started[] = {
     "new", "invalid", "down", "unknown", "expired", NULL
 };
 
+/* The try link: a learned session exists only once the member itself
+ * issued the application's session value, and a member in standby gets no
+ * new session to issue one in. */
+static const char *affinity_learn_try(proxy_balancer *balancer, request_rec *r,
+                                      const affinity_dir_conf *conf,
+                                      const proxy_worker_shared *s,
+                                      const char **instead)
+{
+    *instead = apr_psprintf(r->pool, "learn mode cannot send a tester to one "
+                            "member: a session is the value of %s that a "
+                            "member issued, and a member in standby issues "
+                            "none; enable it (with AffinitySlowStart, new "
+                            "sessions reach it slowly) or test it directly, "
+                            "not through the balancer", conf->mode_cookie);
+    return NULL;
+}
+
 const affinity_mode affinity_mode_learn = {
     "learn", "learn [cookie:|header:]NAME",
     AFFINITY_CARRIES_SESSION,
@@ -857,5 +874,6 @@ const affinity_mode affinity_mode_learn = {
      * a change of behaviour, left to its own issue */
     0,
     affinity_learn_register_hooks,
-    affinity_learn_post_config
+    affinity_learn_post_config,
+    affinity_learn_try
 };

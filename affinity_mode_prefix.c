@@ -290,6 +290,42 @@ static const char *const affinity_prefix_started[] = {
     "new", "invalid", "down", "unknown", "expired", NULL
 };
 
+/* The try link: the module sets no cookie of its own here; the tester
+ * prefixes the application's session cookie with the member's ID. */
+static const char *affinity_prefix_try(proxy_balancer *balancer, request_rec *r,
+                                       const affinity_dir_conf *conf,
+                                       const proxy_worker_shared *s,
+                                       const char **instead)
+{
+    affinity_member *m = NULL;
+    affinity_table *t;
+
+    *instead = apr_psprintf(r->pool, "prefix mode sets no cookie of its own: "
+                            "in the tester's browser, put the member's route "
+                            "ID and ~ in front of the value of the "
+                            "application's cookie %s (%s=ROUTEID~value); the "
+                            "member's responses keep the prefix",
+                            conf->mode_cookie, conf->mode_cookie);
+    if (s && PROXY_THREAD_LOCK(balancer) == APR_SUCCESS) {
+        t = affinity_table_get(balancer, conf, r);
+        m = affinity_member_by_shared(balancer, &t, s, r);
+        if (m) {
+            *instead = apr_psprintf(r->pool, "prefix mode sets no cookie of "
+                                    "its own: in the tester's browser, put "
+                                    "%s~ in front of the value of the "
+                                    "application's cookie %s (%s=%s~value); "
+                                    "the member's responses keep the prefix",
+                                    m->id_hex, conf->mode_cookie,
+                                    conf->mode_cookie, m->id_hex);
+        }
+        PROXY_THREAD_UNLOCK(balancer);
+        if (!m) {
+            *instead = NULL;
+        }
+    }
+    return NULL;
+}
+
 const affinity_mode affinity_mode_prefix = {
     "prefix", "prefix NAME",
     AFFINITY_CARRIES_SESSION,
@@ -305,5 +341,6 @@ const affinity_mode affinity_mode_prefix = {
     /* AffinityNoCache still applies to the application's cookie */
     (1u << AFFINITY_DIRECTIVE_COOKIE) | (1u << AFFINITY_DIRECTIVE_REMOVE),
     NULL,
-    NULL
+    NULL,
+    affinity_prefix_try
 };

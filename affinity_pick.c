@@ -147,29 +147,64 @@ static APR_INLINE proxy_worker *affinity_walk(proxy_balancer *balancer,
 
 /* ---- A new session -------------------------------------------------------- */
 
+typedef struct {
+    proxy_balancer *balancer;
+    request_rec *r;
+    const affinity_request *req;
+    apr_time_t now;                 /* slow start on: the time of the pick */
+    int total_factor;
+} affinity_byrequests_baton;
+
 /* byrequests' weighting, so that new sessions spread by lbfactor as
  * operators expect: every member offered earns its lbfactor, the one most
- * behind wins and pays back what all earned (mod_lbmethod_byrequests). */
+ * behind wins and pays back what all earned (mod_lbmethod_byrequests).
+ * Under AffinitySlowStart a member that became usable lately counts with
+ * its lbfactor times its ramp. */
 static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
                                 void *baton)
 {
-    int *total_factor = baton;
+    affinity_byrequests_baton *b = baton;
+    int factor = current->s->lbfactor;
 
-    current->s->lbstatus += current->s->lbfactor;
-    *total_factor += current->s->lbfactor;
+    if (b->now) {
+        factor = affinity_slow_start_weight(b->balancer, current,
+                                            b->req->slow_start, b->now, b->r);
+    }
+    current->s->lbstatus += factor;
+    b->total_factor += factor;
     return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
 }
 
 proxy_worker *affinity_pick_new(proxy_balancer *balancer,
-                                       request_rec *r,
-                                       const affinity_request *req)
+                                request_rec *r,
+                                const affinity_request *req)
 {
-    int total_factor = 0;
-    proxy_worker *w = affinity_walk(balancer, r, req, affinity_is_best_new,
-                                    &total_factor);
+    affinity_byrequests_baton b;
+    proxy_worker *w;
 
+    b.balancer = balancer;
+    b.r = r;
+    b.req = req;
+    b.now = 0;
+    b.total_factor = 0;
+    if (req->slow_start) {
+        int i, n = affinity_members_settled(balancer);
+
+        /* the members taking no new sessions are seen here (the walk
+         * offers only the others), so that their return is a change;
+         * only the slots a table build counted, as the walk reads them */
+        b.now = apr_time_now();
+        for (i = 0; i < n; i++) {
+            proxy_worker *m = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+
+            if (affinity_worker_ready(m)) {
+                affinity_slow_start_observe(balancer, m, b.now);
+            }
+        }
+    }
+    w = affinity_walk(balancer, r, req, affinity_is_best_new, &b);
     if (w) {
-        w->s->lbstatus -= total_factor;
+        w->s->lbstatus -= b.total_factor;
     }
     return w;
 }

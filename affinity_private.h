@@ -90,6 +90,8 @@ typedef struct {
     int max_life;                   /* seconds, 0: off; -1: unset */
     int legacy_routes;              /* -1: unset */
     int upgrade;                    /* AffinityCookieUpgrade, -1: unset */
+    int slow_start;                 /* AffinitySlowStart seconds, 0: off;
+                                     * -1: unset */
     int status_ids;                 /* AffinityStatusShowIds: 1 full,
                                      * 0 prefix, -1: unset (full) */
     /* AffinityWarnings: int tag, positive on, negative off, in order
@@ -265,6 +267,13 @@ affinity_member *affinity_member_of(proxy_balancer *balancer,
                                     affinity_table **t,
                                     proxy_worker *w, request_rec *r);
 
+/* The member whose shared data is s (its ID checked as affinity_member_of
+ * does), or NULL; with the balancer's thread mutex held. */
+affinity_member *affinity_member_by_shared(proxy_balancer *balancer,
+                                           affinity_table **t,
+                                           const proxy_worker_shared *s,
+                                           request_rec *r);
+
 /* Does the member's live route still match the one its ID was made from?
  * Runs per member in domain mode and for unknown IDs: most members have no
  * route, and one byte settles those. */
@@ -316,6 +325,7 @@ struct affinity_request {
     apr_array_header_t *info;       /* affinity_id_info, parallel to ids */
     apr_array_header_t *tried;      /* proxy_worker *: failed this request */
     proxy_worker *chosen;
+    int slow_start;                 /* AffinitySlowStart in force, seconds */
     const char *cookie_name;        /* cookie mode: the cookie's name */
     proxy_balancer *balancer;       /* of the last finder call (status) */
     const char *set_cookie;         /* Set-Cookie value to send, or NULL */
@@ -501,6 +511,27 @@ void affinity_check_register_hooks(apr_pool_t *p);
 
 /* ---- Pickers (affinity_pick.c) ----------------------------------------- */
 
+/* AffinitySlowStart (affinity_status_counters.c keeps each member's "usable
+ * since" in shared memory with its counters).  A ramp is in thousandths of
+ * the member's lbfactor share: from AFFINITY_RAMP_FLOOR when it became
+ * usable, linearly to AFFINITY_RAMP_FULL after the given seconds. */
+#define AFFINITY_RAMP_FULL  1000
+#define AFFINITY_RAMP_FLOOR 100
+/* The member's ramp now (updating its "usable since" if it changed); *left
+ * (may be NULL): how long it still ramps. */
+int affinity_slow_start_ramp(const proxy_balancer *balancer,
+                             const proxy_worker *w, int seconds,
+                             apr_time_t now, request_rec *r,
+                             apr_time_t *left);
+/* The weight a new-session pick counts for the member: lbfactor x ramp,
+ * in whole lbfactor units (the remainder carries over). */
+int affinity_slow_start_weight(const proxy_balancer *balancer,
+                               const proxy_worker *w, int seconds,
+                               apr_time_t now, request_rec *r);
+/* Records that a member takes no new sessions now, if so. */
+void affinity_slow_start_observe(const proxy_balancer *balancer,
+                                 const proxy_worker *w, apr_time_t now);
+
 /* A member for a new session, chosen exactly as byrequests does. */
 proxy_worker *affinity_pick_new(proxy_balancer *balancer, request_rec *r,
                                 const affinity_request *req);
@@ -667,6 +698,17 @@ struct affinity_mode {
     /* hooks of the mode's own (NULL: none), and post_config's second pass */
     void (*register_hooks)(apr_pool_t *p);
     void (*post_config)(server_rec *s);
+    /* the status page's try link: the Set-Cookie header value that makes a
+     * browser's requests a session of the member whose shared data is s, as
+     * the finder would issue it for a new session there (in r->pool); NULL
+     * when it cannot, *instead then saying what a tester does instead (or
+     * NULL: s is not a member now).  s NULL asks only whether the mode can
+     * (*instead NULL: it can).  The function is NULL when requests carry no
+     * session. */
+    const char *(*try_cookie)(proxy_balancer *balancer, request_rec *r,
+                              const affinity_dir_conf *conf,
+                              const proxy_worker_shared *s,
+                              const char **instead);
 };
 
 /* Every mode, the default (cookie) first; NULL-terminated. */

@@ -82,6 +82,7 @@ affinity_request *affinity_request_get(request_rec *r,
      * whose section is not the balancer's */
     req->mode = mode;
     req->mode_cookie = conf->mode_cookie;
+    req->slow_start = conf->slow_start > 0 ? conf->slow_start : 0;
     if (mode->read) {
         mode->read(r, conf, req);
     }

@@ -51,13 +51,89 @@ static int affinity_wants_prometheus(request_rec *r)
                       || ap_strcasestr(accept, "version=0.0.4"));
 }
 
+/* ?try=MEMBER&balancer=NAME: gives this browser the member's session
+ * cookie, as the balancer's mode would issue it to a new session there, so
+ * that a tester reaches a member in hot standby (or draining) and stays.
+ * Only clients the page's own access rules admit get this far. */
+static int affinity_status_try(request_rec *r, const affinity_view *v,
+                               const char *member, const char *balancer)
+{
+    const affinity_view_balancer *vb = NULL;
+    const affinity_view_member *m = NULL;
+    const char *set = NULL, *instead = NULL;
+    int i;
+
+    for (i = 0; !vb && i < v->balancers->nelts; i++) {
+        const affinity_view_balancer *x = &APR_ARRAY_IDX(v->balancers, i,
+                                                         affinity_view_balancer);
+        if (!strcmp(x->name, balancer)) {
+            vb = x;
+        }
+    }
+    for (i = 0; vb && !m && i < vb->members->nelts; i++) {
+        const affinity_view_member *x = &APR_ARRAY_IDX(vb->members, i,
+                                                       affinity_view_member);
+        if (!strcmp(x->name, member)) {
+            m = x;
+        }
+    }
+    if (!m) {
+        return affinity_bad_request(r, "try: no such member of an affinity "
+                                       "balancer (give try=MEMBER URL and "
+                                       "balancer=balancer://NAME as the page's "
+                                       "links do)");
+    }
+    if (vb->can_try) {
+        set = affinity_mode_of(vb->conf)->try_cookie(vb->balancer, r, vb->conf,
+                                                     m->s, &instead);
+    }
+    else {
+        instead = "this balancer's mode carries no session: a request goes "
+                  "where its host or key maps";
+    }
+    if (!set && !instead) {
+        instead = "the member is not in this server process's member table "
+                  "yet (added moments ago): load the page again";
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "AFF0084: affinity-status: try link for member %s of %s: %s",
+                  m->name, vb->name, set ? "session cookie given" : instead);
+    if (set) {
+        apr_table_addn(r->headers_out, "Set-Cookie", set);
+    }
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    if (r->header_only) {
+        return OK;
+    }
+    ap_rvputs(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+              "<title>Try ", ap_escape_html(r->pool, m->name), "</title></head>"
+              "<body>\n<h1>Try ", ap_escape_html(r->pool, m->name), " of ",
+              ap_escape_html(r->pool, vb->name), "</h1>\n", NULL);
+    if (set) {
+        ap_rvputs(r, "<p>This browser now has the member's session cookie:</p>"
+                  "\n<pre>Set-Cookie: ", ap_escape_html(r->pool, set),
+                  "</pre>\n<p>Its requests to the balancer go to this member "
+                  "while it is usable, in hot standby or draining too; other "
+                  "clients get no new session there.  Delete the cookie to "
+                  "leave.</p>\n", NULL);
+    }
+    else {
+        ap_rvputs(r, "<p>No cookie was set: ", ap_escape_html(r->pool, instead),
+                  ".</p>\n", NULL);
+    }
+    ap_rputs("<p><a href=\"?\">Back to the status page</a></p>\n</body></html>\n",
+             r);
+    return OK;
+}
+
 static int affinity_status_handler(request_rec *r)
 {
     affinity_format_e fmt;
     const char *format = NULL;
     affinity_view *v;
     char *args, *pair, *state;
-    const char *id = NULL, *host = NULL;
+    const char *id = NULL, *host = NULL, *try_member = NULL, *try_bal = NULL;
 
     if (!r->handler || strcmp(r->handler, AFFINITY_STATUS_HANDLER)) {
         return DECLINED;
@@ -91,6 +167,12 @@ static int affinity_status_handler(request_rec *r)
         else if (!strcmp(pair, "host") && !host) {
             host = val;
         }
+        else if (!strcmp(pair, "try") && !try_member) {
+            try_member = val;
+        }
+        else if (!strcmp(pair, "balancer") && !try_bal) {
+            try_bal = val;
+        }
     }
 
     if (!format) {
@@ -112,6 +194,9 @@ static int affinity_status_handler(request_rec *r)
 
     v = affinity_view_build(r, id && *id ? id : NULL,
                             host && *host ? host : NULL);
+    if (try_member) {
+        return affinity_status_try(r, v, try_member, try_bal ? try_bal : "");
+    }
 
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");

@@ -69,6 +69,10 @@ typedef struct {
     apr_uint64_t total;
     apr_uint64_t started;           /* requests that started a session here */
     int usable;                     /* now, as the finder would see it */
+    int ramp;                       /* AffinitySlowStart: thousandths of its
+                                     * share of new sessions it gets now
+                                     * (AFFINITY_RAMP_FULL: all) */
+    apr_time_t ramp_left;           /* how long it still ramps (0: done) */
 } affinity_view_member;
 
 typedef struct {
@@ -85,6 +89,10 @@ typedef struct {
     int by_host;                    /* the host chooses (?host=) */
     int nofailover;
     int max_members;
+    int slow_start;                 /* AffinitySlowStart seconds, 0: off */
+    int can_try;                    /* the page offers try links */
+    const char *try_instead;        /* what a tester does instead of the
+                                     * link's cookie (NULL: the link sets it) */
     apr_array_header_t *members;    /* affinity_view_member */
     apr_uint64_t unrouted[AFFINITY_NSTATUS];
     apr_uint64_t started;

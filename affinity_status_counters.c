@@ -27,6 +27,10 @@
  * a further segment is made; old ones are never unmapped, since children of
  * the old generation may still be counting into them.  Should two records
  * ever carry one label (a race the CAS makes rare), the handler sums them.
+ *
+ * Each record also keeps when its member last became usable for new
+ * sessions (AffinitySlowStart's ramp, at the end of this file): there, every
+ * child and every generation sees one time.
  */
 
 #include "apr_atomic.h"
@@ -91,7 +95,15 @@ typedef struct {
     char balancer[PROXY_BALANCER_MAX_NAME_SIZE];    /* balancer->s->sname */
     char member[PROXY_WORKER_EXT_NAME_SIZE];        /* "" for no member */
     volatile apr_uint64_t count[AFFINITY_NSTATUS];
+    /* AffinitySlowStart: when the member last became usable for new
+     * sessions (apr_time_t), or AFFINITY_SINCE_UNSEEN / _UNUSABLE /
+     * _START; lives with the counters, so graceful restarts keep it */
+    volatile apr_uint64_t usable_since;
 } affinity_counter;
+
+#define AFFINITY_SINCE_UNSEEN   0u      /* never looked at: a new record */
+#define AFFINITY_SINCE_UNUSABLE 1u      /* last seen taking no new sessions */
+#define AFFINITY_SINCE_START    2u      /* usable since the full start */
 
 typedef struct {
     affinity_counter *recs;
@@ -111,6 +123,8 @@ typedef struct {
 typedef struct {
     affinity_counter *volatile ready;   /* checked for this slot's member */
     affinity_counter *reserved;         /* assigned by the parent */
+    apr_uint32_t residual;              /* slow start: thousandths of an
+                                         * lbfactor not yet counted */
 } affinity_slot;
 
 typedef struct {
@@ -229,6 +243,7 @@ static affinity_counter *affinity_rec_take(apr_uint32_t to, const char *bkey,
             memset(rec->member, 0, sizeof(rec->member));
             apr_cpystrn(rec->balancer, bkey, sizeof(rec->balancer));
             rec->seen = affinity_counters_gen;
+            rec->usable_since = AFFINITY_SINCE_UNSEEN;
             if (to == AFFINITY_REC_READY) {
                 apr_cpystrn(rec->member, member, sizeof(rec->member));
             }
@@ -370,13 +385,14 @@ void affinity_counters_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     apr_array_header_t *bals = affinity_all_balancers(ptemp, s);
     apr_uint32_t need = 0, nfree;
     void *data = NULL;
-    int b, i;
+    int b, i, full_start;
 
     affinity_counters_map = apr_hash_make(pconf);
     affinity_counters_gen = (apr_uint32_t)ap_state_query(AP_SQ_CONFIG_GEN);
 
     apr_pool_userdata_get(&data, AFFINITY_STORE_KEY, pp);
     affinity_counters_store = data;
+    full_start = !affinity_counters_store;
     if (!affinity_counters_store) {
         affinity_counters_store = apr_pcalloc(pp, sizeof(affinity_store));
         affinity_counters_store->segs = apr_array_make(pp, 2,
@@ -480,6 +496,11 @@ void affinity_counters_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
             rec = affinity_rec_find(bc->bkey, name);
             if (!rec) {
                 rec = affinity_rec_take(AFFINITY_REC_READY, bc->bkey, name);
+                /* members there from the full start are not ramped; one
+                 * added to the configuration at a graceful restart is */
+                if (rec && full_start) {
+                    rec->usable_since = AFFINITY_SINCE_START;
+                }
             }
             bc->slots[w->s->index].ready = rec;
             bc->slots[w->s->index].reserved = rec;
@@ -642,4 +663,150 @@ apr_hash_t *affinity_counts_snapshot(apr_pool_t *p)
 apr_time_t affinity_counting_since(void)
 {
     return affinity_counting() ? affinity_counters_store->since : 0;
+}
+
+/* ---- Slow start ------------------------------------------------------------ */
+
+/* Does the member take new sessions now?  mod_proxy's usability, less
+ * standbys, spares and drain, which only keep the sessions they have. */
+static int affinity_takes_new(const proxy_worker *w)
+{
+    return PROXY_WORKER_IS_USABLE(w)
+           && !(w->s->status & (PROXY_WORKER_HOT_STANDBY | PROXY_WORKER_HOT_SPARE
+                                | PROXY_WORKER_DRAIN));
+}
+
+static affinity_slot *affinity_slot_of(const proxy_balancer *balancer,
+                                       const proxy_worker *w,
+                                       affinity_bcounters **bcp)
+{
+    affinity_bcounters *bc;
+    int i = w->s->index;
+
+    if (!affinity_counters_map) {
+        return NULL;
+    }
+    bc = apr_hash_get(affinity_counters_map, &balancer->s, sizeof(balancer->s));
+    if (!bc || i < 0 || i >= bc->n) {
+        return NULL;
+    }
+    *bcp = bc;
+    return &bc->slots[i];
+}
+
+/* The member's "usable since", brought up to date: a change seen first by
+ * any child (usable with none recorded, or recorded as unusable; or the
+ * reverse) is stored with a compare-and-swap, so that every child and
+ * every generation agrees on one time. */
+static apr_uint64_t affinity_usable_since(const proxy_balancer *balancer,
+                                          const proxy_worker *w,
+                                          apr_time_t now, request_rec *r,
+                                          int ramping, affinity_slot **slotp)
+{
+    affinity_bcounters *bc = NULL;
+    affinity_slot *slot = affinity_slot_of(balancer, w, &bc);
+    affinity_counter *rec;
+    apr_uint64_t v;
+
+    *slotp = slot;
+    if (!slot) {
+        return AFFINITY_SINCE_START;
+    }
+    rec = slot->ready;
+    if (!rec && r) {
+        rec = affinity_counter_claim(bc, slot, w, r);
+    }
+    if (!rec) {
+        return AFFINITY_SINCE_START;
+    }
+    v = __atomic_load_n(&rec->usable_since, __ATOMIC_ACQUIRE);
+    if (affinity_takes_new(w)) {
+        if (v == AFFINITY_SINCE_UNSEEN || v == AFFINITY_SINCE_UNUSABLE) {
+            apr_uint64_t want = v;
+
+            if (!__atomic_compare_exchange_n(&rec->usable_since, &want,
+                                             (apr_uint64_t)now, 0,
+                                             __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE)) {
+                return want;            /* another child stored it first */
+            }
+            /* byrequests' credit the member kept while it took no new
+             * sessions would send it a burst of them: the ramp starts from
+             * none (a plain store, as byrequests' own updates are) */
+            if (ramping && w->s->lbstatus > 0) {
+                w->s->lbstatus = 0;
+            }
+            return (apr_uint64_t)now;
+        }
+    }
+    else if (v != AFFINITY_SINCE_UNUSABLE) {
+        __atomic_compare_exchange_n(&rec->usable_since, &v,
+                                    AFFINITY_SINCE_UNUSABLE, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return AFFINITY_SINCE_UNUSABLE;
+    }
+    return v;
+}
+
+int affinity_slow_start_ramp(const proxy_balancer *balancer,
+                             const proxy_worker *w, int seconds,
+                             apr_time_t now, request_rec *r,
+                             apr_time_t *left)
+{
+    affinity_slot *slot;
+    apr_uint64_t since = affinity_usable_since(balancer, w, now, r,
+                                               seconds > 0, &slot);
+    apr_time_t span = apr_time_from_sec(seconds), gone;
+
+    if (left) {
+        *left = 0;
+    }
+    if (seconds <= 0 || since <= AFFINITY_SINCE_START) {
+        return AFFINITY_RAMP_FULL;
+    }
+    gone = now - (apr_time_t)since;
+    if (gone >= span) {
+        return AFFINITY_RAMP_FULL;
+    }
+    if (gone < 0) {
+        gone = 0;               /* another child's clock read a bit later */
+    }
+    if (left) {
+        *left = span - gone;
+    }
+    return AFFINITY_RAMP_FLOOR
+           + (int)((AFFINITY_RAMP_FULL - AFFINITY_RAMP_FLOOR) * gone / span);
+}
+
+int affinity_slow_start_weight(const proxy_balancer *balancer,
+                               const proxy_worker *w, int seconds,
+                               apr_time_t now, request_rec *r)
+{
+    int ramp = affinity_slow_start_ramp(balancer, w, seconds, now, r, NULL);
+    affinity_bcounters *bc;
+    affinity_slot *slot;
+    apr_uint32_t sum;
+
+    if (ramp >= AFFINITY_RAMP_FULL) {
+        return w->s->lbfactor;
+    }
+    slot = affinity_slot_of(balancer, w, &bc);
+    if (!slot) {
+        return w->s->lbfactor;
+    }
+    /* lbfactor x ramp in whole lbfactor units, as byrequests counts; the
+     * thousandths carry over to the next pick, so that no share is lost
+     * to rounding (under the balancer's thread mutex, per process) */
+    sum = slot->residual + (apr_uint32_t)(w->s->lbfactor > 0 ? w->s->lbfactor : 0)
+                           * (apr_uint32_t)ramp;
+    slot->residual = sum % AFFINITY_RAMP_FULL;
+    return (int)(sum / AFFINITY_RAMP_FULL);
+}
+
+void affinity_slow_start_observe(const proxy_balancer *balancer,
+                                 const proxy_worker *w, apr_time_t now)
+{
+    affinity_slot *slot;
+
+    (void)affinity_usable_since(balancer, w, now, NULL, 1, &slot);
 }

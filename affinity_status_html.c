@@ -221,7 +221,23 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
                       "</td><td><code>", m->id_shown,
                       v->ids_prefix ? "&hellip;" : "", "</code></td><td class=\"",
                       m->usable ? "ok" : "bad", "\">",
-                      m->state, "</td>", NULL);
+                      m->state, NULL);
+            if (m->ramp < AFFINITY_RAMP_FULL) {
+                ap_rprintf(r, "<br><span class=\"ramp\">slow start: %d%% of "
+                           "its share, %" APR_TIME_T_FMT " s left</span>",
+                           m->ramp / 10,
+                           apr_time_sec(m->ramp_left + APR_USEC_PER_SEC - 1));
+            }
+            if (vb->can_try) {
+                /* the member's cookie for this browser (the handler) */
+                ap_rvputs(r, " <a href=\"?try=",
+                          H(ap_escape_urlencoded(r->pool, m->name)),
+                          "&amp;balancer=",
+                          H(ap_escape_urlencoded(r->pool, vb->name)),
+                          "\" title=\"give this browser the member's session "
+                          "cookie\">try</a>", NULL);
+            }
+            ap_rputs("</td>", r);
             ap_rprintf(r, "<td class=\"n\">%.2f</td><td class=\"n\">%d</td>",
                        m->lbfactor, m->lbset);
             for (k = 0; k < AFFINITY_SHOWN; k++) {
@@ -234,6 +250,10 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
                        share * 100);
         }
         ap_rputs("</table>\n", r);
+        if (vb->try_instead) {
+            ap_rvputs(r, "<p>To try a member: ", H(vb->try_instead), ".</p>\n",
+                      NULL);
+        }
         for (k = 0; k < AFFINITY_NSTATUS; k++) {
             unrouted += vb->unrouted[k];
         }

@@ -220,7 +220,10 @@ void affinity_status_json(request_rec *r, const affinity_view *v)
                       "\",\"usable\":", m->usable ? "true" : "false",
                       ",\"draining\":",
                       m->draining ? "true" : "false", NULL);
-            ap_rprintf(r, ",\"lbfactor\":%.2f,\"lbset\":%d,\"requests\":",
+            ap_rprintf(r, ",\"slow_start\":{\"ratio\":%.3f,\"seconds_left\":%.1f}"
+                       ",\"lbfactor\":%.2f,\"lbset\":%d,\"requests\":",
+                       m->ramp / (double)AFFINITY_RAMP_FULL,
+                       m->ramp_left / (double)APR_USEC_PER_SEC,
                        m->lbfactor, m->lbset);
             affinity_json_counts(r, m->count);
             ap_rprintf(r, ",\"requests_total\":%" APR_UINT64_T_FMT

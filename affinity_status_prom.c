@@ -134,6 +134,24 @@ void affinity_status_prometheus(request_rec *r, const affinity_view *v)
                        bn, affinity_prom_esc(r->pool, m->name), m->usable);
         }
     }
+    ap_rputs("# HELP affinity_member_slow_start_ratio The part of its lbfactor "
+             "share of new sessions the member gets now: below 1 while "
+             "AffinitySlowStart ramps it up.\n"
+             "# TYPE affinity_member_slow_start_ratio gauge\n", r);
+    for (b = 0; b < v->balancers->nelts; b++) {
+        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
+                                                          affinity_view_balancer);
+        const char *bn = affinity_prom_esc(r->pool, vb->name);
+
+        for (i = 0; i < vb->members->nelts; i++) {
+            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                           affinity_view_member);
+            ap_rprintf(r, "affinity_member_slow_start_ratio{balancer=\"%s\","
+                       "member=\"%s\"} %.3f\n", bn,
+                       affinity_prom_esc(r->pool, m->name),
+                       m->ramp / (double)AFFINITY_RAMP_FULL);
+        }
+    }
     affinity_prometheus_store(r, v);
 }
 

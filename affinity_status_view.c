@@ -107,6 +107,10 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
     m->lbfactor = s->lbfactor / 100.0;
     m->lbset = s->lbset;
     m->draining = (s->status & PROXY_WORKER_DRAIN) != 0;
+    /* the page sees changes too, as a finder would (a new session then
+     * finds the same "usable since") */
+    m->ramp = affinity_slow_start_ramp(vb->balancer, &fake, vb->slow_start,
+                                       apr_time_now(), v->r, &m->ramp_left);
     sum = apr_hash_get(counts, apr_pstrcat(p, vb->balancer->s->sname, "\n",
                                            m->name, NULL),
                        APR_HASH_KEY_STRING);
@@ -461,6 +465,13 @@ static void affinity_add_balancers(affinity_view *v, proxy_server_conf *sconf,
         vb->salt_kind = vb->conf->salt_kind ? vb->conf->salt_kind : "none";
         vb->nofailover = balancer->s->sticky_force != 0;
         vb->max_members = balancer->max_workers;
+        /* only new sessions ramp: domain mode has none */
+        vb->slow_start = vb->sessions && vb->conf->slow_start > 0
+                         ? vb->conf->slow_start : 0;
+        if (mode->try_cookie) {
+            vb->can_try = 1;
+            mode->try_cookie(balancer, r, vb->conf, NULL, &vb->try_instead);
+        }
         vb->salt = vb->conf->salt ? vb->conf->salt : "";
         vb->salt_len = vb->conf->salt ? vb->conf->salt_len : 0;
         vb->members = apr_array_make(r->pool, 4, sizeof(affinity_view_member));

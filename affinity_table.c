@@ -259,3 +259,20 @@ affinity_member *affinity_member_of(proxy_balancer *balancer,
     }
     return m;
 }
+
+affinity_member *affinity_member_by_shared(proxy_balancer *balancer,
+                                           affinity_table **t,
+                                           const proxy_worker_shared *s,
+                                           request_rec *r)
+{
+    int i;
+
+    for (i = 0; *t && i < (*t)->nelts; i++) {
+        proxy_worker *w = (*t)->members[i].worker;
+
+        if (w && w->s == s) {
+            return affinity_member_of(balancer, t, w, r);
+        }
+    }
+    return NULL;
+}
