@@ -58,10 +58,9 @@ sub have_memcached { return -x '/usr/bin/memcached' }
 sub have_redis { return -x '/usr/bin/redis-server' }
 
 # A store daemon: { kind, port, pid, spec }.  spec is the AffinityStore
-# argument.  $port reuses a port (a restart after kill).  %o: persist (redis:
-# an append-only file, fsync on every write; a restart keeps everything).
+# argument.  $port reuses a port (a restart after kill).
 sub start_store {
-    my ($kind, $dir, $port, %o) = @_;
+    my ($kind, $dir, $port) = @_;
     $port //= free_port();
     make_path($dir);
     my @cmd;
@@ -72,11 +71,7 @@ sub start_store {
     }
     elsif ($kind eq 'redis') {
         @cmd = ('/usr/bin/redis-server', '--bind', '127.0.0.1', '--port', $port,
-                '--save', '', '--dir', $dir,
-                # persist: every write is on disk before the answer, so a
-                # killed Redis comes back with all of it
-                ($o{persist} ? ('--appendonly', 'yes', '--appendfsync', 'always')
-                             : ('--appendonly', 'no')),
+                '--save', '', '--appendonly', 'no', '--dir', $dir,
                 '--protected-mode', 'no', '--daemonize', 'no');
     }
     else {
@@ -90,7 +85,7 @@ sub start_store {
     }
     wait_for(10, sub { port_open($port) }) or die "$kind did not start on $port";
     return { kind => $kind, port => $port, pid => $pid, dir => $dir,
-             persist => $o{persist}, spec => "$kind:127.0.0.1:$port" };
+             spec => "$kind:127.0.0.1:$port" };
 }
 
 sub stop_store {
@@ -103,8 +98,7 @@ sub stop_store {
 
 sub restart_store {
     my ($st) = @_;
-    my $new = start_store($st->{kind}, $st->{dir}, $st->{port},
-                          persist => $st->{persist});
+    my $new = start_store($st->{kind}, $st->{dir}, $st->{port});
     $st->{pid} = $new->{pid};
 }
 
@@ -118,7 +112,10 @@ sub apxs_q {
     return $v;
 }
 
+# AFFINITY_HTTPD: another httpd to run (tools/reliability --asan: a wrapper
+# that preloads the ASan runtime into httpd only)
 sub httpd_bin {
+    return $ENV{AFFINITY_HTTPD} if $ENV{AFFINITY_HTTPD};
     my $sbin = apxs_q('SBINDIR');
     my $name = apxs_q('TARGET') || 'apache2';
     return "$sbin/$name";
@@ -129,9 +126,7 @@ sub httpd_bin {
 # undef: the default), members (count, default 3), timeout
 # (AffinityStoreTimeout), extra (config lines), salt, loglevel,
 # skip_modules (modules not to load), external ({ route => port } of members
-# running elsewhere), cookie (NAME, default SID; the rest of AffinityMode
-# learn's argument), lbmethod (byrequests...: that lbmethod instead of
-# affinity, no Affinity* directive in the balancer).
+# running elsewhere), cookie (NAME, default SID).
 sub frontend {
     my (%o) = @_;
     my $dir = $o{dir} or die 'dir';
@@ -178,13 +173,10 @@ sub frontend {
         'ProxyPass /balancer-manager !',
         '<Proxy "balancer://app">',
         (map { "    BalancerMember \"http://127.0.0.1:$members{$_}\" route=$_" } sort keys %members),
-        # lbmethod: another lbmethod than affinity, to show what happens
-        # without it (no Affinity* line then)
-        ($o{lbmethod} ? "    ProxySet lbmethod=$o{lbmethod}" : (
         '    ProxySet lbmethod=affinity',
         '    AffinityMode learn ' . ($o{cookie} || 'SID'),
         '    AffinitySalt ' . ($o{salt} // 'shared-salt'),
-        ($o{timeout} ? "    AffinityStoreTimeout $o{timeout}" : ()))),
+        ($o{timeout} ? "    AffinityStoreTimeout $o{timeout}" : ()),
         '</Proxy>',
         'ProxyPass "/app/" "balancer://app/"',
         'Header set X-Affinity-Status "%{AFFINITY_STATUS}e" env=AFFINITY_STATUS',

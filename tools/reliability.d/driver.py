@@ -1351,26 +1351,31 @@ def scenario_grow(env):
     while request threads run the lbmethod under the thread mutex: in the
     child that serves the POST, a finder can meet the new slot before its
     worker is complete.  Many adds, fast, under load, one child (see the
-    httpd config for this scenario): any crash or sanitizer report fails."""
+    httpd config for this scenario): any crash or sanitizer report fails.
+    env "adds" members are added (the balancer's growth), 30 ms apart at
+    least."""
     lbm = env.e.get("lbmethod", "affinity")
-    v = Verdict("grow: 30 members added live under load (lbmethod=%s%s)"
-                % (lbm, ", prefix mode" if env.prefix else ""))
-    dur = env.scale(20, 10)
+    nadds = env.e.get("adds", 30)
+    v = Verdict("grow: %d members added live under load (lbmethod=%s%s)"
+                % (nadds, lbm, ", %s mode" % env.e.get("mode", "cookie")
+                   if lbm == "affinity" else ""))
+    dur = max(env.scale(20, 10), nadds * 0.04 / 0.8)
     nonce = manager_nonce(env)
     base = max(m["port"] for m in env.members.values())
     off = file_size(env.error_log)
     added = []
 
     def adder():
-        for i in range(30):
-            url = "http://127.0.0.%d:%d" % (2 + i, base)    # never listened on
+        for i in range(nadds):
+            # never listened on
+            url = "http://127.0.%d.%d:%d" % (i // 250, 2 + i % 250, base)
             try:
                 st = post_manager(env, {"b": env.balancer, "nonce": nonce,
                                         "b_wyes": "1", "b_nwrkr": url})
             except (OSError, http.client.HTTPException) as e:
                 st = type(e).__name__
             added.append(st)
-            time.sleep(dur * 0.8 / 30)
+            time.sleep(dur * 0.8 / nadds)
         return len(added)
 
     load = Load(env, sessions=env.scale(400, 200), threads=16, duration=dur,
@@ -1387,19 +1392,20 @@ def scenario_grow(env):
                 kinds[k] = kinds.get(k, 0) + 1
         v.fail("%d failed requests (%s)" % (v.failures, ", ".join(
             "%s %d" % kv for kv in sorted(kinds.items()))))
-    if sum(1 for s in added if s == 200) != 30:
+    if sum(1 for s in added if s == 200) != nadds:
         v.fail("adds answered %s" % sorted(set(map(str, added))))
     try:
         n = len(manager_state(env))
-        if n != len(env.members) + 30:
+        if n != len(env.members) + nadds:
             v.fail("the manager lists %d members, not %d"
-                   % (n, len(env.members) + 30))
+                   % (n, len(env.members) + nadds))
     except (OSError, http.client.HTTPException) as e:
         v.fail("manager page: %s" % type(e).__name__)
     crashes = error_log_crashes(env, off)
     if crashes:
-        v.fail("error log: " + crashes[0])
-    v.notes.append("%d members added" % len(added))
+        v.fail("error log: %d crash line(s), first: %s" % (len(crashes), crashes[0]))
+    v.notes.append("%d members added, %d crash(es)"
+                   % (sum(1 for s in added if s == 200), len(crashes)))
     if lbm != "affinity":
         # the control shows what httpd itself does: informative only
         v.notes += ["control: " + p for p in v.problems]
@@ -1846,8 +1852,9 @@ def scenario_add_race(env):
     neither crash nor fail a request; the stock byrequests (control) shows
     what httpd itself does."""
     lbm = env.e.get("lbmethod", "affinity")
-    mode = "prefix" if env.prefix else "cookie"
-    adds = 4
+    mode = env.e.get("mode", "prefix" if env.prefix else "cookie")
+    # scenario grow's window: many adds, each meeting a walk with some chance
+    adds = env.e.get("adds", 4) if env.e.get("filler") else 4
     v = Verdict("add-race: %d slow adds under load (lbmethod=%s%s)"
                 % (adds, lbm, ", %s mode" % mode if lbm == "affinity" else ""))
     dur = env.scale(12, 8)
@@ -1872,8 +1879,10 @@ def scenario_add_race(env):
             time.sleep(dur * 0.6 / adds)
         return len(added)
 
+    # with filler members (scenario grow's window): every request a new
+    # session, so that a walk over the members is nearly always under way
     load = Load(env, sessions=env.scale(200, 120), threads=12, duration=dur,
-                new_rate=0.2)
+                new_rate=1.0 if env.e.get("filler") else 0.2)
     load.run([(1.0, adder)])
     v.requests = len(load.records)
     bad = [r for r in load.records
@@ -1902,7 +1911,7 @@ def scenario_add_race(env):
         v.fail("error log: %d crash line(s), first: %s" % (len(crashes), crashes[0]))
     else:
         try:
-            n = len(manager_state(env))
+            n = len(manager_state(env)) - env.e.get("filler", 0)
             if n != len(env.members) + adds:
                 v.fail("the manager lists %d members, not %d"
                        % (n, len(env.members) + adds))

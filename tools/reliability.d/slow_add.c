@@ -38,13 +38,14 @@ unsigned int ap_proxy_hashfunc(const char *str, int method);
 
 unsigned int ap_proxy_hashfunc(const char *str, int method)
 {
-    static slow_add_hashfunc real;
+    /* looked up on every call, never kept: httpd unloads mod_proxy.so
+     * after its first configuration pass and loads it again, often at
+     * another address (always so under ASan) */
+    slow_add_hashfunc real = (slow_add_hashfunc)dlsym(RTLD_NEXT,
+                                                      "ap_proxy_hashfunc");
 
     if (!real) {
-        real = (slow_add_hashfunc)dlsym(RTLD_NEXT, "ap_proxy_hashfunc");
-        if (!real) {
-            abort();
-        }
+        abort();
     }
     if (str && strstr(str, "slow-add")) {
         const char *ms = getenv("SLOW_ADD_MS");
