@@ -179,7 +179,9 @@ static int affinity_drain_over(proxy_balancer *balancer, request_rec *r,
     }
     now = (apr_uint32_t)apr_time_sec(r->request_time);
     since = affinity_life_drain_note(l, m->worker->s->status, now);
-    return since && now - since >= (apr_uint32_t)conf->drain_timeout;
+    /* whole seconds: the start may have been late in its second, so only
+     * a full second more is surely past the deadline (never early) */
+    return since && now - since > (apr_uint32_t)conf->drain_timeout;
 }
 
 void affinity_session_choose(proxy_balancer *balancer, request_rec *r,
