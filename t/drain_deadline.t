@@ -18,7 +18,7 @@ use LWP::UserAgent;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 30;
+plan tests => 34;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -42,6 +42,7 @@ for my $try (1 .. 10) {
 }
 die "no free port on 127.0.0.1\n" unless $port;
 my @b = map { 'http://127.0.0.1:' . backend_port("backend$_") } 1 .. 2;
+my @pfx = map { backend_port("pfx$_") } 1 .. 2;
 my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 10);
 my $DEADLINE = 3;
 
@@ -82,6 +83,15 @@ ProxyPass /balancer-manager !
     AffinityDrainTimeout $DEADLINE
 </Proxy>
 ProxyPass "/dr/" "balancer://dr/"
+<Proxy "balancer://drp">
+    BalancerMember "http://127.0.0.1:$pfx[0]" route=p1
+    BalancerMember "http://127.0.0.1:$pfx[1]" route=p2
+    ProxySet lbmethod=affinity
+    AffinityMode prefix JSESSIONID
+    AffinitySalt drp-salt
+    AffinityDrainTimeout 2
+</Proxy>
+ProxyPass "/drp/" "balancer://drp/"
 EOF
 close $fh;
 
@@ -112,11 +122,12 @@ END { stop() }
 
 # balancer-manager's own form: nonce from its page, Referer of the page
 sub drain {
-    my ($url, $on) = @_;
+    my ($url, $on, $bal) = @_;
+    $bal //= 'dr';
     my $page = get('/balancer-manager')->content;
-    my ($nonce) = $page =~ /b=dr&amp;nonce=([0-9a-f-]+)/ or die "no nonce\n";
+    my ($nonce) = $page =~ /b=\Q$bal\E&amp;nonce=([0-9a-f-]+)/ or die "no nonce\n";
     my $res = $ua->post("http://127.0.0.1:$port/balancer-manager",
-                        [ b => 'dr', w => $url, nonce => $nonce,
+                        [ b => $bal, w => $url, nonce => $nonce,
                           w_status_N => $on ? 1 : 0 ],
                         Referer => "http://127.0.0.1:$port/balancer-manager");
     return $res->is_success;
@@ -249,3 +260,27 @@ my $fresh;
 for (1 .. 10) { my $x = visit(); if ($x->[0] == 1) { $fresh = $x->[1]; last } }
 drain($b[0], 1);
 is visit($fresh)->[0], 1, 'a session of the new period is kept before its deadline';
+
+# prefix mode: the same deadline, its usual move (hashed; the application's
+# next session cookie gets the new member's prefix)
+{
+    my $id1 = route_id('drp-salt', 'p1');
+    my $id2 = route_id('drp-salt', 'p2');
+    my $p1 = "http://127.0.0.1:$pfx[0]";
+    my $ask = sub {
+        my ($cookie, %h) = @_;
+        my $res = get('/drp/hello.txt', Cookie => "JSESSIONID=$cookie", %h);
+        return ($res->header('X-Backend') // '', join ' ', $res->header('Set-Cookie'));
+    };
+    my ($at) = $ask->("$id1~s1");
+    drain($p1, 1, 'drp');
+    my ($before) = $ask->("$id1~s1");
+    is "$at $before", 'pfx1 pfx1', 'prefix mode: kept on the draining member before the deadline';
+    my $t = time;
+    sleep 1 while time < $t + 3 + 1;
+    my ($after, $sc) = $ask->("$id1~s1", 'X-Set1' => 'JSESSIONID=s1; Path=/');
+    is $after, 'pfx2', 'prefix mode: after the deadline it moves';
+    like $sc, qr/JSESSIONID=\Q$id2\E~s1/, 'prefix mode: the application\'s cookie gets the new prefix';
+    my @log = grep { m{^/drp/\S+ drained$} } do { open my $l, '<', "$dir/status_log"; <$l> };
+    is scalar(@log), 1, 'prefix mode: logged AFFINITY_STATUS=drained';
+}
