@@ -18,7 +18,7 @@ use LWP::UserAgent;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 34;
+plan tests => 36;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -283,4 +283,16 @@ is visit($fresh)->[0], 1, 'a session of the new period is kept before its deadli
     like $sc, qr/JSESSIONID=\Q$id2\E~s1/, 'prefix mode: the application\'s cookie gets the new prefix';
     my @log = grep { m{^/drp/\S+ drained$} } do { open my $l, '<', "$dir/status_log"; <$l> };
     is scalar(@log), 1, 'prefix mode: logged AFFINITY_STATUS=drained';
+}
+
+# a bad value stops httpd at startup, naming the directive, file and line
+for my $bad ('10m', '0') {
+    my $conf = do { local $/; open my $c, '<', "$dir/httpd.conf" or die $!; <$c> };
+    $conf =~ s/AffinityDrainTimeout $DEADLINE/AffinityDrainTimeout $bad/;
+    open my $c, '>', "$dir/bad.conf" or die $!;
+    print $c $conf;
+    close $c;
+    my $out = `$httpd -t -f $dir/bad.conf 2>&1`;
+    ok $? != 0 && $out =~ /line \d+ of \Q$dir\E\/bad.conf:\s+AffinityDrainTimeout: "\Q$bad\E" is not a number of seconds from 1 to \d+, nor off; e.g. AffinityDrainTimeout 600/,
+       "AffinityDrainTimeout $bad stops httpd at startup with the fix" or diag $out;
 }
