@@ -106,7 +106,11 @@ typedef struct {
     apr_time_t since;               /* when counting started (full start) */
 } affinity_store;
 
-#define AFFINITY_STORE_KEY "mod_affinity.status_counters"
+/* .N: the record's layout.  A graceful restart into a build whose
+ * affinity_counter differs (the member's life was added in 2) must not
+ * read the old segments with the new layout: it starts its own, and the
+ * counts start over once. */
+#define AFFINITY_STORE_KEY "mod_affinity.status_counters.2"
 
 /* Per process and generation, in pconf, read-only after post_config except
  * for the published record pointers. */
