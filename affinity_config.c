@@ -33,6 +33,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->slow_start = -1;
     conf->status_ids = -1;
     conf->store_timeout = -1;
+    conf->drain_timeout = -1;
     return conf;
 }
 
@@ -71,6 +72,8 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
                                              : base->slow_start;
     conf->store_timeout = add->store_timeout != -1 ? add->store_timeout
                                                    : base->store_timeout;
+    conf->drain_timeout = add->drain_timeout != -1 ? add->drain_timeout
+                                                   : base->drain_timeout;
     conf->status_ids = add->status_ids != -1 ? add->status_ids
                                              : base->status_ids;
     /* a mode and its cookie NAME go together */

@@ -258,6 +258,34 @@ static const char *affinity_set_slow_start(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* AffinityDrainTimeout SECONDS|off: how long a draining member keeps its
+ * sessions before each moves, once, where a new session would go. */
+static const char *affinity_set_drain_timeout(cmd_parms *cmd, void *dconf,
+                                              const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    apr_int64_t v;
+    char *end;
+
+    if (!strcasecmp(arg, "off")) {
+        v = 0;
+    }
+    else {
+        errno = 0;
+        v = apr_strtoi64(arg, &end, 10);
+        if (errno || end == arg || *end || v < 1 || v > AFFINITY_SECONDS_MAX
+            || !apr_isdigit(*arg)) {
+            return apr_psprintf(cmd->pool, "AffinityDrainTimeout: \"%s\" is "
+                                "not a number of seconds from 1 to %d, nor "
+                                "off; e.g. AffinityDrainTimeout 600", arg,
+                                AFFINITY_SECONDS_MAX);
+        }
+    }
+    conf->drain_timeout = (int)v;
+    affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_DRAIN_TIMEOUT);
+    return NULL;
+}
+
 static const char *affinity_set_flag(cmd_parms *cmd, void *dconf, int on)
 {
     affinity_dir_conf *conf = dconf;
@@ -376,6 +404,10 @@ const command_rec affinity_cmds[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "seconds a member that became usable ramps up from 10% "
                   "to its share of new sessions (0: off, the default)"),
+    AP_INIT_TAKE1("AffinityDrainTimeout", affinity_set_drain_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds a draining member keeps its sessions before they "
+                  "move, or off (default)"),
     AP_INIT_TAKE1("AffinityStatusShowIds", affinity_set_status_ids, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "full (default) or prefix: the status page shows each "

@@ -394,7 +394,7 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
 
     w = c.worker;
     if (c.kind == AFFINITY_SESSION_DOWN) {
-        status = "down";
+        status = c.drained ? "drained" : "down";
         if (!w) {
             affinity_set_env(r, NULL, status);
             req->set_cookie = NULL;
@@ -595,7 +595,7 @@ static const char *affinity_cookie_of(const affinity_dir_conf *conf,
 }
 
 static const char *const affinity_cookie_started[] = {
-    "new", "invalid", "down", "unknown", "expired", NULL
+    "new", "invalid", "down", "unknown", "expired", "drained", NULL
 };
 
 const affinity_mode affinity_mode_cookie = {

@@ -569,7 +569,7 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
                       st->write ? ", entry to be refreshed" : "");
         break;
     case AFFINITY_SESSION_DOWN:
-        status = "down";
+        status = c.drained ? "drained" : "down";
         st->session = affinity_learn_slot_of(st, c.down);
         st->write = st->session >= 0;    /* the entry exists: rewrite it */
         break;
@@ -837,7 +837,7 @@ static const char *affinity_learn_cookie(const affinity_dir_conf *conf,
 }
 
 static const char *const affinity_learn_started[] = {
-    "new", "invalid", "down", "unknown", "expired", NULL
+    "new", "invalid", "down", "unknown", "expired", "drained", NULL
 };
 
 /* The try link: a learned session exists only once the member itself

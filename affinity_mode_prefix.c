@@ -141,7 +141,7 @@ static proxy_worker *affinity_find_prefix(proxy_balancer *balancer,
         status = "valid";
         break;
     case AFFINITY_SESSION_DOWN:
-        status = "down";
+        status = c.drained ? "drained" : "down";
         break;
     case AFFINITY_SESSION_UNKNOWN:
         status = "invalid";
@@ -287,7 +287,7 @@ static const char *affinity_prefix_cookie(const affinity_dir_conf *conf,
 }
 
 static const char *const affinity_prefix_started[] = {
-    "new", "invalid", "down", "unknown", "expired", NULL
+    "new", "invalid", "down", "unknown", "expired", "drained", NULL
 };
 
 /* The try link: the module sets no cookie of its own here; the tester

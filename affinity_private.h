@@ -68,6 +68,7 @@ typedef enum {
     AFFINITY_DIRECTIVE_MAX_IDLE,
     AFFINITY_DIRECTIVE_MAX_LIFE,
     AFFINITY_DIRECTIVE_UPGRADE,
+    AFFINITY_DIRECTIVE_DRAIN_TIMEOUT,
     AFFINITY_DIRECTIVE_COUNT
 } affinity_directive_e;
 
@@ -92,6 +93,8 @@ typedef struct {
     int upgrade;                    /* AffinityCookieUpgrade, -1: unset */
     int slow_start;                 /* AffinitySlowStart seconds, 0: off;
                                      * -1: unset */
+    int drain_timeout;              /* AffinityDrainTimeout seconds, 0:
+                                     * off; -1: unset */
     int status_ids;                 /* AffinityStatusShowIds: 1 full,
                                      * 0 prefix, -1: unset (full) */
     /* AffinityWarnings: int tag, positive on, negative off, in order
@@ -427,6 +430,34 @@ int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
  * (affinity_cache_control_private), in target. */
 void affinity_cache_control_fix(request_rec *r, apr_table_t *target);
 
+/* ---- A member's life, in shared memory (affinity_status_counters.c) ---- */
+
+/* Kept in the member's counter record, so every child and every graceful
+ * restart agrees.  Seconds since the epoch, 0: none.  Append fields, never
+ * reorder: spare is room for more without changing the record's size. */
+#define AFFINITY_LIFE_RING 6            /* buckets ... */
+#define AFFINITY_LIFE_BUCKET 10         /* ... of 10 s: the last minute */
+typedef struct {
+    /* AffinitySlowStart: when the member last became usable for new
+     * sessions (apr_time_t), or 0: never looked at, 1: last seen taking no
+     * new sessions, 2: usable since the full start (the AFFINITY_SINCE_*
+     * of affinity_status_counters.c); first, so it is 8-byte aligned */
+    volatile apr_uint64_t usable_since;
+    volatile apr_uint32_t draining_since;   /* DRAIN seen set since */
+    volatile apr_uint32_t last_session;     /* last sticky request */
+    volatile apr_uint32_t bucket_at[AFFINITY_LIFE_RING];
+    volatile apr_uint32_t bucket_n[AFFINITY_LIFE_RING];
+    volatile apr_uint32_t spare[4];
+} affinity_member_life;
+
+/* The record of w (NULL: none, e.g. shared memory could not be made). */
+affinity_member_life *affinity_life_of(proxy_balancer *balancer,
+                                       proxy_worker *w, request_rec *r);
+/* Brings the drain start up to date with the member's status flags;
+ * returns it (0: not draining). */
+apr_uint32_t affinity_life_drain_note(affinity_member_life *l,
+                                      unsigned int status, apr_uint32_t now);
+
 /* ---- Sessions (affinity_session.c) -------------------------------------- */
 
 /* The one skeleton of every mode whose requests carry a session (cookie,
@@ -452,6 +483,10 @@ typedef proxy_worker *affinity_move_fn(proxy_balancer *balancer,
 
 typedef struct {
     affinity_session_e kind;
+    int drained;                    /* DOWN: the member is usable but has
+                                     * been draining past
+                                     * AffinityDrainTimeout
+                                     * (AFFINITY_STATUS=drained) */
     affinity_member *member;        /* KEPT: the session's member */
     affinity_member *down;          /* DOWN: the member that is not usable */
     proxy_worker *worker;           /* the choice; NULL: none */
@@ -461,6 +496,9 @@ typedef struct {
  *  KEPT: the member the request's IDs name (routes edited live are caught);
  *  DOWN: that member's Route Redirect if usable; else none when nofailover
  *        is On (the client gets 503); else move() (NULL: a new member);
+ *        also, with drained set, a usable member draining for longer than
+ *        AffinityDrainTimeout: Redirect, else move() (nofailover aside:
+ *        the operator asked for the deadline);
  *  UNKNOWN: only when the mode gives unknown (the request carried a value
  *        that names no member): unknown() picks;
  *  NEW: a new member, as byrequests picks.

@@ -113,6 +113,7 @@ static proxy_worker *affinity_session_move(proxy_balancer *balancer,
                                            request_rec *r, affinity_table **t,
                                            const affinity_request *req,
                                            const affinity_member *down,
+                                           int drained,
                                            affinity_move_fn *move, void *baton)
 {
     affinity_member *m = affinity_find_redirect(*t, down, req, r);
@@ -128,7 +129,7 @@ static proxy_worker *affinity_session_move(proxy_balancer *balancer,
                       down->worker->s->redirect);
         return m->worker;
     }
-    if (balancer->s->sticky_force) {
+    if (balancer->s->sticky_force && !drained) {
         const affinity_dir_conf *conf = ap_get_module_config(r->per_dir_config,
                                                              &affinity_module);
         apr_uint32_t more = 0;
@@ -158,21 +159,63 @@ static proxy_worker *affinity_session_move(proxy_balancer *balancer,
     return w;
 }
 
+/* Has the kept member m been draining for longer than AffinityDrainTimeout?
+ * Only a request whose session names a draining member asks the shared
+ * record; the start is recorded here if no process has yet. */
+static int affinity_drain_over(proxy_balancer *balancer, request_rec *r,
+                               const affinity_member *m)
+{
+    const affinity_dir_conf *conf;
+    affinity_member_life *l;
+    apr_uint32_t now, since;
+
+    if (!(m->worker->s->status & PROXY_WORKER_DRAIN)) {
+        return 0;
+    }
+    conf = ap_get_module_config(r->per_dir_config, &affinity_module);
+    if (!conf || conf->drain_timeout <= 0
+        || !(l = affinity_life_of(balancer, m->worker, r))) {
+        return 0;
+    }
+    now = (apr_uint32_t)apr_time_sec(r->request_time);
+    since = affinity_life_drain_note(l, m->worker->s->status, now);
+    /* whole seconds: the start may have been late in its second, so only
+     * a full second more is surely past the deadline (never early) */
+    return since && now - since > (apr_uint32_t)conf->drain_timeout;
+}
+
 void affinity_session_choose(proxy_balancer *balancer, request_rec *r,
                              affinity_table **t, const affinity_request *req,
                              affinity_move_fn *move, affinity_move_fn *unknown,
                              void *baton, affinity_session_choice *c)
 {
     c->down = NULL;
+    c->drained = 0;
     c->member = affinity_session_find(balancer, r, t, req, &c->down);
-    if (c->member) {
+    if (c->member && affinity_drain_over(balancer, r, c->member)) {
+        /* past the deadline: the session goes where a new one would, as
+         * if its member were down, once (the new value names another) */
+        c->kind = AFFINITY_SESSION_DOWN;
+        c->drained = 1;
+        c->down = c->member;
+        c->member = NULL;
+        c->worker = affinity_session_move(balancer, r, t, req, c->down, 1,
+                                          move, baton);
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0130: %s: member %s has been draining for longer "
+                      "than AffinityDrainTimeout: session moves to %s",
+                      balancer->s->name, AFFINITY_WORKER_NAME(c->down->worker),
+                      c->worker ? AFFINITY_WORKER_NAME(c->worker)
+                                : "no member");
+    }
+    else if (c->member) {
         c->kind = AFFINITY_SESSION_KEPT;
         c->worker = c->member->worker;
     }
     else if (c->down) {
         c->kind = AFFINITY_SESSION_DOWN;
-        c->worker = affinity_session_move(balancer, r, t, req, c->down, move,
-                                          baton);
+        c->worker = affinity_session_move(balancer, r, t, req, c->down, 0,
+                                          move, baton);
     }
     else if (unknown) {
         c->kind = AFFINITY_SESSION_UNKNOWN;

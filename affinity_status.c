@@ -31,6 +31,9 @@ typedef enum {
     AFFINITY_FMT_PROMETHEUS
 } affinity_format_e;
 
+static int affinity_view_only_member(affinity_view *v, const char *name);
+static int affinity_not_found(request_rec *r, const char *member);
+
 static int affinity_bad_request(request_rec *r, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
@@ -134,6 +137,7 @@ static int affinity_status_handler(request_rec *r)
     affinity_view *v;
     char *args, *pair, *state;
     const char *id = NULL, *host = NULL, *try_member = NULL, *try_bal = NULL;
+    const char *member = NULL;
 
     if (!r->handler || strcmp(r->handler, AFFINITY_STATUS_HANDLER)) {
         return DECLINED;
@@ -173,6 +177,9 @@ static int affinity_status_handler(request_rec *r)
         else if (!strcmp(pair, "balancer") && !try_bal) {
             try_bal = val;
         }
+        else if (!strcmp(pair, "member") && !member) {
+            member = val;
+        }
     }
 
     if (!format) {
@@ -198,6 +205,9 @@ static int affinity_status_handler(request_rec *r)
         return affinity_status_try(r, v, try_member, try_bal ? try_bal : "");
     }
 
+    if (member && *member && !affinity_view_only_member(v, member)) {
+        return affinity_not_found(r, member);
+    }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     if (!format) {
@@ -213,6 +223,51 @@ static int affinity_status_handler(request_rec *r)
     default:
         affinity_status_html(r, v);
     }
+    return OK;
+}
+
+/* ?member=NAME: only that member (a deploy job's question), in every
+ * balancer that has it; the others go.  0: no balancer has it. */
+static int affinity_view_only_member(affinity_view *v, const char *name)
+{
+    apr_array_header_t *keep = apr_array_make(v->r->pool, 1,
+                                              sizeof(affinity_view_balancer));
+    int b, i;
+
+    for (b = 0; b < v->balancers->nelts; b++) {
+        affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
+                                                    affinity_view_balancer);
+        apr_array_header_t *ms = apr_array_make(v->r->pool, 1,
+                                                sizeof(affinity_view_member));
+
+        for (i = 0; i < vb->members->nelts; i++) {
+            affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                     affinity_view_member);
+            if (!strcmp(m->name, name)) {
+                *(affinity_view_member *)apr_array_push(ms) = *m;
+            }
+        }
+        if (ms->nelts) {
+            vb->members = ms;
+            *(affinity_view_balancer *)apr_array_push(keep) = *vb;
+        }
+    }
+    v->balancers = keep;
+    return keep->nelts;
+}
+
+static int affinity_not_found(request_rec *r, const char *member)
+{
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    r->status = HTTP_NOT_FOUND;
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (r->header_only) {
+        return OK;
+    }
+    ap_rvputs(r, "affinity-status: no balancer member is named \"",
+              ap_escape_html(r->pool, member), "\"; write it as the status "
+              "page and balancer-manager show it, e.g. member=http://"
+              "127.0.0.1:8080\n", NULL);
     return OK;
 }
 

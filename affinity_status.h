@@ -28,8 +28,21 @@
  * are in shared memory that outlives a graceful restart to a newer build). */
 #define AFFINITY_NSTATUS 16
 #define AFFINITY_STATUS_OTHER (AFFINITY_NSTATUS - 1)
-#define AFFINITY_NAMED 8                /* values with a name */
+#define AFFINITY_NAMED 9                /* values with a name */
 #define AFFINITY_SHOWN (AFFINITY_NAMED + 1)     /* the named, then "other" */
+
+/* A draining member that served no request of a session it kept for this
+ * long is "safe to stop": sessions come back within seconds while their
+ * users are active, and past the deadline none comes. */
+#define AFFINITY_DRAIN_QUIET 10
+
+/* A member's life as the status page reads it (affinity_private.h). */
+void affinity_life_view(const char *bkey, const char *member,
+                        unsigned int status, apr_uint32_t now,
+                        affinity_member_life *out);
+apr_uint32_t affinity_life_last_minute(const affinity_member_life *l,
+                                       apr_uint32_t now);
+void affinity_life_sticky(affinity_member_life *l, apr_uint32_t now);
 
 /* The slot of an AFFINITY_STATUS value (other: AFFINITY_STATUS_OTHER). */
 int affinity_status_index(const char *status);
@@ -65,6 +78,14 @@ typedef struct {
     double lbfactor;                /* as balancer-manager shows it */
     int lbset;
     int draining;
+    apr_uint32_t draining_since;    /* seconds since the epoch; 0: not */
+    apr_uint32_t last_session;      /* last sticky request; 0: none */
+    apr_uint32_t sessions_minute;   /* sticky requests in the last minute */
+    int drain_timeout;              /* AffinityDrainTimeout; 0: off */
+    apr_uint32_t quiet;             /* seconds without a sticky request
+                                     * (since the drain start if none) */
+    int safe_to_stop;               /* draining, quiet for
+                                     * AFFINITY_DRAIN_QUIET s at least */
     apr_uint64_t count[AFFINITY_NSTATUS];
     apr_uint64_t total;
     apr_uint64_t started;           /* requests that started a session here */

@@ -49,7 +49,8 @@ APLOG_USE_MODULE(affinity);
 /* Index = counter slot; append new values, never reorder (the slots are in
  * shared memory that outlives a graceful restart to a newer build). */
 static const char *const affinity_status_names[] = {
-    "valid", "new", "invalid", "down", "domain", "unknown", "expired", "legacy"
+    "valid", "new", "invalid", "down", "domain", "unknown", "expired", "legacy",
+    "drained"
 };
 /* AFFINITY_NAMED (affinity_status.h) is the length of that list */
 typedef char affinity_named_matches[(sizeof(affinity_status_names)
@@ -95,10 +96,7 @@ typedef struct {
     char balancer[PROXY_BALANCER_MAX_NAME_SIZE];    /* balancer->s->sname */
     char member[PROXY_WORKER_EXT_NAME_SIZE];        /* "" for no member */
     volatile apr_uint64_t count[AFFINITY_NSTATUS];
-    /* AffinitySlowStart: when the member last became usable for new
-     * sessions (apr_time_t), or AFFINITY_SINCE_UNSEEN / _UNUSABLE /
-     * _START; lives with the counters, so graceful restarts keep it */
-    volatile apr_uint64_t usable_since;
+    affinity_member_life life;      /* slow start, drain, progress */
 } affinity_counter;
 
 #define AFFINITY_SINCE_UNSEEN   0u      /* never looked at: a new record */
@@ -116,7 +114,12 @@ typedef struct {
     apr_time_t since;               /* when counting started (full start) */
 } affinity_store;
 
-#define AFFINITY_STORE_KEY "mod_affinity.status_counters"
+/* .N: the record's layout.  A graceful restart into a build whose
+ * affinity_counter differs (2: the member's life, with slow start's usable
+ * since, was added) must not
+ * read the old segments with the new layout: it starts its own, and the
+ * counts start over once. */
+#define AFFINITY_STORE_KEY "mod_affinity.status_counters.2"
 
 /* Per process and generation, in pconf, read-only after post_config except
  * for the published record pointers. */
@@ -243,7 +246,10 @@ static affinity_counter *affinity_rec_take(apr_uint32_t to, const char *bkey,
             memset(rec->member, 0, sizeof(rec->member));
             apr_cpystrn(rec->balancer, bkey, sizeof(rec->balancer));
             rec->seen = affinity_counters_gen;
-            rec->usable_since = AFFINITY_SINCE_UNSEEN;
+            /* a fresh or reclaimed record: nothing of a former member's
+             * life, and slow start's "never looked at" */
+            memset((void *)&rec->life, 0, sizeof(rec->life));
+            rec->life.usable_since = AFFINITY_SINCE_UNSEEN;
             if (to == AFFINITY_REC_READY) {
                 apr_cpystrn(rec->member, member, sizeof(rec->member));
             }
@@ -299,6 +305,7 @@ static apr_uint32_t affinity_reclaim_records(void)
             for (k = 0; k < AFFINITY_NSTATUS; k++) {
                 rec->count[k] = 0;
             }
+            memset((void *)&rec->life, 0, sizeof(rec->life));
             memset(rec->balancer, 0, sizeof(rec->balancer));
             memset(rec->member, 0, sizeof(rec->member));
             apr_atomic_xchg32(&rec->state, AFFINITY_REC_FREE);
@@ -499,7 +506,7 @@ void affinity_counters_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                 /* members there from the full start are not ramped; one
                  * added to the configuration at a graceful restart is */
                 if (rec && full_start) {
-                    rec->usable_since = AFFINITY_SINCE_START;
+                    rec->life.usable_since = AFFINITY_SINCE_START;
                 }
             }
             bc->slots[w->s->index].ready = rec;
@@ -613,8 +620,134 @@ int affinity_status_count(request_rec *r)
     }
     if (rec) {
         AFFINITY_INC64(&rec->count[st]);
+        if (req->chosen) {
+            apr_uint32_t now = (apr_uint32_t)apr_time_sec(r->request_time);
+
+            affinity_life_drain_note(&rec->life, req->chosen->s->status, now);
+            /* a session kept here: the drain progress */
+            if (st == 0 || st == 7) {
+                affinity_life_sticky(&rec->life, now);
+            }
+        }
     }
     return DECLINED;
+}
+
+/* ---- A member's life: drain start and progress ------------------------- */
+
+/* The drain start follows the DRAIN flag lazily: the first process that
+ * sees the flag set and no start stores now, one that sees it clear clears
+ * the start (a compare-and-swap each, so exactly one start per period).
+ * Returns the start in force, 0 when not draining. */
+apr_uint32_t affinity_life_drain_note(affinity_member_life *l,
+                                      unsigned int status, apr_uint32_t now)
+{
+    apr_uint32_t since = apr_atomic_read32(&l->draining_since);
+
+    if (status & PROXY_WORKER_DRAIN) {
+        if (!since) {
+            since = apr_atomic_cas32(&l->draining_since, now ? now : 1, 0);
+            if (!since) {
+                since = now ? now : 1;
+            }
+        }
+        return since;
+    }
+    if (since) {
+        apr_atomic_cas32(&l->draining_since, 0, since);
+    }
+    return 0;
+}
+
+/* One sticky request at second now: the last time, and a ring of
+ * AFFINITY_LIFE_RING buckets of AFFINITY_LIFE_BUCKET seconds.  A bucket
+ * from a lap ago is reset by whoever gets it first; a count lost in that
+ * race is one request in a figure that is "about". */
+void affinity_life_sticky(affinity_member_life *l, apr_uint32_t now)
+{
+    apr_uint32_t at = now / AFFINITY_LIFE_BUCKET;
+    int i = (int)(at % AFFINITY_LIFE_RING);
+    apr_uint32_t was = apr_atomic_read32(&l->bucket_at[i]);
+
+    if (was != at
+        && apr_atomic_cas32(&l->bucket_at[i], at, was) == was) {
+        apr_atomic_set32(&l->bucket_n[i], 0);
+    }
+    apr_atomic_inc32(&l->bucket_n[i]);
+    if (apr_atomic_read32(&l->last_session) < now) {
+        apr_atomic_set32(&l->last_session, now);
+    }
+}
+
+apr_uint32_t affinity_life_last_minute(const affinity_member_life *l,
+                                       apr_uint32_t now)
+{
+    apr_uint32_t at = now / AFFINITY_LIFE_BUCKET, n = 0;
+    int i;
+
+    for (i = 0; i < AFFINITY_LIFE_RING; i++) {
+        apr_uint32_t b = l->bucket_at[i];
+
+        /* the current bucket and the five before it: 50 to 60 s */
+        if (b <= at && at - b < AFFINITY_LIFE_RING) {
+            n += l->bucket_n[i];
+        }
+    }
+    return n;
+}
+
+/* The finder's question, on the path of a request whose session names a
+ * draining member only: the member's record, claimed if this process has
+ * not used it yet. */
+affinity_member_life *affinity_life_of(proxy_balancer *balancer,
+                                       proxy_worker *w, request_rec *r)
+{
+    affinity_bcounters *bc;
+    affinity_counter *rec;
+    int i = w->s->index;
+
+    if (!affinity_counters_map) {
+        return NULL;
+    }
+    bc = apr_hash_get(affinity_counters_map, &balancer->s,
+                      sizeof(balancer->s));
+    if (!bc || i < 0 || i >= bc->n) {
+        return NULL;
+    }
+    rec = bc->slots[i].ready;
+    if (!rec) {
+        rec = affinity_counter_claim(bc, &bc->slots[i], w, r);
+    }
+    return rec ? &rec->life : NULL;
+}
+
+/* The status page: the first READY record of a label, its drain start
+ * brought up to date with status, copied to out (zeros: none). */
+void affinity_life_view(const char *bkey, const char *member,
+                        unsigned int status, apr_uint32_t now,
+                        affinity_member_life *out)
+{
+    apr_array_header_t *segs;
+    apr_uint32_t j;
+    int i;
+
+    memset(out, 0, sizeof(*out));
+    if (!affinity_counters_store) {
+        return;
+    }
+    segs = affinity_counters_store->segs;
+    for (i = 0; i < segs->nelts; i++) {
+        affinity_segment *seg = &APR_ARRAY_IDX(segs, i, affinity_segment);
+        for (j = 0; j < seg->n; j++) {
+            affinity_counter *rec = &seg->recs[j];
+
+            if (affinity_rec_is(rec, bkey, member)) {
+                affinity_life_drain_note(&rec->life, status, now);
+                memcpy(out, (const void *)&rec->life, sizeof(*out));
+                return;
+            }
+        }
+    }
 }
 
 int affinity_counting(void)
@@ -719,12 +852,12 @@ static apr_uint64_t affinity_usable_since(const proxy_balancer *balancer,
     if (!rec) {
         return AFFINITY_SINCE_START;
     }
-    v = __atomic_load_n(&rec->usable_since, __ATOMIC_ACQUIRE);
+    v = __atomic_load_n(&rec->life.usable_since, __ATOMIC_ACQUIRE);
     if (affinity_takes_new(w)) {
         if (v == AFFINITY_SINCE_UNSEEN || v == AFFINITY_SINCE_UNUSABLE) {
             apr_uint64_t want = v;
 
-            if (!__atomic_compare_exchange_n(&rec->usable_since, &want,
+            if (!__atomic_compare_exchange_n(&rec->life.usable_since, &want,
                                              (apr_uint64_t)now, 0,
                                              __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE)) {
@@ -740,7 +873,7 @@ static apr_uint64_t affinity_usable_since(const proxy_balancer *balancer,
         }
     }
     else if (v != AFFINITY_SINCE_UNUSABLE) {
-        __atomic_compare_exchange_n(&rec->usable_since, &v,
+        __atomic_compare_exchange_n(&rec->life.usable_since, &v,
                                     AFFINITY_SINCE_UNUSABLE, 0,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
         return AFFINITY_SINCE_UNUSABLE;

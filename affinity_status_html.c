@@ -148,6 +148,47 @@ static void affinity_html_store(request_rec *r, const affinity_view *v)
     }
 }
 
+/* Each draining member's progress, in words an operator acts on. */
+static void affinity_html_drain(request_rec *r, const affinity_view_balancer *vb)
+{
+    int i;
+
+    for (i = 0; i < vb->members->nelts; i++) {
+        const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                       affinity_view_member);
+        const char *deadline = "no deadline (AffinityDrainTimeout off)";
+
+        if (!m->draining) {
+            continue;
+        }
+        if (m->drain_timeout && m->draining_since) {
+            deadline = apr_pstrcat(r->pool, "its sessions move at ",
+                                   affinity_time_text(r->pool,
+                                       apr_time_from_sec((apr_time_t)m->draining_since
+                                                         + m->drain_timeout)),
+                                   NULL);
+        }
+        ap_rvputs(r, "<p class=\"drain\">", H(m->name), " is draining since ",
+                  m->draining_since
+                  ? affinity_time_text(r->pool,
+                                       apr_time_from_sec(m->draining_since))
+                  : "now", ", ", deadline, ": ", NULL);
+        if (m->safe_to_stop) {
+            ap_rprintf(r, "<span class=\"ok\">no session requests for %u s: "
+                       "safe to stop</span></p>\n", m->quiet);
+        }
+        else if (!m->sessions_minute) {
+            ap_rprintf(r, "no session requests for %u s yet: wait until %d "
+                       "s</p>\n", m->quiet, AFFINITY_DRAIN_QUIET);
+        }
+        else {
+            ap_rprintf(r, "<span class=\"bad\">still serving about %u "
+                       "session requests a minute</span> (the last %u s "
+                       "ago)</p>\n", m->sessions_minute, m->quiet);
+        }
+    }
+}
+
 void affinity_status_html(request_rec *r, const affinity_view *v)
 {
     int b, i, k;
@@ -254,6 +295,7 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
             ap_rvputs(r, "<p>To try a member: ", H(vb->try_instead), ".</p>\n",
                       NULL);
         }
+        affinity_html_drain(r, vb);
         for (k = 0; k < AFFINITY_NSTATUS; k++) {
             unrouted += vb->unrouted[k];
         }

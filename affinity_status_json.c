@@ -175,6 +175,43 @@ static void affinity_json_store(request_rec *r, const affinity_view *v)
     }
 }
 
+/* The member's drain and its progress ("drain":{...}); times in seconds
+ * since the epoch, null for none. */
+static void affinity_json_drain(request_rec *r, const affinity_view_member *m)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(r->request_time);
+
+    ap_rputs(",\"drain\":{\"since\":", r);
+    if (m->draining_since) {
+        ap_rprintf(r, "%u", m->draining_since);
+    }
+    else {
+        ap_rputs("null", r);
+    }
+    if (m->drain_timeout) {
+        ap_rprintf(r, ",\"timeout\":%d,\"deadline\":", m->drain_timeout);
+        if (m->draining_since) {
+            ap_rprintf(r, "%u", m->draining_since + (apr_uint32_t)m->drain_timeout);
+        }
+        else {
+            ap_rputs("null", r);
+        }
+    }
+    else {
+        ap_rputs(",\"timeout\":null,\"deadline\":null", r);
+    }
+    ap_rprintf(r, ",\"session_requests_last_minute\":%u,"
+               "\"last_session_request\":", m->sessions_minute);
+    if (m->last_session) {
+        ap_rprintf(r, "%u,\"idle_seconds\":%u", m->last_session,
+                   now > m->last_session ? now - m->last_session : 0);
+    }
+    else {
+        ap_rputs("null,\"idle_seconds\":null", r);
+    }
+    ap_rprintf(r, ",\"safe_to_stop\":%s}", m->safe_to_stop ? "true" : "false");
+}
+
 void affinity_status_json(request_rec *r, const affinity_view *v)
 {
     int b, i, k;
@@ -226,6 +263,7 @@ void affinity_status_json(request_rec *r, const affinity_view *v)
                        m->ramp_left / (double)APR_USEC_PER_SEC,
                        m->lbfactor, m->lbset);
             affinity_json_counts(r, m->count);
+            affinity_json_drain(r, m);
             ap_rprintf(r, ",\"requests_total\":%" APR_UINT64_T_FMT
                        ",\"sessions_started\":%" APR_UINT64_T_FMT
                        ",\"share\":%.4f}", m->total, m->started,

@@ -58,6 +58,7 @@ static const char *affinity_prom_esc(apr_pool_t *p, const char *in)
 
 
 static void affinity_prometheus_store(request_rec *r, const affinity_view *v);
+static void affinity_prometheus_life(request_rec *r, const affinity_view *v);
 
 void affinity_status_prometheus(request_rec *r, const affinity_view *v)
 {
@@ -152,7 +153,56 @@ void affinity_status_prometheus(request_rec *r, const affinity_view *v)
                        m->ramp / (double)AFFINITY_RAMP_FULL);
         }
     }
+    affinity_prometheus_life(r, v);
     affinity_prometheus_store(r, v);
+}
+
+/* Drain and its progress: one gauge family each, every member. */
+static void affinity_prometheus_life(request_rec *r, const affinity_view *v)
+{
+    static const struct {
+        const char *name, *help;
+    } series[] = {
+        { "affinity_member_draining",
+          "1 while the member is draining (balancer-manager's N flag)." },
+        { "affinity_member_draining_since_seconds",
+          "When the member started draining, as first seen (0: not "
+          "draining)." },
+        { "affinity_member_drain_timeout_seconds",
+          "AffinityDrainTimeout of the member's balancer (0: off)." },
+        { "affinity_member_last_session_request_seconds",
+          "When the member last served a request of a session it kept "
+          "(0: none since the full start)." },
+        { "affinity_member_session_requests_last_minute",
+          "Requests of sessions the member kept, in the last 50 to 60 "
+          "seconds (every child)." },
+    };
+    apr_size_t j;
+    int b, i;
+
+    for (j = 0; j < sizeof(series) / sizeof(series[0]); j++) {
+        ap_rprintf(r, "# HELP %s %s\n# TYPE %s gauge\n", series[j].name,
+                   series[j].help, series[j].name);
+        for (b = 0; b < v->balancers->nelts; b++) {
+            const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
+                                                              affinity_view_balancer);
+            const char *bn = affinity_prom_esc(r->pool, vb->name);
+
+            for (i = 0; i < vb->members->nelts; i++) {
+                const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                               affinity_view_member);
+                apr_uint32_t x = j == 0 ? (apr_uint32_t)m->draining
+                                 : j == 1 ? m->draining_since
+                                 : j == 2 ? (apr_uint32_t)m->drain_timeout
+                                 : j == 3 ? m->last_session
+                                 : m->sessions_minute;
+
+                ap_rprintf(r, "%s{balancer=\"%s\",member=\"%s\"} %u\n",
+                           series[j].name, bn,
+                           affinity_prom_esc(r->pool, m->name), x);
+            }
+        }
+    }
 }
 
 /* Learn mode's store: one series each, labelled with the store. */

@@ -111,6 +111,25 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
      * finds the same "usable since") */
     m->ramp = affinity_slow_start_ramp(vb->balancer, &fake, vb->slow_start,
                                        apr_time_now(), v->r, &m->ramp_left);
+    {
+        affinity_member_life life;
+        apr_uint32_t now = (apr_uint32_t)apr_time_sec(v->r->request_time);
+
+        affinity_life_view(vb->balancer->s->sname, m->name, s->status, now,
+                           &life);
+        m->draining_since = m->draining ? life.draining_since : 0;
+        m->last_session = life.last_session;
+        m->sessions_minute = affinity_life_last_minute(&life, now);
+        m->drain_timeout = vb->conf && vb->conf->drain_timeout > 0
+                           ? vb->conf->drain_timeout : 0;
+        if (m->draining_since) {
+            apr_uint32_t from = m->last_session > m->draining_since
+                                ? m->last_session : m->draining_since;
+
+            m->quiet = now > from ? now - from : 0;
+            m->safe_to_stop = m->quiet >= AFFINITY_DRAIN_QUIET;
+        }
+    }
     sum = apr_hash_get(counts, apr_pstrcat(p, vb->balancer->s->sname, "\n",
                                            m->name, NULL),
                        APR_HASH_KEY_STRING);

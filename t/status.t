@@ -23,7 +23,7 @@ use AffinityTest;
 plan tests => 95;
 
 my $json = JSON::PP->new;
-my @statuses = qw(valid new invalid down domain unknown expired legacy other);
+my @statuses = qw(valid new invalid down domain unknown expired legacy drained other);
 # (loop variables, not $_: Apache::Test's config parser clobbers $_)
 my %url;
 for my $b (qw(backend1 backend2 backend3 backend4)) {

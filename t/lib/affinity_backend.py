@@ -4,7 +4,8 @@
 # NAME as the body, like the vhost backends.  Exits by itself after
 # --lifetime seconds, whatever happens to the test that started it.
 #
-#   affinity_backend.py NAME (--unix PATH | --ipv6 PORT) [--lifetime S]
+#   affinity_backend.py NAME (--unix PATH | --ipv6 PORT | --ipv4 PORT)
+#                       [--lifetime S]
 import argparse
 import http.server
 import os
@@ -38,11 +39,17 @@ class IPv6Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
+class IPv4Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
     ap.add_argument("--unix")
     ap.add_argument("--ipv6", type=int)
+    ap.add_argument("--ipv4", type=int)
     ap.add_argument("--lifetime", type=float, default=120)
     a = ap.parse_args()
     if a.unix:
@@ -50,6 +57,8 @@ def main():
             os.unlink(a.unix)
         srv = UnixServer(a.unix, Handler)
         os.chmod(a.unix, 0o666)
+    elif a.ipv4:
+        srv = IPv4Server(("127.0.0.1", a.ipv4), Handler)
     else:
         srv = IPv6Server(("::1", a.ipv6), Handler)
     srv.name = a.name

@@ -1,0 +1,201 @@
+# docs/deploying.md, step by step: its sh blocks, extracted from the page
+# and run as written (the variables pointed at a private httpd this test
+# starts, AffinityDrainTimeout shortened to 3 s), with the site-specific
+# steps (stop, deploy) done here to a member of our own
+# (t/lib/affinity_backend.py on 127.0.0.1).  Sessions on the member stay
+# until the deadline, move once, the watch step ends with "safe to stop",
+# no request fails, and the re-enabled member takes new sessions again.
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test qw(-withtestmore);
+use Apache::TestRequest ();
+use File::Spec;
+use IO::Socket::INET;
+use JSON::PP ();
+use LWP::UserAgent;
+use lib 't/lib';
+use AffinityTest;
+
+my $top = File::Spec->rel2abs(Apache::Test::vars('top_dir'));
+my $page = do { local $/; open my $fh, '<', "$top/docs/deploying.md" or die $!; <$fh> };
+my %step;
+my @order;
+while ($page =~ /^<!-- deploy-step: ([^>]+?) -->\n```sh\n(.*?)^```$/msg) {
+    my ($name, $code) = ($1, $2);
+    $step{$name} = $code;
+    push @order, $name;
+}
+my ($vars) = $page =~ /^```sh\n(MANAGER=.*?)^```$/ms;
+
+plan tests => 16;
+
+is join(',', @order), 'drain,watch,stop (site-specific),deploy (site-specific),re-enable',
+   'the walk-through names its steps in order';
+ok $vars, 'the walk-through sets its variables';
+
+my $json = JSON::PP->new;
+my $httpd = Apache::Test::vars('httpd');
+my $apxs = Apache::Test::vars('apxs');
+chomp(my $libexec = `$apxs -q LIBEXECDIR`);
+my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
+my $dir = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/deploy-walkthrough');
+mkdir $dir;
+my $mpm = 'event';
+for my $line (log_lines('../conf/httpd.conf')) {
+    $mpm = $1 if $line =~ /LoadModule mpm_(\w+)_module/;
+}
+sub free_port {
+    for (1 .. 10) {
+        my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1, ReuseAddr => 1);
+        return $sock->sockport if $sock;
+        select(undef, undef, undef, 0.2);
+    }
+    die "no free port on 127.0.0.1\n";
+}
+my $port = free_port();
+my $mport = free_port();
+my $other = 'http://127.0.0.1:' . backend_port('backend1');
+my $member = "http://127.0.0.1:$mport";
+my $helper = "$top/t/lib/affinity_backend.py";
+my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 10);
+
+my $backend_pid;
+sub start_member {
+    my ($name) = @_;
+    $backend_pid = fork // die "fork: $!";
+    if (!$backend_pid) {
+        exec 'python3', $helper, $name, '--ipv4', $mport, '--lifetime', 120;
+        exit 1;
+    }
+    return wait_until(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$mport", Timeout => 1) });
+}
+sub stop_member {
+    return unless $backend_pid;
+    kill 'TERM', $backend_pid;
+    waitpid $backend_pid, 0;
+    undef $backend_pid;
+}
+
+open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
+print $fh <<"EOF";
+ServerRoot "$dir"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error_log"
+DefaultRuntimeDir "$dir"
+LogLevel warn
+LoadModule mpm_${mpm}_module $libexec/mod_mpm_${mpm}.so
+LoadModule affinity_module $module
+LoadModule authz_core_module $libexec/mod_authz_core.so
+LoadModule authz_host_module $libexec/mod_authz_host.so
+LoadModule proxy_module $libexec/mod_proxy.so
+LoadModule proxy_http_module $libexec/mod_proxy_http.so
+LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
+LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
+LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
+StartServers 2
+LogFormat "%U %{AFFINITY_STATUS}e" st
+CustomLog "$dir/status_log" st
+<Proxy "balancer://app">
+    BalancerMember "$other"
+    BalancerMember "$member" retry=0
+    ProxySet lbmethod=affinity
+    AffinitySalt walkthrough
+    AffinityDrainTimeout 3
+</Proxy>
+ProxyPass "/balancer-manager" "!"
+ProxyPass "/affinity-status" "!"
+ProxyPass "/" "balancer://app/"
+<Location "/balancer-manager">
+    SetHandler balancer-manager
+    Require local
+</Location>
+<Location "/affinity-status">
+    SetHandler affinity-status
+    Require local
+</Location>
+EOF
+close $fh;
+
+sub run_httpd {
+    my $out = `$httpd -f $dir/httpd.conf @_ 2>&1`;
+    diag "httpd @_: $out" if $?;
+    return !$?;
+}
+sub get { return $ua->get("http://127.0.0.1:$port$_[0]", @_[1 .. $#_]) }
+END {
+    stop_member();
+    run_httpd('-k', 'stop') if -f "$dir/httpd.pid";
+}
+
+# the page's variables, pointed at the private httpd
+(my $env = $vars) =~ s{^MANAGER=.*$}{MANAGER=http://127.0.0.1:$port/balancer-manager}m;
+$env =~ s{^STATUS=.*$}{STATUS=http://127.0.0.1:$port/affinity-status}m;
+$env =~ s{^MEMBER=.*$}{MEMBER=$member}m;
+sub run_step {
+    my ($name, $limit) = @_;
+    open my $sh, '>', "$dir/step.sh" or die $!;
+    print $sh "set -e\n$env\n$step{$name}";
+    close $sh;
+    my $out = `timeout $limit bash $dir/step.sh 2>&1`;
+    return ($? == 0, $out);
+}
+
+ok start_member('v1'), 'the member (version 1) runs';
+run_httpd('-k', 'start');
+ok wait_until(20, sub { get('/affinity-status?format=json')->is_success }), 'private httpd started';
+
+# sessions: those on the member are the ones the deploy must not cut
+my @sessions;
+for (1 .. 16) {
+    my $res = get('/hello.txt');
+    push @sessions, { cookie => cookie_value($res), at => backend($res) };
+}
+my @mine = grep { $_->{at} eq 'v1' } @sessions;
+ok @mine >= 2, scalar(@mine) . ' of 16 sessions on the member';
+my $failed = 0;
+sub visit_all {
+    for my $s (@sessions) {
+        my $res = get('/hello.txt', Cookie => "ROUTEID=$s->{cookie}");
+        $failed++ unless $res->is_success;
+        my $c = cookie_value($res);
+        # a session is its cookie's member: bare IDs, so sessions on one
+        # member share a value; a move is a new value
+        if ($c && $c ne $s->{cookie}) {
+            $s->{moves}++;
+            $s->{cookie} = $c;
+        }
+        $s->{at} = backend($res);
+    }
+}
+
+my ($ok, $out) = run_step('drain', 20);
+ok $ok && $out =~ /balancer-manager: 200/, 'step 1 (drain): balancer-manager took it' or diag $out;
+my $t0 = time;
+visit_all();
+is scalar(grep { $_->{at} eq 'v1' } @sessions), scalar(@mine), 'before the deadline the sessions stay';
+sleep 1 while time < $t0 + 4;
+visit_all();
+is scalar(grep { $_->{at} eq 'v1' } @sessions), 0, 'after the deadline every session has moved';
+
+($ok, $out) = run_step('watch', 60);
+ok $ok && $out =~ /safe to stop\s*$/, 'step 2 (watch): ends with "safe to stop"' or diag $out;
+
+stop_member();
+ok 1, 'step 3 (stop): the member is stopped';
+visit_all();
+ok start_member('v2'), 'step 4 (deploy): version 2 runs';
+visit_all();
+
+($ok, $out) = run_step('re-enable', 20);
+ok $ok && $out =~ /balancer-manager: 200/ && $out =~ /^true$/m, 'step 5 (re-enable): not draining any more' or diag $out;
+my $new = 0;
+for (1 .. 10) { $new++ if backend(get('/hello.txt')) eq 'v2' }
+ok $new > 0, "the re-enabled member takes new sessions ($new of 10)";
+visit_all();
+
+is $failed, 0, 'no request failed during the deploy';
+is scalar(grep { ($_->{moves} // 0) > 1 } @sessions), 0, 'every session moved at most once';
+is scalar(grep { $_->{moves} } @sessions), scalar(@mine), 'the sessions of the member moved, the others did not';
