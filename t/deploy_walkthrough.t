@@ -3,8 +3,10 @@
 # starts, AffinityDrainTimeout shortened to 3 s), with the site-specific
 # steps (stop, deploy) done here to a member of our own
 # (t/lib/affinity_backend.py on 127.0.0.1).  Sessions on the member stay
-# until the deadline, move once, the watch step ends with "safe to stop",
-# no request fails, and the re-enabled member takes new sessions again.
+# until the deadline, move once, the watch step ends with "safe to stop";
+# in hot standby the try link's cookie reaches the new version and a new
+# client never does; re-enabled, it ramps (AffinitySlowStart shortened to
+# 5 s) and takes new sessions again; no request fails.
 use strict;
 use warnings FATAL => 'all';
 
@@ -28,9 +30,9 @@ while ($page =~ /^<!-- deploy-step: ([^>]+?) -->\n```sh\n(.*?)^```$/msg) {
 }
 my ($vars) = $page =~ /^```sh\n(MANAGER=.*?)^```$/ms;
 
-plan tests => 16;
+plan tests => 23;
 
-is join(',', @order), 'drain,watch,stop (site-specific),deploy (site-specific),re-enable',
+is join(',', @order), 'drain,watch,stop (site-specific),deploy (site-specific),try,re-enable',
    'the walk-through names its steps in order';
 ok $vars, 'the walk-through sets its variables';
 
@@ -104,6 +106,7 @@ CustomLog "$dir/status_log" st
     ProxySet lbmethod=affinity
     AffinitySalt walkthrough
     AffinityDrainTimeout 3
+    AffinitySlowStart 5
 </Proxy>
 ProxyPass "/balancer-manager" "!"
 ProxyPass "/affinity-status" "!"
@@ -134,10 +137,11 @@ END {
 (my $env = $vars) =~ s{^MANAGER=.*$}{MANAGER=http://127.0.0.1:$port/balancer-manager}m;
 $env =~ s{^STATUS=.*$}{STATUS=http://127.0.0.1:$port/affinity-status}m;
 $env =~ s{^MEMBER=.*$}{MEMBER=$member}m;
+$env =~ s{^APP=.*$}{APP=http://127.0.0.1:$port/hello.txt}m;
 sub run_step {
     my ($name, $limit) = @_;
     open my $sh, '>', "$dir/step.sh" or die $!;
-    print $sh "set -e\n$env\n$step{$name}";
+    print $sh "set -e\ncd '$dir'\n$env\n$step{$name}";
     close $sh;
     my $out = `timeout $limit bash $dir/step.sh 2>&1`;
     return ($? == 0, $out);
@@ -189,11 +193,42 @@ visit_all();
 ok start_member('v2'), 'step 4 (deploy): version 2 runs';
 visit_all();
 
+($ok, $out) = run_step('try', 20);
+ok $ok && $out =~ /balancer-manager: 200/ && $out =~ /try link: 200/, 'step 5 (try): standby set, try link followed' or diag $out;
+like $out, qr/^with the try cookie: v2$/m, 'the try cookie reaches the standby member (version 2)';
+unlike $out, qr/^a new client: v2$/m, 'the request without it does not';
+my ($tried) = map { chomp(my $l = $_); (split /\t/, $l)[6] } grep { /\tROUTEID\t/ } log_lines("deploy-walkthrough/try.jar");
+ok $tried, 'the jar holds the member\'s cookie';
+my $on = 0;
+for (1 .. 10) {
+    my $res = get('/hello.txt', Cookie => "ROUTEID=" . ($tried // ''));
+    $failed++ unless $res->is_success;
+    $on++ if backend($res) eq 'v2';
+}
+is $on, 10, 'the tester stays on it (10 of 10)';
+my $stray = 0;
+for (1 .. 30) {
+    my $res = get('/hello.txt');
+    $failed++ unless $res->is_success;
+    $stray++ if backend($res) eq 'v2';
+}
+is $stray, 0, 'a new client never reaches the standby member (0 of 30)';
+visit_all();
+
 ($ok, $out) = run_step('re-enable', 20);
-ok $ok && $out =~ /balancer-manager: 200/ && $out =~ /^true$/m, 'step 5 (re-enable): not draining any more' or diag $out;
+ok $ok && $out =~ /balancer-manager: 200/ && $out =~ /^draining: false, /m, 'step 6 (re-enable): not draining, not in standby' or diag $out;
+my ($ratio) = $out =~ /slow start: ([0-9.]+) of its share/;
+ok defined $ratio && $ratio < 1, 'the JSON shows the ramp right away (ratio ' . ($ratio // 'none') . ')' or diag $out;
 my $new = 0;
-for (1 .. 10) { $new++ if backend(get('/hello.txt')) eq 'v2' }
-ok $new > 0, "the re-enabled member takes new sessions ($new of 10)";
+my $tries = 0;
+my $until = time + 10;
+while (time < $until && $new < 3) {
+    my $res = get('/hello.txt');
+    $tries++;
+    $failed++ unless $res->is_success;
+    $new++ if backend($res) eq 'v2';
+}
+ok $new > 0, "the re-enabled member takes new sessions ($new of $tries)";
 visit_all();
 
 is $failed, 0, 'no request failed during the deploy';
