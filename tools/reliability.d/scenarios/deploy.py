@@ -4,8 +4,8 @@
 #
 #     http://www.apache.org/licenses/LICENSE-2.0
 """docs/deploying.md under load: drain with AffinityDrainTimeout, watch until
-safe to stop, stop, start, re-enable (tools/reliability's setup_scenario adds
-the directive and the status page for this one)."""
+safe to stop, stop, start, re-enable with slow start (tools/reliability's
+setup_scenario adds the directives and the status page for this one)."""
 
 import json
 import os
@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.parse
 
-from lib.client import Client
+from lib.client import Client, member_of
 from lib.env import HOST
 from lib.load import Load
 from lib.manager import edit_member, manager_nonce, member_url
@@ -29,11 +29,16 @@ def scenario_deploy(env):
     """docs/deploying.md under load: a member drained with a short
     AffinityDrainTimeout (env drain_timeout) while clients keep their
     sessions; its progress watched on affinity-status (?member=) until
-    "safe to stop"; then stopped, started again and re-enabled.  No request
-    may fail, no session may move before the deadline or more than once,
-    and every move is logged AFFINITY_STATUS=drained."""
+    "safe to stop"; then stopped, started again and re-enabled with
+    AffinitySlowStart on (env slow_start).  No request may fail, no session
+    may move before the deadline or more than once, every move is logged
+    AFFINITY_STATUS=drained, and right after the re-enable the member's
+    share of new sessions (a probe of cookieless requests) is below its
+    full share."""
     timeout = env.e["drain_timeout"]
-    v = Verdict("j. deploying a member (AffinityDrainTimeout %d s)" % timeout)
+    ramp = env.e["slow_start"]
+    v = Verdict("j. deploying a member (AffinityDrainTimeout %d s, "
+                "AffinitySlowStart %d s)" % (timeout, ramp))
     victim = "m2"
     url = member_url(env, victim)
     dur = env.scale(45, 24)
@@ -41,6 +46,23 @@ def scenario_deploy(env):
                 new_rate=0.0005)
     t = {}
     restarted = {}
+    probes = {}
+    full = 1.0 / sum(1 for m in env.members.values() if m["in_balancer"])
+
+    def probe(label, n):
+        """n new sessions (no cookie) in a row: the victim's share, and any
+        request that failed."""
+        c = Client(env)
+        got = failed = 0
+        t0 = time.monotonic()
+        for i in range(n):
+            st, _, body = c.get("%s?s=probe-%s-%d" % (load.path, label, i))
+            if st != 200:
+                failed += 1
+            elif member_of(body) == victim:
+                got += 1
+        c.close()
+        probes[label] = (got, n, failed, time.monotonic() - t0)
 
     def status():
         st, _, body = Client(env).get("/affinity-status?format=json&member="
@@ -85,6 +107,12 @@ def scenario_deploy(env):
         if edit_member(env, manager_nonce(env), victim, w_status_N="0") != 200:
             v.fail("balancer-manager refused the re-enable")
         t["enabled"] = time.monotonic()
+        m = status()
+        t["ratio"] = m["slow_start"]["ratio"] if m else None
+        probe("early", 200)
+        # the end of the ramp: the member at its full share (a note)
+        time.sleep(max(0.0, t["enabled"] + ramp + 0.5 - time.monotonic()))
+        probe("late", 200)
 
     try:
         load.run([(2, deploy)])
@@ -96,11 +124,22 @@ def scenario_deploy(env):
         v.fail("the deploy did not finish before the load ended")
         return v
     recs = load.records
-    v.requests = len(recs)
+    v.requests = len(recs) + sum(p[1] for p in probes.values())
     bad = [r for r in recs if r.status != 200]
-    v.failures = len(bad)
+    v.failures = len(bad) + sum(p[2] for p in probes.values())
     if bad:
         v.fail("%d failed requests (first: %s)" % (len(bad), bad[0].status or bad[0].err))
+    for label, (got, n, failed, _) in probes.items():
+        if failed:
+            v.fail("%d of %d %s probe requests failed" % (failed, n, label))
+    if t.get("ratio") is None or t["ratio"] >= 1:
+        v.fail("right after the re-enable the JSON shows no ramp (slow_start.ratio %s)"
+               % t.get("ratio"))
+    first = probes.get("early")
+    if not first or first[0] / first[1] >= full:
+        v.fail("right after the re-enable the member took %s new sessions, "
+               "not below its full share (%.0f%%)"
+               % ("%d of %d" % first[:2] if first else "no probe", 100 * full))
     deadline = t["drain"] + timeout
     # per session: its members in order, and when it changed
     seq = {}
@@ -144,6 +183,12 @@ def scenario_deploy(env):
     v.notes.append("stopped, started, re-enabled in %.1f s"
                    % (t["enabled"] - t["stopped"]))
     v.notes.append("%d requests on it after re-enabling" % after)
+    if first and "late" in probes:
+        v.notes.append("slow start: ratio %.2f right after the re-enable; new "
+                       "sessions on it %d of %d (%.1f s) then, %d of %d after "
+                       "the %d s ramp (full share %.0f%%)"
+                       % (t["ratio"], first[0], first[1], first[3],
+                          probes["late"][0], probes["late"][1], ramp, 100 * full))
     return v
 
 
