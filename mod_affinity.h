@@ -248,6 +248,36 @@ static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca
     return a > b || (a == b && ca < cb);
 }
 
+/* The same choice as offering every candidate to affinity_rendezvous_cost()
+ * and affinity_rendezvous_beats() in order (ties to the first offered), at
+ * a fraction of the cost: the cost falls as x = fmix64(key ^ seed) >> 11 | 1
+ * grows, so among members of one weight only the largest x can win, and
+ * the logarithm is taken for each weight's winner only (and for the rare
+ * near tie, where the fixed-point log may round two x to one cost).  Up to
+ * AFFINITY_RV_CLASSES distinct weights are grouped; more are compared
+ * plainly.  Pure: t/unit/test_route.c and fuzz/fuzz_rendezvous.c hold it
+ * to the plain comparison. */
+#define AFFINITY_RV_CLASSES 8
+typedef struct {
+    apr_uint64_t weight;
+    apr_uint64_t x;                 /* the largest x of that weight so far */
+    int slot;                       /* its slot (the first offered on a tie) */
+} affinity_rv_class;
+typedef struct {
+    apr_uint64_t key;
+    int nclasses;
+    affinity_rv_class cls[AFFINITY_RV_CLASSES];
+    int over_slot;                  /* -1: no weight beyond the classes */
+    apr_uint64_t over_weight, over_cost;
+} affinity_rv;
+
+void affinity_rv_init(affinity_rv *rv, apr_uint64_t key);
+/* Offers the member in slot (>= 0) with its seed and weight (>= 1). */
+void affinity_rv_offer(affinity_rv *rv, apr_uint64_t seed, apr_uint64_t weight,
+                       int slot);
+/* The winner's slot, or -1 when nothing was offered. */
+int affinity_rv_best(const affinity_rv *rv);
+
 /* ---- Session lifetime: dated, signed cookie values (affinity_expiry.c) --- */
 
 /* With AffinityCookieMaxIdle or AffinityCookieMaxLife set, the cookie value
