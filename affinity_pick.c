@@ -56,14 +56,17 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
 
 /* ---- A key ---------------------------------------------------------------- */
 
+/* get_best_worker offers, in order, exactly the candidates of the first
+ * lbset (then spares, or standbys) that has any: the baton collects them in
+ * affinity_rv, which makes the plain walk's choice with one log per weight,
+ * and the callback only has to say "there is a candidate" (the first).
+ * Per member: the tried check, the member's seed, one fmix64. */
 typedef struct {
     proxy_balancer *balancer;
     affinity_table *table;
     const affinity_request *req;
     request_rec *r;
-    apr_uint64_t key;
-    apr_uint64_t best_cost;
-    apr_uint64_t best_weight;
+    affinity_rv rv;
 } affinity_domain_baton;
 
 static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_best,
@@ -71,24 +74,20 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
 {
     affinity_domain_baton *b = baton;
     affinity_member *m;
-    apr_uint64_t weight, cost;
+    int lbfactor;
 
-    if (affinity_was_tried(b->req, current)) {
+    if (b->req->tried->nelts && affinity_was_tried(b->req, current)) {
         return 0;
     }
     m = affinity_member_of(b->balancer, &b->table, current, b->r);
     if (!m) {
         return 0;
     }
-    weight = current->s->lbfactor > 0 ? (apr_uint64_t)current->s->lbfactor : 1;
-    cost = affinity_rendezvous_cost(b->key, m->seed);
-    if (prev_best && !affinity_rendezvous_beats(weight, cost, b->best_weight,
-                                                b->best_cost)) {
-        return 0;
-    }
-    b->best_weight = weight;
-    b->best_cost = cost;
-    return 1;
+    lbfactor = current->s->lbfactor;
+    affinity_rv_offer(&b->rv, m->seed,
+                      lbfactor > 0 ? (apr_uint64_t)lbfactor : 1,
+                      (int)(m - b->table->members));
+    return !prev_best;
 }
 
 proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
@@ -98,16 +97,20 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
 {
     affinity_domain_baton b;
     proxy_worker *w;
+    int slot;
 
-    memset(&b, 0, sizeof(b));
     b.balancer = balancer;
     b.table = *t;
     b.req = req;
     b.r = r;
-    b.key = key;
+    affinity_rv_init(&b.rv, key);
     affinity_members_settle(balancer);
     w = affinity_get_best_worker(balancer, r, affinity_is_best_domain, &b);
     *t = b.table;
-    return w;
+    if (!w) {
+        return NULL;
+    }
+    /* slots index balancer->workers, which a rebuild keeps */
+    slot = affinity_rv_best(&b.rv);
+    return slot >= 0 ? b.table->members[slot].worker : w;
 }
-
