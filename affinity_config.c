@@ -74,10 +74,12 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     if (add->mode) {
         conf->mode = add->mode;
         conf->mode_cookie = add->mode_cookie;
+        conf->hash_expr = add->hash_expr;
     }
     else {
         conf->mode = base->mode;
         conf->mode_cookie = base->mode_cookie;
+        conf->hash_expr = base->hash_expr;
     }
     if (add->warnings && base->warnings) {
         conf->warnings = apr_array_append(p, base->warnings, add->warnings);

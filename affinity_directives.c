@@ -320,8 +320,9 @@ const command_rec affinity_cmds[] = {
                  "On: mark responses that set the cookie Cache-Control: private"),
     AP_INIT_TAKE12("AffinityMode", affinity_set_mode, NULL,
                    RSRC_CONF | ACCESS_CONF,
-                   "cookie (default), domain, prefix NAME or learn NAME "
-                   "(NAME: the application's session cookie)"),
+                   "cookie (default), domain, prefix NAME, learn NAME "
+                   "(NAME: the application's session cookie) or hash EXPR "
+                   "(an httpd string expression)"),
     AP_INIT_TAKE1("AffinityStore", affinity_set_store, NULL, RSRC_CONF,
                   "learn mode's store: a mod_socache provider and its "
                   "arguments, e.g. shmcb, memcache:HOST:PORT, redis:HOST:PORT"),

@@ -24,6 +24,7 @@
 #include "http_log.h"
 #include "ap_mmn.h"
 
+#include "ap_expr.h"
 #include "mod_proxy.h"
 
 #include "mod_affinity.h"
@@ -83,6 +84,7 @@ typedef struct {
     const affinity_mode *mode;      /* NULL: unset (affinity_mode_of) */
     const char *mode_cookie;        /* the application's cookie NAME of
                                      * "AffinityMode MODE NAME", or NULL */
+    const ap_expr_info_t *hash_expr;    /* "AffinityMode hash EXPR", or NULL */
     int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
@@ -333,6 +335,9 @@ struct affinity_request {
                                      * when none), or of the member a kept
                                      * prefix names */
     struct affinity_learn_state *learn;     /* learn mode */
+    /* hash mode: the expression's value, hashed (never kept in clear) */
+    apr_uint64_t hash_key;
+    int hash_empty;                 /* the value was empty: a new member */
 };
 
 
@@ -662,6 +667,13 @@ struct affinity_mode {
     /* hooks of the mode's own (NULL: none), and post_config's second pass */
     void (*register_hooks)(apr_pool_t *p);
     void (*post_config)(server_rec *s);
+    /* the status page's ?key=: the member a request whose key (the value
+     * the mode reads, as a request would carry it) is key goes to, or NULL;
+     * the function is NULL when no such key chooses in this mode */
+    proxy_worker_shared *(*answer_key)(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       const affinity_dir_conf *conf,
+                                       const char *key);
 };
 
 /* Every mode, the default (cookie) first; NULL-terminated. */

@@ -28,7 +28,7 @@
  * are in shared memory that outlives a graceful restart to a newer build). */
 #define AFFINITY_NSTATUS 16
 #define AFFINITY_STATUS_OTHER (AFFINITY_NSTATUS - 1)
-#define AFFINITY_NAMED 8                /* values with a name */
+#define AFFINITY_NAMED 9                /* values with a name */
 #define AFFINITY_SHOWN (AFFINITY_NAMED + 1)     /* the named, then "other" */
 
 /* The slot of an AFFINITY_STATUS value (other: AFFINITY_STATUS_OTHER). */

@@ -45,7 +45,8 @@ APLOG_USE_MODULE(affinity);
 /* Index = counter slot; append new values, never reorder (the slots are in
  * shared memory that outlives a graceful restart to a newer build). */
 static const char *const affinity_status_names[] = {
-    "valid", "new", "invalid", "down", "domain", "unknown", "expired", "legacy"
+    "valid", "new", "invalid", "down", "domain", "unknown", "expired", "legacy",
+    "hash"
 };
 /* AFFINITY_NAMED (affinity_status.h) is the length of that list */
 typedef char affinity_named_matches[(sizeof(affinity_status_names)
