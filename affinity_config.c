@@ -32,6 +32,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->upgrade = -1;
     conf->status_ids = -1;
     conf->store_timeout = -1;
+    conf->balance_factor = -1;
     return conf;
 }
 
@@ -70,6 +71,8 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
                                                    : base->store_timeout;
     conf->status_ids = add->status_ids != -1 ? add->status_ids
                                              : base->status_ids;
+    conf->balance_factor = add->balance_factor != -1 ? add->balance_factor
+                                                     : base->balance_factor;
     /* a mode and its cookie NAME go together */
     if (add->mode) {
         conf->mode = add->mode;

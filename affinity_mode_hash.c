@@ -59,7 +59,9 @@ static proxy_worker *affinity_find_hash(proxy_balancer *balancer,
         w = affinity_pick_new(balancer, r, req);
     }
     else {
-        w = affinity_pick_hashed(balancer, r, &t, req, req->hash_key);
+        w = affinity_pick_bounded(balancer, r, &t, req, req->hash_key,
+                                  affinity_balance_factor_of(conf),
+                                  &req->bounded);
     }
     if (w) {
         m = affinity_member_of(balancer, &t, w, r);
@@ -105,8 +107,9 @@ static proxy_worker_shared *affinity_hash_answer_key(proxy_balancer *balancer,
         return NULL;
     }
     t = affinity_table_get(balancer, conf, r);
-    w = affinity_pick_hashed(balancer, r, &t, req,
-                             affinity_hash64(key, strlen(key)));
+    w = affinity_pick_bounded(balancer, r, &t, req,
+                              affinity_hash64(key, strlen(key)),
+                              affinity_balance_factor_of(conf), NULL);
     if (w) {
         s = w->s;
     }

@@ -85,6 +85,8 @@ typedef struct {
     const char *mode_cookie;        /* the application's cookie NAME of
                                      * "AffinityMode MODE NAME", or NULL */
     const ap_expr_info_t *hash_expr;    /* "AffinityMode hash EXPR", or NULL */
+    int balance_factor;             /* AffinityHashBalanceFactor PERCENT,
+                                     * 0: off; -1: unset (off) */
     int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
@@ -338,6 +340,8 @@ struct affinity_request {
     /* hash mode: the expression's value, hashed (never kept in clear) */
     apr_uint64_t hash_key;
     int hash_empty;                 /* the value was empty: a new member */
+    int bounded;                    /* hash, domain: the key's first member
+                                     * was over AffinityHashBalanceFactor */
 };
 
 
@@ -511,6 +515,21 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
                                    affinity_table **t,
                                    const affinity_request *req,
                                    apr_uint64_t key);
+
+/* The same with bounded loads: factor (AffinityHashBalanceFactor, 0: off):
+ * a member whose requests in progress would exceed factor% of its weighted
+ * share is passed over for the next in the key's order; *bounded (may be
+ * NULL) says it happened. */
+proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
+                                    affinity_table **t,
+                                    const affinity_request *req,
+                                    apr_uint64_t key, int factor, int *bounded);
+
+/* The balance factor in force (0: off). */
+static APR_INLINE int affinity_balance_factor_of(const affinity_dir_conf *conf)
+{
+    return conf->balance_factor > 0 ? conf->balance_factor : 0;
+}
 
 /* ---- Learn mode's store (affinity_store.c) ---------------------------- */
 

@@ -30,6 +30,10 @@
 #define AFFINITY_STATUS_OTHER (AFFINITY_NSTATUS - 1)
 #define AFFINITY_NAMED 9                /* values with a name */
 #define AFFINITY_SHOWN (AFFINITY_NAMED + 1)     /* the named, then "other" */
+/* Not a status: the slot that counts requests a member took because the
+ * key's first member was over AffinityHashBalanceFactor (in a member's
+ * record; never in a total). */
+#define AFFINITY_COUNT_BOUNDED (AFFINITY_NSTATUS - 2)
 
 /* The slot of an AFFINITY_STATUS value (other: AFFINITY_STATUS_OTHER). */
 int affinity_status_index(const char *status);

@@ -593,6 +593,9 @@ int affinity_status_count(request_rec *r)
     }
     if (rec) {
         AFFINITY_INC64(&rec->count[st]);
+        if (req->bounded) {
+            AFFINITY_INC64(&rec->count[AFFINITY_COUNT_BOUNDED]);
+        }
     }
     return DECLINED;
 }

@@ -208,7 +208,9 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
             ap_rvputs(r, "<th>", affinity_status_name(affinity_shown_index(k)),
                       "</th>", NULL);
         }
-        ap_rvputs(r, "<th>Total</th><th>",
+        ap_rvputs(r, "<th>Total</th><th title=\"requests taken because the "
+                  "key's first member was over AffinityHashBalanceFactor\">"
+                  "bounded</th><th>",
                   vb->sessions ? "Share of new sessions"
                                             : "Share of requests",
                   "</th></tr>\n", NULL);
@@ -229,8 +231,10 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
                            m->count[affinity_shown_index(k)]);
             }
             ap_rprintf(r, "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+                       "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
                        "<td class=\"share\"><span class=\"bar\" style=\"width:%dpx\"></span> "
-                       "%.1f%%</td></tr>\n", m->total, (int)(share * 60 + 0.5),
+                       "%.1f%%</td></tr>\n", m->total,
+                       m->count[AFFINITY_COUNT_BOUNDED], (int)(share * 60 + 0.5),
                        share * 100);
         }
         ap_rputs("</table>\n", r);

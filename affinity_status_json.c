@@ -225,8 +225,10 @@ void affinity_status_json(request_rec *r, const affinity_view *v)
             affinity_json_counts(r, m->count);
             ap_rprintf(r, ",\"requests_total\":%" APR_UINT64_T_FMT
                        ",\"sessions_started\":%" APR_UINT64_T_FMT
-                       ",\"share\":%.4f}", m->total, m->started,
-                       vb->started ? (double)m->started / vb->started : 0.0);
+                       ",\"share\":%.4f,\"bounded\":%" APR_UINT64_T_FMT "}",
+                       m->total, m->started,
+                       vb->started ? (double)m->started / vb->started : 0.0,
+                       m->count[AFFINITY_COUNT_BOUNDED]);
         }
         ap_rputs("],\"unrouted\":", r);
         affinity_json_counts(r, vb->unrouted);

@@ -112,7 +112,9 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
                        APR_HASH_KEY_STRING);
     for (k = 0; sum && k < AFFINITY_NSTATUS; k++) {
         m->count[k] = sum[k];
-        m->total += sum[k];
+        if (k != AFFINITY_COUNT_BOUNDED) {
+            m->total += sum[k];
+        }
     }
     for (k = 0; mode->started[k]; k++) {
         m->started += m->count[affinity_status_index(mode->started[k])];

@@ -21,6 +21,8 @@ my @bad = (
     ['AffinityMode hash',                    qr/AffinityMode hash needs an httpd string expression naming the key/],
     ['AffinityMode hash "%{tolower:"',       qr/AffinityMode hash: cannot parse the expression "%\{tolower:"/],
     ['AffinityMode hash "%{NO_SUCH_VAR}"',   qr/AffinityMode hash: cannot parse the expression .*NO_SUCH_VAR/],
+    ['AffinityHashBalanceFactor 100',        qr/AffinityHashBalanceFactor: "100" is not a percentage from 101 to 100000 or Off/],
+    ['AffinityHashBalanceFactor 1.5',        qr/AffinityHashBalanceFactor: "1.5" is not a percentage/],
     ['AffinityCookieRemove maybe',           qr/AffinityCookieRemove must be On or Off/],
     ['AffinityNoCache 1',                    qr/AffinityNoCache must be On or Off/],
     ['AffinityCookie',                       qr/AffinityCookie takes 1-2 arguments, cookie name and optional attributes/],
