@@ -94,13 +94,19 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
     affinity_domain_baton *b = baton;
     affinity_member *m;
     apr_uint64_t weight;
+    int i;
 
     if (b->req->tried->nelts && affinity_was_tried(b->req, current)) {
         return 0;
     }
-    m = affinity_member_of(b->balancer, &b->table, current, b->r);
-    if (!m) {
-        return 0;
+    /* affinity_member_of()'s fast case, inline: the slot is the shm index */
+    i = current->s->index;
+    m = i >= 0 && i < b->table->nelts ? &b->table->members[i] : NULL;
+    if (!m || m->worker != current || !affinity_member_current(m)) {
+        m = affinity_member_of(b->balancer, &b->table, current, b->r);
+        if (!m) {
+            return 0;
+        }
     }
     weight = current->s->lbfactor > 0 ? (apr_uint64_t)current->s->lbfactor : 1;
     if (b->factor) {

@@ -911,10 +911,9 @@ void affinity_rv_init(affinity_rv *rv, apr_uint64_t key)
     rv->over_weight = rv->over_cost = 0;
 }
 
-void affinity_rv_offer(affinity_rv *rv, apr_uint64_t seed, apr_uint64_t weight,
-                       int slot)
+void affinity_rv_offer_x(affinity_rv *rv, apr_uint64_t x, apr_uint64_t weight,
+                         int slot)
 {
-    apr_uint64_t x = affinity_rendezvous_x(rv->key, seed);
     affinity_rv_class *c = rv->cls, *end = rv->cls + rv->nclasses;
 
     while (c < end && c->weight != weight) {

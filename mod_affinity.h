@@ -272,9 +272,39 @@ typedef struct {
 } affinity_rv;
 
 void affinity_rv_init(affinity_rv *rv, apr_uint64_t key);
-/* Offers the member in slot (>= 0) with its seed and weight (>= 1). */
-void affinity_rv_offer(affinity_rv *rv, apr_uint64_t seed, apr_uint64_t weight,
-                       int slot);
+/* The general case of affinity_rv_offer, given x. */
+void affinity_rv_offer_x(affinity_rv *rv, apr_uint64_t x, apr_uint64_t weight,
+                         int slot);
+/* Offers the member in slot (>= 0) with its seed and weight (>= 1).  Inline:
+ * it runs once per member per request; a member of the first weight seen
+ * that clearly wins or loses (nearly every one) costs one fmix64 and two
+ * compares. */
+static APR_INLINE void affinity_rv_offer(affinity_rv *rv, apr_uint64_t seed,
+                                         apr_uint64_t weight, int slot)
+{
+    apr_uint64_t x = rv->key ^ seed;
+
+    /* affinity_route.c's fmix64 (MurmurHash3's finalizer) */
+    x ^= x >> 33;
+    x *= APR_UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= APR_UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    x = (x >> 11) | 1;
+    if (rv->nclasses && rv->cls[0].weight == weight) {
+        affinity_rv_class *c = &rv->cls[0];
+
+        if (x + (x >> 12) < c->x) {
+            return;
+        }
+        if (c->x + (c->x >> 12) < x) {
+            c->x = x;
+            c->slot = slot;
+            return;
+        }
+    }
+    affinity_rv_offer_x(rv, x, weight, slot);
+}
 /* The winner's slot, or -1 when nothing was offered. */
 int affinity_rv_best(const affinity_rv *rv);
 
