@@ -57,7 +57,7 @@ static int affinity_status_handler(request_rec *r)
     const char *format = NULL;
     affinity_view *v;
     char *args, *pair, *state;
-    const char *id = NULL, *host = NULL;
+    const char *id = NULL, *host = NULL, *key = NULL;
 
     if (!r->handler || strcmp(r->handler, AFFINITY_STATUS_HANDLER)) {
         return DECLINED;
@@ -91,6 +91,9 @@ static int affinity_status_handler(request_rec *r)
         else if (!strcmp(pair, "host") && !host) {
             host = val;
         }
+        else if (!strcmp(pair, "key") && !key) {
+            key = val;
+        }
     }
 
     if (!format) {
@@ -110,7 +113,8 @@ static int affinity_status_handler(request_rec *r)
         return affinity_bad_request(r, "format must be html, json or prometheus");
     }
 
-    v = affinity_view_build(r, id && *id ? id : NULL,
+    v = affinity_view_build(r, key && *key ? key : NULL,
+                            id && *id ? id : NULL,
                             host && *host ? host : NULL);
 
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

@@ -87,6 +87,7 @@ typedef struct {
     apr_size_t salt_len;
     int sessions;                   /* requests carry sessions */
     int by_host;                    /* the host chooses (?host=) */
+    int by_key;                     /* a key chooses (?key=, hash mode) */
     int nofailover;
     int max_members;
     apr_array_header_t *members;    /* affinity_view_member */
@@ -136,6 +137,8 @@ typedef struct {
     const char *host_query;         /* NULL: none asked */
     const char *host;               /* as httpd keeps r->hostname */
     apr_array_header_t *host_matches;   /* affinity_host_match */
+    int key_asked;                  /* ?key= was given (never shown) */
+    apr_array_header_t *key_matches;    /* affinity_host_match */
 } affinity_view;
 
 /* Digits of a route ID shown under AffinityStatusShowIds prefix: enough to
@@ -147,7 +150,8 @@ typedef struct {
  * configuration as a request to its root gets it, the counters, and the
  * answers of the modes to the lookups (each mode takes the locks its
  * answer needs).  id and host: the queries, NULL when not asked. */
-affinity_view *affinity_view_build(request_rec *r, const char *id,
+affinity_view *affinity_view_build(request_rec *r, const char *key,
+                                   const char *id,
                                    const char *host);
 
 /* ---- The renderers: one per format --------------------------------------- */

@@ -13,7 +13,7 @@ use LWP::UserAgent ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 17;
+plan tests => 19;
 
 my @ua = map { LWP::UserAgent->new(keep_alive => 1, timeout => 30) } 1 .. 2;
 my $turn = 0;
@@ -77,6 +77,21 @@ my $base = map_tenants();
                                 log_lines('affinity_log') }),
        'logged: AFFINITY_STATUS=hash with the member\'s route ID';
     unlike error_log_text(), qr/secret-tenant-42/, 'the key is not in the error log (trace2)';
+}
+
+# ---- the status page's ?key=: where a key goes, the key never echoed --------------
+{
+    my @wrong;
+    for my $t (@tenants[0 .. 19]) {
+        my $body = Apache::TestRequest::GET_BODY("/affinity-status?format=json&key=$t");
+        my ($member) = $body =~ m{"key":\{"balancers":\[.*?\{"balancer":"balancer://hashhdr","member":"([^"]+)"};
+        push @wrong, "$t: " . ($member // 'none') unless ($member // '') eq member_url($base->{$t});
+        push @wrong, "$t echoed" if index($body, $t) >= 0;
+    }
+    ok !@wrong, '?key=: the member each of 20 keys goes to, as requests found; the key not shown'
+        or diag join '; ', @wrong[0 .. ($#wrong < 5 ? $#wrong : 5)];
+    my $html = Apache::TestRequest::GET_BODY('/affinity-status?key=tenant-1');
+    ok $html =~ /<h2>Key<\/h2>/ && index($html, 'tenant-1') < 0, 'HTML: a Key section, the key not shown';
 }
 
 # ---- an empty key: a new visitor, byrequests' choice ----------------------------
