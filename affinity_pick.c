@@ -75,6 +75,7 @@ typedef struct {
     affinity_table *table;
     const affinity_request *req;
     request_rec *r;
+    int ntried;                     /* members failed for this request */
     int factor;                     /* 0: no bound */
     int second;                     /* the second walk: the bound filters */
     apr_uint64_t busy, weights;     /* first walk: sums over the candidates */
@@ -92,23 +93,25 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
                                    void *baton)
 {
     affinity_domain_baton *b = baton;
+    const proxy_worker_shared *s = current->s;
     affinity_member *m;
     apr_uint64_t weight;
     int i;
 
-    if (b->req->tried->nelts && affinity_was_tried(b->req, current)) {
+    if (b->ntried && affinity_was_tried(b->req, current)) {
         return 0;
     }
     /* affinity_member_of()'s fast case, inline: the slot is the shm index */
-    i = current->s->index;
+    i = s->index;
     m = i >= 0 && i < b->table->nelts ? &b->table->members[i] : NULL;
     if (!m || m->worker != current || !affinity_member_current(m)) {
         m = affinity_member_of(b->balancer, &b->table, current, b->r);
         if (!m) {
             return 0;
         }
+        i = (int)(m - b->table->members);
     }
-    weight = current->s->lbfactor > 0 ? (apr_uint64_t)current->s->lbfactor : 1;
+    weight = s->lbfactor > 0 ? (apr_uint64_t)s->lbfactor : 1;
     if (b->factor) {
         if (b->second) {
             if (!affinity_within_bound(b, current, weight)) {
@@ -116,11 +119,11 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
             }
         }
         else {
-            b->busy += current->s->busy;
+            b->busy += s->busy;
             b->weights += weight;
         }
     }
-    affinity_rv_offer(&b->rv, m->seed, weight, (int)(m - b->table->members));
+    affinity_rv_offer(&b->rv, m->seed, weight, i);
     return !prev_best;
 }
 
@@ -137,6 +140,7 @@ proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
     b.table = *t;
     b.req = req;
     b.r = r;
+    b.ntried = req->tried->nelts;
     b.factor = factor;
     b.second = 0;
     b.busy = b.weights = 0;
