@@ -34,6 +34,7 @@ void *affinity_create_dir_config(apr_pool_t *p, char *dir)
     conf->status_ids = -1;
     conf->store_timeout = -1;
     conf->drain_timeout = -1;
+    conf->balance_factor = -1;
     return conf;
 }
 
@@ -76,16 +77,20 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
                                                    : base->drain_timeout;
     conf->status_ids = add->status_ids != -1 ? add->status_ids
                                              : base->status_ids;
+    conf->balance_factor = add->balance_factor != -1 ? add->balance_factor
+                                                     : base->balance_factor;
     /* a mode and its cookie NAME go together */
     if (add->mode) {
         conf->mode = add->mode;
         conf->mode_cookie = add->mode_cookie;
         conf->mode_header = add->mode_header;
+        conf->hash_expr = add->hash_expr;
     }
     else {
         conf->mode = base->mode;
         conf->mode_cookie = base->mode_cookie;
         conf->mode_header = base->mode_header;
+        conf->hash_expr = base->hash_expr;
     }
     if (add->warnings && base->warnings) {
         conf->warnings = apr_array_append(p, base->warnings, add->warnings);

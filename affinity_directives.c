@@ -170,6 +170,30 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* AffinityHashBalanceFactor PERCENT|Off: bounded loads (hash, domain). */
+static const char *affinity_set_balance_factor(cmd_parms *cmd, void *dconf,
+                                               const char *arg)
+{
+    affinity_dir_conf *conf = dconf;
+    char *end;
+    long v;
+
+    if (!strcasecmp(arg, "off")) {
+        conf->balance_factor = 0;
+        return NULL;
+    }
+    v = strtol(arg, &end, 10);
+    if (end == arg || *end || v < 101 || v > 100000) {
+        return apr_psprintf(cmd->pool, "AffinityHashBalanceFactor: \"%s\" is "
+                            "not a percentage from 101 to 100000 or Off; a "
+                            "member may take PERCENT%% of the average load "
+                            "before a key passes it over, e.g. "
+                            "AffinityHashBalanceFactor 150", arg);
+    }
+    conf->balance_factor = (int)v;
+    return NULL;
+}
+
 /* AffinityMode MODE [ARG]: the mode takes its own arguments. */
 static const char *affinity_set_mode(cmd_parms *cmd, void *dconf,
                                      const char *arg, const char *name)
@@ -368,8 +392,14 @@ const command_rec affinity_cmds[] = {
                  "On: mark responses that set the cookie Cache-Control: private"),
     AP_INIT_TAKE12("AffinityMode", affinity_set_mode, NULL,
                    RSRC_CONF | ACCESS_CONF,
-                   "cookie (default), domain, prefix NAME or learn NAME "
-                   "(NAME: the application's session cookie)"),
+                   "cookie (default), domain, prefix NAME, learn NAME "
+                   "(NAME: the application's session cookie) or hash EXPR "
+                   "(an httpd string expression)"),
+    AP_INIT_TAKE1("AffinityHashBalanceFactor", affinity_set_balance_factor,
+                  NULL, RSRC_CONF | ACCESS_CONF,
+                  "hash and domain modes: PERCENT (at least 101) of the "
+                  "average requests in progress a member may have before a "
+                  "key passes it over, or Off (default)"),
     AP_INIT_TAKE1("AffinityStore", affinity_set_store, NULL, RSRC_CONF,
                   "learn mode's store: a mod_socache provider and its "
                   "arguments, e.g. shmcb, memcache:HOST:PORT, redis:HOST:PORT"),

@@ -27,8 +27,9 @@ static proxy_worker *affinity_find_domain(proxy_balancer *balancer,
     proxy_worker *w;
     const char *host = r->hostname ? r->hostname : r->server->server_hostname;
 
-    w = affinity_pick_hashed(balancer, r, &t, req,
-                             affinity_host_key(host ? host : ""));
+    w = affinity_pick_bounded(balancer, r, &t, req,
+                              affinity_host_key(host ? host : ""),
+                              affinity_balance_factor_of(conf), &req->bounded);
     if (w) {
         m = affinity_member_of(balancer, &t, w, r);
     }
@@ -67,7 +68,8 @@ static proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer
         return NULL;
     }
     t = affinity_table_get(balancer, conf, r);
-    w = affinity_pick_hashed(balancer, r, &t, req, affinity_host_key(host));
+    w = affinity_pick_bounded(balancer, r, &t, req, affinity_host_key(host),
+                              affinity_balance_factor_of(conf), NULL);
     if (w) {
         s = w->s;
     }

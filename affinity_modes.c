@@ -17,6 +17,7 @@ extern const affinity_mode affinity_mode_cookie;
 extern const affinity_mode affinity_mode_domain;
 extern const affinity_mode affinity_mode_prefix;
 extern const affinity_mode affinity_mode_learn;
+extern const affinity_mode affinity_mode_hash;
 
 /* The first is the default (no AffinityMode). */
 const affinity_mode *const affinity_modes[] = {
@@ -24,6 +25,7 @@ const affinity_mode *const affinity_modes[] = {
     &affinity_mode_domain,
     &affinity_mode_prefix,
     &affinity_mode_learn,
+    &affinity_mode_hash,
     NULL
 };
 

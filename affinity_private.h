@@ -24,6 +24,7 @@
 #include "http_log.h"
 #include "ap_mmn.h"
 
+#include "ap_expr.h"
 #include "mod_proxy.h"
 
 #include "mod_affinity.h"
@@ -86,6 +87,9 @@ typedef struct {
     const char *mode_header;        /* "header NAME" when NAME is a header,
                                      * not a cookie ("AffinityMode learn
                                      * header:NAME"), else NULL */
+    const ap_expr_info_t *hash_expr;    /* "AffinityMode hash EXPR", or NULL */
+    int balance_factor;             /* AffinityHashBalanceFactor PERCENT,
+                                     * 0: off; -1: unset (off) */
     int store_timeout;              /* AffinityStoreTimeout, -1: unset */
     int max_idle;                   /* seconds, 0: off; -1: unset */
     int max_life;                   /* seconds, 0: off; -1: unset */
@@ -351,6 +355,11 @@ struct affinity_request {
                                      * when none), or of the member a kept
                                      * prefix names */
     struct affinity_learn_state *learn;     /* learn mode */
+    /* hash mode: the expression's value, hashed (never kept in clear) */
+    apr_uint64_t hash_key;
+    int hash_empty;                 /* the value was empty: a new member */
+    int bounded;                    /* hash, domain: the key's first member
+                                     * was over AffinityHashBalanceFactor */
 };
 
 
@@ -581,6 +590,21 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
                                    const affinity_request *req,
                                    apr_uint64_t key);
 
+/* The same with bounded loads: factor (AffinityHashBalanceFactor, 0: off):
+ * a member whose requests in progress would exceed factor% of its weighted
+ * share is passed over for the next in the key's order; *bounded (may be
+ * NULL) says it happened. */
+proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
+                                    affinity_table **t,
+                                    const affinity_request *req,
+                                    apr_uint64_t key, int factor, int *bounded);
+
+/* The balance factor in force (0: off). */
+static APR_INLINE int affinity_balance_factor_of(const affinity_dir_conf *conf)
+{
+    return conf->balance_factor > 0 ? conf->balance_factor : 0;
+}
+
 /* ---- Learn mode's store (affinity_store.c) ---------------------------- */
 
 /* AffinityStore PROVIDER[:ARGS] (server config) */
@@ -747,6 +771,13 @@ struct affinity_mode {
                               const affinity_dir_conf *conf,
                               const proxy_worker_shared *s,
                               const char **instead);
+    /* the status page's ?key=: the member a request whose key (the value
+     * the mode reads, as a request would carry it) is key goes to, or NULL;
+     * the function is NULL when no such key chooses in this mode */
+    proxy_worker_shared *(*answer_key)(proxy_balancer *balancer,
+                                       request_rec *r,
+                                       const affinity_dir_conf *conf,
+                                       const char *key);
 };
 
 /* Every mode, the default (cookie) first; NULL-terminated. */

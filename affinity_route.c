@@ -875,12 +875,101 @@ static apr_uint64_t affinity_log2_q32(apr_uint64_t x)
     return ((apr_uint64_t)n << 32) + lo + (((hi - lo) * frac) >> 32);
 }
 
-apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
+static apr_uint64_t affinity_rendezvous_x(apr_uint64_t key, apr_uint64_t seed)
 {
-    apr_uint64_t x = (affinity_fmix64(key ^ seed) >> 11) | 1;
+    return (affinity_fmix64(key ^ seed) >> 11) | 1;
+}
+
+/* monotone: a larger x never costs more */
+static apr_uint64_t affinity_rendezvous_cost_x(apr_uint64_t x)
+{
     apr_uint64_t cost = (APR_UINT64_C(53) << 32) - affinity_log2_q32(x);
 
     return cost ? cost : 1;
+}
+
+apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
+{
+    return affinity_rendezvous_cost_x(affinity_rendezvous_x(key, seed));
+}
+
+/* ---- The same choice, cheaper (affinity_rv) ------------------------------
+ *
+ * Within one weight the plain walk keeps the first member of the lowest
+ * cost.  The log table's error is below 3e-6, so when x is smaller than
+ * another's by more than a factor 1 + 2^-12 (log2 difference > 3.5e-4) its
+ * cost is strictly larger: only x within that factor of the best needs the
+ * two costs compared.  Across weights, equal scores with different weights
+ * have different costs and the smaller wins, so the order of the classes
+ * does not matter. */
+
+void affinity_rv_init(affinity_rv *rv, apr_uint64_t key)
+{
+    rv->key = key;
+    rv->nclasses = 0;
+    rv->over_slot = -1;
+    rv->over_weight = rv->over_cost = 0;
+}
+
+void affinity_rv_offer_x(affinity_rv *rv, apr_uint64_t x, apr_uint64_t weight,
+                         int slot)
+{
+    affinity_rv_class *c = rv->cls, *end = rv->cls + rv->nclasses;
+
+    while (c < end && c->weight != weight) {
+        c++;
+    }
+    if (c < end) {
+        if (x + (x >> 12) < c->x) {
+            return;                             /* surely costs more */
+        }
+        if (c->x + (c->x >> 12) < x
+            || affinity_rendezvous_cost_x(x) < affinity_rendezvous_cost_x(c->x)) {
+            c->x = x;
+            c->slot = slot;
+        }
+        return;
+    }
+    if (rv->nclasses < AFFINITY_RV_CLASSES) {
+        c->weight = weight;
+        c->x = x;
+        c->slot = slot;
+        rv->nclasses++;
+        return;
+    }
+    /* more weights than classes: the plain comparison */
+    {
+        apr_uint64_t cost = affinity_rendezvous_cost_x(x);
+
+        if (rv->over_slot < 0
+            || affinity_rendezvous_beats(weight, cost, rv->over_weight,
+                                         rv->over_cost)) {
+            rv->over_slot = slot;
+            rv->over_weight = weight;
+            rv->over_cost = cost;
+        }
+    }
+}
+
+int affinity_rv_best(const affinity_rv *rv)
+{
+    apr_uint64_t bw = rv->over_weight, bc = rv->over_cost;
+    int i, best = rv->over_slot;
+
+    if (rv->nclasses == 1 && best < 0) {
+        return rv->cls[0].slot;                 /* one weight: no log at all */
+    }
+    for (i = 0; i < rv->nclasses; i++) {
+        const affinity_rv_class *c = &rv->cls[i];
+        apr_uint64_t cost = affinity_rendezvous_cost_x(c->x);
+
+        if (best < 0 || affinity_rendezvous_beats(c->weight, cost, bw, bc)) {
+            best = c->slot;
+            bw = c->weight;
+            bc = cost;
+        }
+    }
+    return best;
 }
 
 /* ---- Learn mode ---------------------------------------------------------- */

@@ -137,7 +137,7 @@ static int affinity_status_handler(request_rec *r)
     affinity_view *v;
     char *args, *pair, *state;
     const char *id = NULL, *host = NULL, *try_member = NULL, *try_bal = NULL;
-    const char *member = NULL;
+    const char *member = NULL, *key = NULL;
 
     if (!r->handler || strcmp(r->handler, AFFINITY_STATUS_HANDLER)) {
         return DECLINED;
@@ -180,6 +180,9 @@ static int affinity_status_handler(request_rec *r)
         else if (!strcmp(pair, "member") && !member) {
             member = val;
         }
+        else if (!strcmp(pair, "key") && !key) {
+            key = val;
+        }
     }
 
     if (!format) {
@@ -199,7 +202,8 @@ static int affinity_status_handler(request_rec *r)
         return affinity_bad_request(r, "format must be html, json or prometheus");
     }
 
-    v = affinity_view_build(r, id && *id ? id : NULL,
+    v = affinity_view_build(r, key && *key ? key : NULL,
+                            id && *id ? id : NULL,
                             host && *host ? host : NULL);
     if (try_member) {
         return affinity_status_try(r, v, try_member, try_bal ? try_bal : "");

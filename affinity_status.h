@@ -28,8 +28,12 @@
  * are in shared memory that outlives a graceful restart to a newer build). */
 #define AFFINITY_NSTATUS 16
 #define AFFINITY_STATUS_OTHER (AFFINITY_NSTATUS - 1)
-#define AFFINITY_NAMED 9                /* values with a name */
+#define AFFINITY_NAMED 10               /* values with a name */
 #define AFFINITY_SHOWN (AFFINITY_NAMED + 1)     /* the named, then "other" */
+/* Not a status: the slot that counts requests a member took because the
+ * key's first member was over AffinityHashBalanceFactor (in a member's
+ * record; never in a total). */
+#define AFFINITY_COUNT_BOUNDED (AFFINITY_NSTATUS - 2)
 
 /* A draining member that served no request of a session it kept for this
  * long is "safe to stop": sessions come back within seconds while their
@@ -108,6 +112,7 @@ typedef struct {
     apr_size_t salt_len;
     int sessions;                   /* requests carry sessions */
     int by_host;                    /* the host chooses (?host=) */
+    int by_key;                     /* a key chooses (?key=, hash mode) */
     int nofailover;
     int max_members;
     int slow_start;                 /* AffinitySlowStart seconds, 0: off */
@@ -161,6 +166,8 @@ typedef struct {
     const char *host_query;         /* NULL: none asked */
     const char *host;               /* as httpd keeps r->hostname */
     apr_array_header_t *host_matches;   /* affinity_host_match */
+    int key_asked;                  /* ?key= was given (never shown) */
+    apr_array_header_t *key_matches;    /* affinity_host_match */
 } affinity_view;
 
 /* Digits of a route ID shown under AffinityStatusShowIds prefix: enough to
@@ -172,7 +179,8 @@ typedef struct {
  * configuration as a request to its root gets it, the counters, and the
  * answers of the modes to the lookups (each mode takes the locks its
  * answer needs).  id and host: the queries, NULL when not asked. */
-affinity_view *affinity_view_build(request_rec *r, const char *id,
+affinity_view *affinity_view_build(request_rec *r, const char *key,
+                                   const char *id,
                                    const char *host);
 
 /* ---- The renderers: one per format --------------------------------------- */

@@ -50,7 +50,7 @@ APLOG_USE_MODULE(affinity);
  * shared memory that outlives a graceful restart to a newer build). */
 static const char *const affinity_status_names[] = {
     "valid", "new", "invalid", "down", "domain", "unknown", "expired", "legacy",
-    "drained"
+    "drained", "hash"
 };
 /* AFFINITY_NAMED (affinity_status.h) is the length of that list */
 typedef char affinity_named_matches[(sizeof(affinity_status_names)
@@ -620,6 +620,9 @@ int affinity_status_count(request_rec *r)
     }
     if (rec) {
         AFFINITY_INC64(&rec->count[st]);
+        if (req->bounded) {
+            AFFINITY_INC64(&rec->count[AFFINITY_COUNT_BOUNDED]);
+        }
         if (req->chosen) {
             apr_uint32_t now = (apr_uint32_t)apr_time_sec(r->request_time);
 

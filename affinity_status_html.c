@@ -35,6 +35,8 @@ static void affinity_html_lookups(request_rec *r, const affinity_view *v)
               v->id_query ? H(v->id_query) : "", "\"></label> "
               "<label>Host <input name=\"host\" size=\"30\" value=\"",
               v->host_query ? H(v->host_query) : "", "\"></label> "
+              "<label>Key <input name=\"key\" size=\"30\" "
+              "type=\"password\"></label> "
               "<input type=\"submit\" value=\"Look up\"></form>\n", NULL);
 
     if (v->id_query) {
@@ -95,6 +97,28 @@ static void affinity_html_lookups(request_rec *r, const affinity_view *v)
         }
         ap_rputs(v->host_matches->nelts ? "</table>\n"
                  : "<p>No balancer here is in domain mode.</p>\n", r);
+    }
+
+    if (v->key_asked) {
+        /* the key itself is not shown back */
+        ap_rputs("<h2>Key</h2>\n", r);
+        for (i = 0; i < v->key_matches->nelts; i++) {
+            const affinity_host_match *hm = &APR_ARRAY_IDX(v->key_matches, i,
+                                                           affinity_host_match);
+            const affinity_view_member *m = hm->m;
+
+            if (!i) {
+                ap_rputs("<table><tr><th>Balancer</th><th>Member</th><th>Route</th>"
+                         "<th>Route ID</th></tr>\n", r);
+            }
+            ap_rvputs(r, "<tr><td>", H(hm->vb->name), "</td><td>",
+                      m ? H(m->name) : "(no usable member: 503)", "</td><td>",
+                      m ? H(m->route) : "", "</td><td><code>", m ? m->id_shown : "",
+                      m && v->ids_prefix ? "&hellip;" : "",
+                      "</code></td></tr>\n", NULL);
+        }
+        ap_rputs(v->key_matches->nelts ? "</table>\n"
+                 : "<p>No balancer here is in hash mode.</p>\n", r);
     }
 }
 
@@ -249,7 +273,9 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
             ap_rvputs(r, "<th>", affinity_status_name(affinity_shown_index(k)),
                       "</th>", NULL);
         }
-        ap_rvputs(r, "<th>Total</th><th>",
+        ap_rvputs(r, "<th>Total</th><th title=\"requests taken because the "
+                  "key's first member was over AffinityHashBalanceFactor\">"
+                  "bounded</th><th>",
                   vb->sessions ? "Share of new sessions"
                                             : "Share of requests",
                   "</th></tr>\n", NULL);
@@ -286,8 +312,10 @@ void affinity_status_html(request_rec *r, const affinity_view *v)
                            m->count[affinity_shown_index(k)]);
             }
             ap_rprintf(r, "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
+                       "<td class=\"n\">%" APR_UINT64_T_FMT "</td>"
                        "<td class=\"share\"><span class=\"bar\" style=\"width:%dpx\"></span> "
-                       "%.1f%%</td></tr>\n", m->total, (int)(share * 60 + 0.5),
+                       "%.1f%%</td></tr>\n", m->total,
+                       m->count[AFFINITY_COUNT_BOUNDED], (int)(share * 60 + 0.5),
                        share * 100);
         }
         ap_rputs("</table>\n", r);

@@ -73,7 +73,7 @@ static void affinity_json_lookups(request_rec *r, const affinity_view *v)
 {
     int i;
 
-    if (!v->id_query && !v->host_query) {
+    if (!v->id_query && !v->host_query && !v->key_asked) {
         return;
     }
     ap_rputs(",\"lookup\":{", r);
@@ -115,6 +115,27 @@ static void affinity_json_lookups(request_rec *r, const affinity_view *v)
                   "\",\"balancers\":[", NULL);
         for (i = 0; i < v->host_matches->nelts; i++) {
             const affinity_host_match *hm = &APR_ARRAY_IDX(v->host_matches, i,
+                                                           affinity_host_match);
+            const affinity_view_member *m = hm->m;
+
+            ap_rvputs(r, i ? "," : "", "{\"balancer\":\"", J(hm->vb->name), "\"",
+                      NULL);
+            if (m) {
+                ap_rvputs(r, ",\"member\":\"", J(m->name), "\",\"route\":\"",
+                          J(m->route), "\",\"route_id\":\"", m->id_shown, "\"}", NULL);
+            }
+            else {
+                ap_rputs(",\"member\":null}", r);
+            }
+        }
+        ap_rputs("]}", r);
+    }
+    if (v->key_asked) {
+        /* the key itself is not shown back */
+        ap_rputs(v->id_query || v->host_query ? ",\"key\":{\"balancers\":["
+                 : "\"key\":{\"balancers\":[", r);
+        for (i = 0; i < v->key_matches->nelts; i++) {
+            const affinity_host_match *hm = &APR_ARRAY_IDX(v->key_matches, i,
                                                            affinity_host_match);
             const affinity_view_member *m = hm->m;
 
@@ -266,8 +287,10 @@ void affinity_status_json(request_rec *r, const affinity_view *v)
             affinity_json_drain(r, m);
             ap_rprintf(r, ",\"requests_total\":%" APR_UINT64_T_FMT
                        ",\"sessions_started\":%" APR_UINT64_T_FMT
-                       ",\"share\":%.4f}", m->total, m->started,
-                       vb->started ? (double)m->started / vb->started : 0.0);
+                       ",\"share\":%.4f,\"bounded\":%" APR_UINT64_T_FMT "}",
+                       m->total, m->started,
+                       vb->started ? (double)m->started / vb->started : 0.0,
+                       m->count[AFFINITY_COUNT_BOUNDED]);
         }
         ap_rputs("],\"unrouted\":", r);
         affinity_json_counts(r, vb->unrouted);

@@ -89,6 +89,25 @@ void affinity_status_prometheus(request_rec *r, const affinity_view *v)
             }
         }
     }
+    ap_rputs("# HELP affinity_member_bounded_total Requests a member took "
+             "because the key's first member was over "
+             "AffinityHashBalanceFactor (hash and domain modes).\n"
+             "# TYPE affinity_member_bounded_total counter\n", r);
+    for (b = 0; b < v->balancers->nelts; b++) {
+        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
+                                                          affinity_view_balancer);
+        const char *bn = affinity_prom_esc(r->pool, vb->name);
+
+        for (i = 0; i < vb->members->nelts; i++) {
+            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                           affinity_view_member);
+
+            ap_rprintf(r, "affinity_member_bounded_total{balancer=\"%s\","
+                       "member=\"%s\"} %" APR_UINT64_T_FMT "\n", bn,
+                       affinity_prom_esc(r->pool, m->name),
+                       m->count[AFFINITY_COUNT_BOUNDED]);
+        }
+    }
     ap_rputs("# HELP affinity_unrouted_requests_total Requests for which "
              "mod_affinity found no usable member, by AFFINITY_STATUS.\n"
              "# TYPE affinity_unrouted_requests_total counter\n", r);

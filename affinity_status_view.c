@@ -135,7 +135,9 @@ static void affinity_add_member(affinity_view *v, affinity_view_balancer *vb,
                        APR_HASH_KEY_STRING);
     for (k = 0; sum && k < AFFINITY_NSTATUS; k++) {
         m->count[k] = sum[k];
-        m->total += sum[k];
+        if (k != AFFINITY_COUNT_BOUNDED) {
+            m->total += sum[k];
+        }
     }
     for (k = 0; mode->started[k]; k++) {
         m->started += m->count[affinity_status_index(mode->started[k])];
@@ -405,10 +407,13 @@ static const char *affinity_host_of(apr_pool_t *p, const char *in)
  * and spare members as mod_proxy walks them). */
 static const affinity_view_member *affinity_lookup_host(request_rec *r,
                                                         const affinity_view_balancer *vb,
-                                                        const char *host)
+                                                        const char *host,
+                                                        int by_key)
 {
-    proxy_worker_shared *s = affinity_mode_of(vb->conf)->answer_host(
-                                 vb->balancer, r, vb->conf, host);
+    const affinity_mode *mode = affinity_mode_of(vb->conf);
+    proxy_worker_shared *s = by_key
+        ? mode->answer_key(vb->balancer, r, vb->conf, host)
+        : mode->answer_host(vb->balancer, r, vb->conf, host);
     int i;
 
     for (i = 0; s && i < vb->members->nelts; i++) {
@@ -421,9 +426,10 @@ static const affinity_view_member *affinity_lookup_host(request_rec *r,
     return NULL;
 }
 
-/* Every balancer whose mode chooses by host, asked for host. */
+/* Every balancer whose mode chooses by host (by_key: by a key), asked for
+ * host (the key). */
 static apr_array_header_t *affinity_lookup_hosts(const affinity_view *v,
-                                                 const char *host)
+                                                 const char *host, int by_key)
 {
     apr_array_header_t *out = apr_array_make(v->r->pool, 1,
                                              sizeof(affinity_host_match));
@@ -434,12 +440,12 @@ static apr_array_header_t *affinity_lookup_hosts(const affinity_view *v,
                                                           affinity_view_balancer);
         affinity_host_match *hm;
 
-        if (!vb->by_host) {
+        if (by_key ? !vb->by_key : !vb->by_host) {
             continue;
         }
         hm = apr_array_push(out);
         hm->vb = vb;
-        hm->m = affinity_lookup_host(v->r, vb, host);
+        hm->m = affinity_lookup_host(v->r, vb, host, by_key);
     }
     return out;
 }
@@ -481,6 +487,7 @@ static void affinity_add_balancers(affinity_view *v, proxy_server_conf *sconf,
         vb->cookie = mode->cookie(vb->conf, &vb->cookie_attrs);
         vb->sessions = (mode->flags & AFFINITY_CARRIES_SESSION) != 0;
         vb->by_host = mode->answer_host != NULL;
+        vb->by_key = mode->answer_key != NULL;
         vb->salt_kind = vb->conf->salt_kind ? vb->conf->salt_kind : "none";
         vb->nofailover = balancer->s->sticky_force != 0;
         vb->max_members = balancer->max_workers;
@@ -503,7 +510,8 @@ static void affinity_add_balancers(affinity_view *v, proxy_server_conf *sconf,
     }
 }
 
-affinity_view *affinity_view_build(request_rec *r, const char *id,
+affinity_view *affinity_view_build(request_rec *r, const char *key,
+                                   const char *id,
                                    const char *host)
 {
     module *proxy = ap_find_linked_module("mod_proxy.c");
@@ -533,7 +541,11 @@ affinity_view *affinity_view_build(request_rec *r, const char *id,
     if (host) {
         v->host_query = host;
         v->host = affinity_host_of(r->pool, host);
-        v->host_matches = affinity_lookup_hosts(v, v->host);
+        v->host_matches = affinity_lookup_hosts(v, v->host, 0);
+    }
+    if (key) {
+        v->key_asked = 1;
+        v->key_matches = affinity_lookup_hosts(v, key, 1);
     }
     return v;
 }

@@ -255,6 +255,66 @@ static APR_INLINE int affinity_rendezvous_beats(apr_uint64_t wa, apr_uint64_t ca
     return a > b || (a == b && ca < cb);
 }
 
+/* The same choice as offering every candidate to affinity_rendezvous_cost()
+ * and affinity_rendezvous_beats() in order (ties to the first offered), at
+ * a fraction of the cost: the cost falls as x = fmix64(key ^ seed) >> 11 | 1
+ * grows, so among members of one weight only the largest x can win, and
+ * the logarithm is taken for each weight's winner only (and for the rare
+ * near tie, where the fixed-point log may round two x to one cost).  Up to
+ * AFFINITY_RV_CLASSES distinct weights are grouped; more are compared
+ * plainly.  Pure: t/unit/test_route.c and fuzz/fuzz_rendezvous.c hold it
+ * to the plain comparison. */
+#define AFFINITY_RV_CLASSES 8
+typedef struct {
+    apr_uint64_t weight;
+    apr_uint64_t x;                 /* the largest x of that weight so far */
+    int slot;                       /* its slot (the first offered on a tie) */
+} affinity_rv_class;
+typedef struct {
+    apr_uint64_t key;
+    int nclasses;
+    affinity_rv_class cls[AFFINITY_RV_CLASSES];
+    int over_slot;                  /* -1: no weight beyond the classes */
+    apr_uint64_t over_weight, over_cost;
+} affinity_rv;
+
+void affinity_rv_init(affinity_rv *rv, apr_uint64_t key);
+/* The general case of affinity_rv_offer, given x. */
+void affinity_rv_offer_x(affinity_rv *rv, apr_uint64_t x, apr_uint64_t weight,
+                         int slot);
+/* Offers the member in slot (>= 0) with its seed and weight (>= 1).  Inline:
+ * it runs once per member per request; a member of the first weight seen
+ * that clearly wins or loses (nearly every one) costs one fmix64 and two
+ * compares. */
+static APR_INLINE void affinity_rv_offer(affinity_rv *rv, apr_uint64_t seed,
+                                         apr_uint64_t weight, int slot)
+{
+    apr_uint64_t x = rv->key ^ seed;
+
+    /* affinity_route.c's fmix64 (MurmurHash3's finalizer) */
+    x ^= x >> 33;
+    x *= APR_UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= APR_UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    x = (x >> 11) | 1;
+    if (rv->nclasses && rv->cls[0].weight == weight) {
+        affinity_rv_class *c = &rv->cls[0];
+
+        if (x + (x >> 12) < c->x) {
+            return;
+        }
+        if (c->x + (c->x >> 12) < x) {
+            c->x = x;
+            c->slot = slot;
+            return;
+        }
+    }
+    affinity_rv_offer_x(rv, x, weight, slot);
+}
+/* The winner's slot, or -1 when nothing was offered. */
+int affinity_rv_best(const affinity_rv *rv);
+
 /* ---- Session lifetime: dated, signed cookie values (affinity_expiry.c) --- */
 
 /* With AffinityCookieMaxIdle or AffinityCookieMaxLife set, the cookie value

@@ -23,7 +23,7 @@ use AffinityTest;
 plan tests => 95;
 
 my $json = JSON::PP->new;
-my @statuses = qw(valid new invalid down domain unknown expired legacy drained other);
+my @statuses = qw(valid new invalid down domain unknown expired legacy drained hash other);
 # (loop variables, not $_: Apache::Test's config parser clobbers $_)
 my %url;
 for my $b (qw(backend1 backend2 backend3 backend4)) {
@@ -496,7 +496,7 @@ counts_become('stcount', $before, \%tally,
         push @why, "$b->{name}: salt $b->{salt}" unless $b->{salt} =~ /^(none|random|file|string)$/;
         for my $m (@{ $b->{members} }) {
             for my $k (qw(name route route_id redirect status usable draining lbfactor lbset
-                          requests requests_total sessions_started share)) {
+                          requests requests_total sessions_started share bounded)) {
                 push @why, "$b->{name} $m->{name}: $k" unless exists $m->{$k};
             }
             push @why, "$m->{name}: route_id" unless $m->{route_id} =~ /^[0-9a-f]{40}$/;

@@ -710,6 +710,110 @@ static void test_utf8(apr_pool_t *p)
        "utf8 clean: a bad last byte");
 }
 
+/* affinity_rv against the plain walk: many keys, member sets of 1 to 300
+ * members, one to a dozen distinct weights (beyond AFFINITY_RV_CLASSES),
+ * duplicate seeds (exact ties: the first offered wins) and seeds that put
+ * members in the near-tie window. */
+static apr_uint64_t rv_rand_state = APR_UINT64_C(0x9e3779b97f4a7c15);
+static apr_uint64_t rv_rand(void)
+{
+    apr_uint64_t z = (rv_rand_state += APR_UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * APR_UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * APR_UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* fmix64's inverse, to make seeds whose x lands next to another's */
+static apr_uint64_t rv_unfmix(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= APR_UINT64_C(0x9cb4b2f8129337db);
+    h ^= h >> 33;
+    h *= APR_UINT64_C(0x4f74430c22a54005);
+    h ^= h >> 33;
+    return h;
+}
+
+static apr_uint64_t rv_fmix(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= APR_UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= APR_UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+static int rv_plain(apr_uint64_t key, const apr_uint64_t *seed,
+                    const apr_uint64_t *weight, int n)
+{
+    apr_uint64_t bw = 0, bc = 0;
+    int i, best = -1;
+
+    for (i = 0; i < n; i++) {
+        apr_uint64_t c = affinity_rendezvous_cost(key, seed[i]);
+
+        if (best < 0 || affinity_rendezvous_beats(weight[i], c, bw, bc)) {
+            best = i;
+            bw = weight[i];
+            bc = c;
+        }
+    }
+    return best;
+}
+
+static void test_rendezvous_fast(void)
+{
+    static apr_uint64_t seed[300], weight[300];
+    int round, bad = 0, checked = 0;
+
+    for (round = 0; round < 4000; round++) {
+        int n = 1 + (int)(rv_rand() % (round % 10 == 0 ? 300 : 40));
+        int nweights = 1 + (int)(rv_rand() % (round % 3 ? 3 : 12));
+        int k, i;
+
+        for (i = 0; i < n; i++) {
+            seed[i] = rv_rand();
+            if (i && rv_rand() % 8 == 0) {
+                seed[i] = seed[rv_rand() % i];          /* exact tie */
+            }
+            weight[i] = 1 + (rv_rand() % nweights) * 37;
+        }
+        for (k = 0; k < 50; k++) {
+            apr_uint64_t key = rv_rand();
+            affinity_rv rv;
+
+            if (k % 5 == 0 && n > 1) {
+                /* near ties: members whose x is within 2^-10 of another's */
+                for (i = 1; i < n; i += 2) {
+                    apr_uint64_t h = rv_fmix(key ^ seed[i - 1]);
+                    apr_uint64_t d = (h >> 10) >> (rv_rand() % 40);
+
+                    h = rv_rand() % 2 ? h - d : h + d;
+                    seed[i] = rv_unfmix(h) ^ key;
+                }
+            }
+
+            affinity_rv_init(&rv, key);
+            for (i = 0; i < n; i++) {
+                affinity_rv_offer(&rv, seed[i], weight[i], i);
+            }
+            checked++;
+            if (affinity_rv_best(&rv) != rv_plain(key, seed, weight, n)) {
+                bad++;
+            }
+        }
+    }
+    {
+        char what[128];
+
+        snprintf(what, sizeof(what), "affinity_rv agrees with the plain walk "
+                 "(%d picks, %d differ)", checked, bad);
+        ok(bad == 0, what);
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -724,6 +828,7 @@ int main(void)
     test_directive_values(p);
     test_index(p);
     test_domain_vectors();
+    test_rendezvous_fast();
     test_domain_properties();
     test_prefix_parse(p);
     test_set_cookie(p);
