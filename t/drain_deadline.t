@@ -281,7 +281,12 @@ is visit($fresh)->[0], 1, 'a session of the new period is kept before its deadli
     my ($after, $sc) = $ask->("$id1~s1", 'X-Set1' => 'JSESSIONID=s1; Path=/');
     is $after, 'pfx2', 'prefix mode: after the deadline it moves';
     like $sc, qr/JSESSIONID=\Q$id2\E~s1/, 'prefix mode: the application\'s cookie gets the new prefix';
-    my @log = grep { m{^/drp/\S+ drained$} } do { open my $l, '<', "$dir/status_log"; <$l> };
+    # the access log line is written after the response: wait for it
+    my @log;
+    wait_until(10, sub {
+        @log = grep { m{^/drp/\S+ drained$} } do { open my $l, '<', "$dir/status_log"; <$l> };
+        @log >= 1;
+    });
     is scalar(@log), 1, 'prefix mode: logged AFFINITY_STATUS=drained';
 }
 
