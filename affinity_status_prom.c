@@ -57,57 +57,140 @@ static const char *affinity_prom_esc(apr_pool_t *p, const char *in)
 }
 
 
+/* Prints one member's sample(s) of a series, after its labels. */
+typedef void affinity_prom_sample(request_rec *r, const char *series,
+                                  const char *labels,
+                                  const affinity_view_member *m,
+                                  const void *arg);
+
+/* One per-member series: HELP and TYPE once, then every member of every
+ * balancer, labelled with both. */
+static void affinity_prom_members(request_rec *r, const affinity_view *v,
+                                  const char *series, const char *type,
+                                  const char *help,
+                                  affinity_prom_sample *sample,
+                                  const void *arg)
+{
+    int b, i;
+
+    ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n", series, help, series, type);
+    for (b = 0; b < v->balancers->nelts; b++) {
+        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
+                                                          affinity_view_balancer);
+        const char *bn = affinity_prom_esc(r->pool, vb->name);
+
+        for (i = 0; i < vb->members->nelts; i++) {
+            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
+                                                           affinity_view_member);
+
+            sample(r, series, apr_pstrcat(r->pool, "balancer=\"", bn,
+                                          "\",member=\"",
+                                          affinity_prom_esc(r->pool, m->name),
+                                          "\"", NULL), m, arg);
+        }
+    }
+}
+
+/* The per-member series of plain numbers. */
+enum {
+    AFFINITY_PROM_BOUNDED, AFFINITY_PROM_USABLE, AFFINITY_PROM_DRAINING,
+    AFFINITY_PROM_DRAINING_SINCE, AFFINITY_PROM_DRAIN_TIMEOUT,
+    AFFINITY_PROM_LAST_SESSION, AFFINITY_PROM_SESSIONS_MINUTE
+};
+
+static void affinity_prom_number(request_rec *r, const char *series,
+                                 const char *labels,
+                                 const affinity_view_member *m,
+                                 const void *arg)
+{
+    int which = *(const int *)arg;
+    apr_uint64_t x =
+        which == AFFINITY_PROM_BOUNDED ? m->count[AFFINITY_COUNT_BOUNDED]
+        : which == AFFINITY_PROM_USABLE ? (apr_uint64_t)m->usable
+        : which == AFFINITY_PROM_DRAINING ? (apr_uint64_t)m->draining
+        : which == AFFINITY_PROM_DRAINING_SINCE ? m->draining_since
+        : which == AFFINITY_PROM_DRAIN_TIMEOUT ? (apr_uint64_t)m->drain_timeout
+        : which == AFFINITY_PROM_LAST_SESSION ? m->last_session
+        : m->sessions_minute;
+
+    ap_rprintf(r, "%s{%s} %" APR_UINT64_T_FMT "\n", series, labels, x);
+}
+
+static void affinity_prom_by_status(request_rec *r, const char *series,
+                                    const char *labels,
+                                    const affinity_view_member *m,
+                                    const void *arg)
+{
+    int k;
+
+    for (k = 0; k < AFFINITY_SHOWN; k++) {
+        ap_rprintf(r, "%s{%s,status=\"%s\"} %" APR_UINT64_T_FMT "\n", series,
+                   labels, affinity_status_name(affinity_shown_index(k)),
+                   m->count[affinity_shown_index(k)]);
+    }
+}
+
+static void affinity_prom_info(request_rec *r, const char *series,
+                               const char *labels,
+                               const affinity_view_member *m, const void *arg)
+{
+    ap_rprintf(r, "%s{%s,route=\"%s\",route_id=\"%s\"} 1\n", series, labels,
+               affinity_prom_esc(r->pool, m->route), m->id_shown);
+}
+
+static void affinity_prom_ramp(request_rec *r, const char *series,
+                               const char *labels,
+                               const affinity_view_member *m, const void *arg)
+{
+    ap_rprintf(r, "%s{%s} %.3f\n", series, labels,
+               m->ramp / (double)AFFINITY_RAMP_FULL);
+}
+
 static void affinity_prometheus_store(request_rec *r, const affinity_view *v);
-static void affinity_prometheus_life(request_rec *r, const affinity_view *v);
 
 void affinity_status_prometheus(request_rec *r, const affinity_view *v)
 {
-    int b, i, k;
+    /* the per-member series of plain numbers, in the page's order */
+    static const struct {
+        const char *name, *type, *help;
+        int which;
+    } numbers[] = {
+        { "affinity_member_bounded_total", "counter",
+          "Requests a member took because the key's first member was over "
+          "AffinityHashBalanceFactor (hash and domain modes).",
+          AFFINITY_PROM_BOUNDED },
+        { "affinity_member_usable", "gauge",
+          "1 when the member can take requests now (balancer-manager's Ok).",
+          AFFINITY_PROM_USABLE },
+        { "affinity_member_draining", "gauge",
+          "1 while the member is draining (balancer-manager's N flag).",
+          AFFINITY_PROM_DRAINING },
+        { "affinity_member_draining_since_seconds", "gauge",
+          "When the member started draining, as first seen (0: not "
+          "draining).", AFFINITY_PROM_DRAINING_SINCE },
+        { "affinity_member_drain_timeout_seconds", "gauge",
+          "AffinityDrainTimeout of the member's balancer (0: off).",
+          AFFINITY_PROM_DRAIN_TIMEOUT },
+        { "affinity_member_last_session_request_seconds", "gauge",
+          "When the member last served a request of a session it kept "
+          "(0: none since the full start).", AFFINITY_PROM_LAST_SESSION },
+        { "affinity_member_session_requests_last_minute", "gauge",
+          "Requests of sessions the member kept, in the last 50 to 60 "
+          "seconds (every child).", AFFINITY_PROM_SESSIONS_MINUTE },
+    };
+    apr_size_t j;
+    int b, k;
 
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     if (r->header_only) {
         return;
     }
-    ap_rputs("# HELP affinity_requests_total Requests mod_affinity routed to a "
-             "member, by AFFINITY_STATUS.\n"
-             "# TYPE affinity_requests_total counter\n", r);
-    for (b = 0; b < v->balancers->nelts; b++) {
-        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
-                                                          affinity_view_balancer);
-        const char *bn = affinity_prom_esc(r->pool, vb->name);
-
-        for (i = 0; i < vb->members->nelts; i++) {
-            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                           affinity_view_member);
-            const char *mn = affinity_prom_esc(r->pool, m->name);
-
-            for (k = 0; k < AFFINITY_SHOWN; k++) {
-                ap_rprintf(r, "affinity_requests_total{balancer=\"%s\",member=\"%s\","
-                           "status=\"%s\"} %" APR_UINT64_T_FMT "\n", bn, mn,
-                           affinity_status_name(affinity_shown_index(k)),
-                           m->count[affinity_shown_index(k)]);
-            }
-        }
-    }
-    ap_rputs("# HELP affinity_member_bounded_total Requests a member took "
-             "because the key's first member was over "
-             "AffinityHashBalanceFactor (hash and domain modes).\n"
-             "# TYPE affinity_member_bounded_total counter\n", r);
-    for (b = 0; b < v->balancers->nelts; b++) {
-        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
-                                                          affinity_view_balancer);
-        const char *bn = affinity_prom_esc(r->pool, vb->name);
-
-        for (i = 0; i < vb->members->nelts; i++) {
-            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                           affinity_view_member);
-
-            ap_rprintf(r, "affinity_member_bounded_total{balancer=\"%s\","
-                       "member=\"%s\"} %" APR_UINT64_T_FMT "\n", bn,
-                       affinity_prom_esc(r->pool, m->name),
-                       m->count[AFFINITY_COUNT_BOUNDED]);
-        }
-    }
+    affinity_prom_members(r, v, "affinity_requests_total", "counter",
+                          "Requests mod_affinity routed to a member, by "
+                          "AFFINITY_STATUS.", affinity_prom_by_status, NULL);
+    affinity_prom_members(r, v, numbers[0].name, numbers[0].type,
+                          numbers[0].help, affinity_prom_number,
+                          &numbers[0].which);
     ap_rputs("# HELP affinity_unrouted_requests_total Requests for which "
              "mod_affinity found no usable member, by AFFINITY_STATUS.\n"
              "# TYPE affinity_unrouted_requests_total counter\n", r);
@@ -123,105 +206,24 @@ void affinity_status_prometheus(request_rec *r, const affinity_view *v)
                        vb->unrouted[affinity_shown_index(k)]);
         }
     }
-    ap_rputs("# HELP affinity_member_info A balancer member, its route and "
-             "route ID.\n# TYPE affinity_member_info gauge\n", r);
-    for (b = 0; b < v->balancers->nelts; b++) {
-        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
-                                                          affinity_view_balancer);
-        const char *bn = affinity_prom_esc(r->pool, vb->name);
-
-        for (i = 0; i < vb->members->nelts; i++) {
-            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                           affinity_view_member);
-            ap_rprintf(r, "affinity_member_info{balancer=\"%s\",member=\"%s\","
-                       "route=\"%s\",route_id=\"%s\"} 1\n", bn,
-                       affinity_prom_esc(r->pool, m->name),
-                       affinity_prom_esc(r->pool, m->route), m->id_shown);
-        }
+    affinity_prom_members(r, v, "affinity_member_info", "gauge",
+                          "A balancer member, its route and route ID.",
+                          affinity_prom_info, NULL);
+    affinity_prom_members(r, v, numbers[1].name, numbers[1].type,
+                          numbers[1].help, affinity_prom_number,
+                          &numbers[1].which);
+    affinity_prom_members(r, v, "affinity_member_slow_start_ratio", "gauge",
+                          "The part of its lbfactor share of new sessions "
+                          "the member gets now: below 1 while "
+                          "AffinitySlowStart ramps it up.",
+                          affinity_prom_ramp, NULL);
+    /* drain and its progress */
+    for (j = 2; j < sizeof(numbers) / sizeof(numbers[0]); j++) {
+        affinity_prom_members(r, v, numbers[j].name, numbers[j].type,
+                              numbers[j].help, affinity_prom_number,
+                              &numbers[j].which);
     }
-    ap_rputs("# HELP affinity_member_usable 1 when the member can take requests "
-             "now (balancer-manager's Ok).\n# TYPE affinity_member_usable gauge\n",
-             r);
-    for (b = 0; b < v->balancers->nelts; b++) {
-        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
-                                                          affinity_view_balancer);
-        const char *bn = affinity_prom_esc(r->pool, vb->name);
-
-        for (i = 0; i < vb->members->nelts; i++) {
-            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                           affinity_view_member);
-            ap_rprintf(r, "affinity_member_usable{balancer=\"%s\",member=\"%s\"} %d\n",
-                       bn, affinity_prom_esc(r->pool, m->name), m->usable);
-        }
-    }
-    ap_rputs("# HELP affinity_member_slow_start_ratio The part of its lbfactor "
-             "share of new sessions the member gets now: below 1 while "
-             "AffinitySlowStart ramps it up.\n"
-             "# TYPE affinity_member_slow_start_ratio gauge\n", r);
-    for (b = 0; b < v->balancers->nelts; b++) {
-        const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
-                                                          affinity_view_balancer);
-        const char *bn = affinity_prom_esc(r->pool, vb->name);
-
-        for (i = 0; i < vb->members->nelts; i++) {
-            const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                           affinity_view_member);
-            ap_rprintf(r, "affinity_member_slow_start_ratio{balancer=\"%s\","
-                       "member=\"%s\"} %.3f\n", bn,
-                       affinity_prom_esc(r->pool, m->name),
-                       m->ramp / (double)AFFINITY_RAMP_FULL);
-        }
-    }
-    affinity_prometheus_life(r, v);
     affinity_prometheus_store(r, v);
-}
-
-/* Drain and its progress: one gauge family each, every member. */
-static void affinity_prometheus_life(request_rec *r, const affinity_view *v)
-{
-    static const struct {
-        const char *name, *help;
-    } series[] = {
-        { "affinity_member_draining",
-          "1 while the member is draining (balancer-manager's N flag)." },
-        { "affinity_member_draining_since_seconds",
-          "When the member started draining, as first seen (0: not "
-          "draining)." },
-        { "affinity_member_drain_timeout_seconds",
-          "AffinityDrainTimeout of the member's balancer (0: off)." },
-        { "affinity_member_last_session_request_seconds",
-          "When the member last served a request of a session it kept "
-          "(0: none since the full start)." },
-        { "affinity_member_session_requests_last_minute",
-          "Requests of sessions the member kept, in the last 50 to 60 "
-          "seconds (every child)." },
-    };
-    apr_size_t j;
-    int b, i;
-
-    for (j = 0; j < sizeof(series) / sizeof(series[0]); j++) {
-        ap_rprintf(r, "# HELP %s %s\n# TYPE %s gauge\n", series[j].name,
-                   series[j].help, series[j].name);
-        for (b = 0; b < v->balancers->nelts; b++) {
-            const affinity_view_balancer *vb = &APR_ARRAY_IDX(v->balancers, b,
-                                                              affinity_view_balancer);
-            const char *bn = affinity_prom_esc(r->pool, vb->name);
-
-            for (i = 0; i < vb->members->nelts; i++) {
-                const affinity_view_member *m = &APR_ARRAY_IDX(vb->members, i,
-                                                               affinity_view_member);
-                apr_uint32_t x = j == 0 ? (apr_uint32_t)m->draining
-                                 : j == 1 ? m->draining_since
-                                 : j == 2 ? (apr_uint32_t)m->drain_timeout
-                                 : j == 3 ? m->last_session
-                                 : m->sessions_minute;
-
-                ap_rprintf(r, "%s{balancer=\"%s\",member=\"%s\"} %u\n",
-                           series[j].name, bn,
-                           affinity_prom_esc(r->pool, m->name), x);
-            }
-        }
-    }
 }
 
 /* Learn mode's store: one series each, labelled with the store. */
