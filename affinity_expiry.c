@@ -43,11 +43,8 @@ void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
     affinity_hmac_sha1_key(key, k, sizeof(k));
     memset(k, 0, sizeof(k));
     /* the name never holds a NUL: the separator keeps name and ID apart */
-    if (balancer_len) {
-        apr_sha1_update_binary(&key->inner, (const unsigned char *)balancer,
-                               (unsigned int)balancer_len);
-    }
-    apr_sha1_update_binary(&key->inner, &nul, 1);
+    affinity_sha1_update(&key->inner, balancer, balancer_len);
+    affinity_sha1_update(&key->inner, &nul, 1);
 }
 
 static const char affinity_hex_digits[] = "0123456789abcdef";
@@ -150,8 +147,8 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
                         apr_uint32_t first, apr_uint32_t last)
 {
     unsigned char msg[AFFINITY_ID_LEN + 8];
-    unsigned char outer[APR_SHA1_DIGESTSIZE];
-    apr_sha1_ctx_t ctx;
+    unsigned char outer[AFFINITY_SHA1_LEN];
+    affinity_sha1_ctx ctx;
 
     /* binary, not the hex text: the message then fits the inner hash's
      * last block */
@@ -159,7 +156,7 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
     affinity_put_be32(msg + AFFINITY_ID_LEN, first);
     affinity_put_be32(msg + AFFINITY_ID_LEN + 4, last);
     ctx = key->inner;
-    apr_sha1_update_binary(&ctx, msg, sizeof(msg));
+    affinity_sha1_update(&ctx, msg, sizeof(msg));
     affinity_hmac_sha1_final(outer, &ctx, key);
     memcpy(mac, outer, AFFINITY_MAC_LEN);
 }

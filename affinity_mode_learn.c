@@ -200,8 +200,8 @@ static void affinity_learn_make_key(const affinity_learn_state *st,
 }
 
 /* The entry of v: under its key, or, when the store answers that there is
- * none, under the key versions up to 0.1.0 wrote it with (HMAC-SHA1, four
- * SHA1 blocks: only misses pay it).  An entry found under the old key is
+ * none, under the key versions up to 0.1.0 wrote it with (HMAC-SHA1 with
+ * the salt's states made once: two SHA1 blocks, only misses pay them).  An entry found under the old key is
  * marked for a rewrite, which the response does under the new key (writes
  * use only the new key; the old entry expires by itself, and front ends
  * still on the old version keep finding it until then). */
@@ -218,7 +218,7 @@ static apr_status_t affinity_learn_get(request_rec *r,
     if (rv != APR_NOTFOUND) {
         return rv;                      /* found, or the store failed */
     }
-    affinity_learn_old_key_kind(k, st->salt, st->salt_len, st->balancer,
+    affinity_learn_old_key_kind(k, st->secret, st->balancer,
                                 st->header ? "header" : NULL, v->value,
                                 v->len);
     rv = affinity_store_get_old(r, k, v->id, written, st->timeout);

@@ -157,6 +157,44 @@ const char *affinity_set_cookie_prefix_parsed(apr_pool_t *p,
 
 /* ---- Learn mode: what the store holds ------------------------------------ */
 
+/* SHA1 (FIPS 180-4, RFC 3174) of the module's own, for the HMACs that run
+ * per request (the MAC of dated cookie values, learn mode's old keys):
+ * APR's apr_sha1 costs about twice the instructions per block.  Route IDs
+ * keep APR's.  Tested equal to apr_sha1 (t/unit, fuzz/fuzz_expiry.c). */
+#define AFFINITY_SHA1_LEN 20
+typedef struct {
+    apr_uint32_t h[5];
+    apr_uint64_t len;                   /* bytes absorbed */
+    unsigned char buf[64];              /* the block being filled */
+} affinity_sha1_ctx;
+
+void affinity_sha1_init(affinity_sha1_ctx *c);
+void affinity_sha1_update(affinity_sha1_ctx *c, const void *data,
+                          apr_size_t len);
+/* The digest; c is consumed. */
+void affinity_sha1_final(unsigned char out[AFFINITY_SHA1_LEN],
+                         affinity_sha1_ctx *c);
+
+/* HMAC-SHA1 (RFC 2104), the module's one (affinity_route.c): a key is
+ * absorbed once into the inner and outer SHA1 states, which a caller may
+ * keep and copy per message (the dated cookie values do, per balancer;
+ * learn mode's old keys, per configuration). */
+typedef struct {
+    affinity_sha1_ctx inner, outer;
+} affinity_hmac_key;
+
+void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
+                            apr_size_t key_len);
+/* The MAC of what inner has absorbed (a copy of hk->inner plus the
+ * message): inner is consumed. */
+void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
+                              affinity_sha1_ctx *inner,
+                              const affinity_hmac_key *hk);
+/* HMAC-SHA1 of data under key, in one call. */
+void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
+                        const void *key, apr_size_t key_len,
+                        const void *data, apr_size_t len);
+
 /* SipHash-2-4 with a 128-bit output (Aumasson and Bernstein, the
  * reference implementation's siphash(..., outlen 16)): learn mode's store
  * keys.  Streaming, so that a key's parts need no copying together. */
@@ -194,6 +232,8 @@ void affinity_siphash128(unsigned char out[AFFINITY_SIPHASH_LEN],
 #define AFFINITY_LEARN_SECRET_LABEL "mod_affinity learn key siphash-2-4"
 typedef struct {
     unsigned char k[AFFINITY_SIPHASH_KEY_LEN];
+    affinity_hmac_key old;              /* the salt's HMAC states, for the
+                                         * old keys */
 } affinity_learn_secret;
 
 void affinity_learn_secret_init(affinity_learn_secret *ls, const char *salt,
@@ -210,30 +250,13 @@ void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
                              const char *balancer, const char *kind,
                              const char *value, apr_size_t len);
 /* The key of the same value before (HMAC-SHA1 keyed with the salt over
- * the same bytes), for entries written by earlier versions. */
+ * the same bytes), for entries written by earlier versions: two SHA1
+ * blocks for short names and values, the salt's being in ls. */
 void affinity_learn_old_key_kind(unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN],
-                                 const char *salt, apr_size_t salt_len,
+                                 const affinity_learn_secret *ls,
                                  const char *balancer, const char *kind,
                                  const char *value, apr_size_t len);
 
-/* HMAC-SHA1 (RFC 2104), the module's one (affinity_route.c): a key is
- * absorbed once into the inner and outer SHA1 states, which a caller may
- * keep and copy per message (the dated cookie values do, per balancer). */
-typedef struct {
-    apr_sha1_ctx_t inner, outer;
-} affinity_hmac_key;
-
-void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
-                            apr_size_t key_len);
-/* The MAC of what inner has absorbed (a copy of hk->inner plus the
- * message): inner is consumed. */
-void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
-                              apr_sha1_ctx_t *inner,
-                              const affinity_hmac_key *hk);
-/* HMAC-SHA1 of data under key, in one call. */
-void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
-                        const void *key, apr_size_t key_len,
-                        const void *data, apr_size_t len);
 
 /* An entry: the member's route ID (20 bytes), then the time it was written
  * (seconds since the epoch, 8 bytes big-endian): the refresh rule needs the
