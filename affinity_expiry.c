@@ -43,8 +43,11 @@ void affinity_mac_key_init(affinity_mac_key *key, const char *salt,
     affinity_hmac_sha1_key(key, k, sizeof(k));
     memset(k, 0, sizeof(k));
     /* the name never holds a NUL: the separator keeps name and ID apart */
-    affinity_sha1_update(&key->inner, balancer, balancer_len);
-    affinity_sha1_update(&key->inner, &nul, 1);
+    if (balancer_len) {
+        apr_sha1_update_binary(&key->inner, (const unsigned char *)balancer,
+                               (unsigned int)balancer_len);
+    }
+    apr_sha1_update_binary(&key->inner, &nul, 1);
 }
 
 static const char affinity_hex_digits[] = "0123456789abcdef";
@@ -59,16 +62,19 @@ static void affinity_date_to_hex(char *out, apr_uint32_t d)
     }
 }
 
+/* Each lowercase hex digit's value plus one; 0 for every other byte: a
+ * table, as affinity_id_from_hex has, because every dated cookie value
+ * decodes 40 digits of dates and MAC on each request. */
+static const unsigned char affinity_hex_plus_one[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+    ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16
+};
+
 /* One lowercase hex digit, or -1. */
 static int affinity_hex_value(char c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
+    return (int)affinity_hex_plus_one[(unsigned char)c] - 1;
 }
 
 static int affinity_hex_bytes(unsigned char *out, const char *s, apr_size_t n)
@@ -147,8 +153,8 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
                         apr_uint32_t first, apr_uint32_t last)
 {
     unsigned char msg[AFFINITY_ID_LEN + 8];
-    unsigned char outer[AFFINITY_SHA1_LEN];
-    affinity_sha1_ctx ctx;
+    unsigned char outer[APR_SHA1_DIGESTSIZE];
+    apr_sha1_ctx_t ctx;
 
     /* binary, not the hex text: the message then fits the inner hash's
      * last block */
@@ -156,7 +162,7 @@ void affinity_stamp_mac(unsigned char mac[AFFINITY_MAC_LEN],
     affinity_put_be32(msg + AFFINITY_ID_LEN, first);
     affinity_put_be32(msg + AFFINITY_ID_LEN + 4, last);
     ctx = key->inner;
-    affinity_sha1_update(&ctx, msg, sizeof(msg));
+    apr_sha1_update_binary(&ctx, msg, sizeof(msg));
     affinity_hmac_sha1_final(outer, &ctx, key);
     memcpy(mac, outer, AFFINITY_MAC_LEN);
 }

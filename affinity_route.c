@@ -976,149 +976,18 @@ int affinity_rv_best(const affinity_rv *rv)
 
 #define AFFINITY_SHA1_BLOCK 64
 
-/* SHA1's compression function (FIPS 180-4 6.1.2), with the message
- * schedule kept in a ring of 16 words. */
-#define AFFINITY_ROTL32(x, b) (apr_uint32_t)(((x) << (b)) | ((x) >> (32 - (b))))
-#define AFFINITY_SHA1_W(t)                                                  \
-    (w[(t) & 15] = AFFINITY_ROTL32(w[((t) + 13) & 15] ^ w[((t) + 8) & 15]   \
-                                   ^ w[((t) + 2) & 15] ^ w[(t) & 15], 1))
-#define AFFINITY_SHA1_STEP(a, b, c, d, e, f, k, wt)                         \
-    do {                                                                    \
-        e += AFFINITY_ROTL32(a, 5) + (f) + (k) + (wt);                      \
-        b = AFFINITY_ROTL32(b, 30);                                         \
-    } while (0)
-#define AFFINITY_SHA1_F1(b, c, d) ((d) ^ ((b) & ((c) ^ (d))))
-#define AFFINITY_SHA1_F2(b, c, d) ((b) ^ (c) ^ (d))
-#define AFFINITY_SHA1_F3(b, c, d) (((b) & (c)) | ((d) & ((b) | (c))))
-
-static void affinity_sha1_block(apr_uint32_t h[5], const unsigned char *p)
-{
-    apr_uint32_t w[16];
-    apr_uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    int t;
-
-    for (t = 0; t < 16; t++) {
-        w[t] = (apr_uint32_t)p[4 * t] << 24 | (apr_uint32_t)p[4 * t + 1] << 16
-               | (apr_uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
-    }
-    /* five steps per turn, the variables rotating their roles */
-    for (t = 0; t < 15; t += 5) {
-        AFFINITY_SHA1_STEP(a, b, c, d, e, AFFINITY_SHA1_F1(b, c, d), 0x5a827999, w[t]);
-        AFFINITY_SHA1_STEP(e, a, b, c, d, AFFINITY_SHA1_F1(a, b, c), 0x5a827999, w[t + 1]);
-        AFFINITY_SHA1_STEP(d, e, a, b, c, AFFINITY_SHA1_F1(e, a, b), 0x5a827999, w[t + 2]);
-        AFFINITY_SHA1_STEP(c, d, e, a, b, AFFINITY_SHA1_F1(d, e, a), 0x5a827999, w[t + 3]);
-        AFFINITY_SHA1_STEP(b, c, d, e, a, AFFINITY_SHA1_F1(c, d, e), 0x5a827999, w[t + 4]);
-    }
-    AFFINITY_SHA1_STEP(a, b, c, d, e, AFFINITY_SHA1_F1(b, c, d), 0x5a827999, w[15]);
-    AFFINITY_SHA1_STEP(e, a, b, c, d, AFFINITY_SHA1_F1(a, b, c), 0x5a827999, AFFINITY_SHA1_W(16));
-    AFFINITY_SHA1_STEP(d, e, a, b, c, AFFINITY_SHA1_F1(e, a, b), 0x5a827999, AFFINITY_SHA1_W(17));
-    AFFINITY_SHA1_STEP(c, d, e, a, b, AFFINITY_SHA1_F1(d, e, a), 0x5a827999, AFFINITY_SHA1_W(18));
-    AFFINITY_SHA1_STEP(b, c, d, e, a, AFFINITY_SHA1_F1(c, d, e), 0x5a827999, AFFINITY_SHA1_W(19));
-    for (t = 20; t < 40; t += 5) {
-        AFFINITY_SHA1_STEP(a, b, c, d, e, AFFINITY_SHA1_F2(b, c, d), 0x6ed9eba1, AFFINITY_SHA1_W(t));
-        AFFINITY_SHA1_STEP(e, a, b, c, d, AFFINITY_SHA1_F2(a, b, c), 0x6ed9eba1, AFFINITY_SHA1_W(t + 1));
-        AFFINITY_SHA1_STEP(d, e, a, b, c, AFFINITY_SHA1_F2(e, a, b), 0x6ed9eba1, AFFINITY_SHA1_W(t + 2));
-        AFFINITY_SHA1_STEP(c, d, e, a, b, AFFINITY_SHA1_F2(d, e, a), 0x6ed9eba1, AFFINITY_SHA1_W(t + 3));
-        AFFINITY_SHA1_STEP(b, c, d, e, a, AFFINITY_SHA1_F2(c, d, e), 0x6ed9eba1, AFFINITY_SHA1_W(t + 4));
-    }
-    for (t = 40; t < 60; t += 5) {
-        AFFINITY_SHA1_STEP(a, b, c, d, e, AFFINITY_SHA1_F3(b, c, d), 0x8f1bbcdc, AFFINITY_SHA1_W(t));
-        AFFINITY_SHA1_STEP(e, a, b, c, d, AFFINITY_SHA1_F3(a, b, c), 0x8f1bbcdc, AFFINITY_SHA1_W(t + 1));
-        AFFINITY_SHA1_STEP(d, e, a, b, c, AFFINITY_SHA1_F3(e, a, b), 0x8f1bbcdc, AFFINITY_SHA1_W(t + 2));
-        AFFINITY_SHA1_STEP(c, d, e, a, b, AFFINITY_SHA1_F3(d, e, a), 0x8f1bbcdc, AFFINITY_SHA1_W(t + 3));
-        AFFINITY_SHA1_STEP(b, c, d, e, a, AFFINITY_SHA1_F3(c, d, e), 0x8f1bbcdc, AFFINITY_SHA1_W(t + 4));
-    }
-    for (t = 60; t < 80; t += 5) {
-        AFFINITY_SHA1_STEP(a, b, c, d, e, AFFINITY_SHA1_F2(b, c, d), 0xca62c1d6, AFFINITY_SHA1_W(t));
-        AFFINITY_SHA1_STEP(e, a, b, c, d, AFFINITY_SHA1_F2(a, b, c), 0xca62c1d6, AFFINITY_SHA1_W(t + 1));
-        AFFINITY_SHA1_STEP(d, e, a, b, c, AFFINITY_SHA1_F2(e, a, b), 0xca62c1d6, AFFINITY_SHA1_W(t + 2));
-        AFFINITY_SHA1_STEP(c, d, e, a, b, AFFINITY_SHA1_F2(d, e, a), 0xca62c1d6, AFFINITY_SHA1_W(t + 3));
-        AFFINITY_SHA1_STEP(b, c, d, e, a, AFFINITY_SHA1_F2(c, d, e), 0xca62c1d6, AFFINITY_SHA1_W(t + 4));
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-}
-
-void affinity_sha1_init(affinity_sha1_ctx *c)
-{
-    c->h[0] = 0x67452301;
-    c->h[1] = 0xefcdab89;
-    c->h[2] = 0x98badcfe;
-    c->h[3] = 0x10325476;
-    c->h[4] = 0xc3d2e1f0;
-    c->len = 0;
-}
-
-void affinity_sha1_update(affinity_sha1_ctx *c, const void *data,
-                          apr_size_t len)
-{
-    const unsigned char *p = data;
-    apr_size_t have = (apr_size_t)(c->len & (AFFINITY_SHA1_BLOCK - 1));
-
-    c->len += len;
-    if (have) {
-        apr_size_t n = AFFINITY_SHA1_BLOCK - have;
-
-        if (len < n) {
-            memcpy(c->buf + have, p, len);
-            return;
-        }
-        memcpy(c->buf + have, p, n);
-        affinity_sha1_block(c->h, c->buf);
-        p += n;
-        len -= n;
-    }
-    for (; len >= AFFINITY_SHA1_BLOCK; p += AFFINITY_SHA1_BLOCK,
-                                       len -= AFFINITY_SHA1_BLOCK) {
-        affinity_sha1_block(c->h, p);
-    }
-    if (len) {
-        memcpy(c->buf, p, len);
-    }
-}
-
-void affinity_sha1_final(unsigned char out[AFFINITY_SHA1_LEN],
-                         affinity_sha1_ctx *c)
-{
-    apr_uint64_t bits = c->len << 3;
-    apr_size_t have = (apr_size_t)(c->len & (AFFINITY_SHA1_BLOCK - 1));
-    int i;
-
-    c->buf[have++] = 0x80;
-    if (have > AFFINITY_SHA1_BLOCK - 8) {
-        memset(c->buf + have, 0, AFFINITY_SHA1_BLOCK - have);
-        affinity_sha1_block(c->h, c->buf);
-        have = 0;
-    }
-    memset(c->buf + have, 0, AFFINITY_SHA1_BLOCK - 8 - have);
-    for (i = 0; i < 8; i++) {
-        c->buf[AFFINITY_SHA1_BLOCK - 1 - i] = (unsigned char)(bits >> (8 * i));
-    }
-    affinity_sha1_block(c->h, c->buf);
-    for (i = 0; i < 5; i++) {
-        out[4 * i] = (unsigned char)(c->h[i] >> 24);
-        out[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
-        out[4 * i + 2] = (unsigned char)(c->h[i] >> 8);
-        out[4 * i + 3] = (unsigned char)c->h[i];
-    }
-}
-
 void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
                             apr_size_t key_len)
 {
     unsigned char k[AFFINITY_SHA1_BLOCK], pad[AFFINITY_SHA1_BLOCK];
-    affinity_sha1_ctx ctx;
+    apr_sha1_ctx_t ctx;
     apr_size_t i;
 
     memset(k, 0, sizeof(k));
     if (key_len > AFFINITY_SHA1_BLOCK) {
-        affinity_sha1_init(&ctx);
-        affinity_sha1_update(&ctx, key, key_len);
-        affinity_sha1_final(k, &ctx);
-        memset(&ctx, 0, sizeof(ctx));
+        apr_sha1_init(&ctx);
+        apr_sha1_update_binary(&ctx, key, (unsigned int)key_len);
+        apr_sha1_final(k, &ctx);
     }
     else if (key_len) {
         memcpy(k, key, key_len);
@@ -1126,29 +995,29 @@ void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
     for (i = 0; i < sizeof(pad); i++) {
         pad[i] = k[i] ^ 0x36;
     }
-    affinity_sha1_init(&hk->inner);
-    affinity_sha1_update(&hk->inner, pad, sizeof(pad));
+    apr_sha1_init(&hk->inner);
+    apr_sha1_update_binary(&hk->inner, pad, sizeof(pad));
     for (i = 0; i < sizeof(pad); i++) {
         pad[i] = k[i] ^ 0x5c;
     }
-    affinity_sha1_init(&hk->outer);
-    affinity_sha1_update(&hk->outer, pad, sizeof(pad));
+    apr_sha1_init(&hk->outer);
+    apr_sha1_update_binary(&hk->outer, pad, sizeof(pad));
     /* the key may be a secret (the salt): leave no copy on the stack */
     memset(k, 0, sizeof(k));
     memset(pad, 0, sizeof(pad));
 }
 
 void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
-                              affinity_sha1_ctx *inner,
+                              apr_sha1_ctx_t *inner,
                               const affinity_hmac_key *hk)
 {
     unsigned char digest[AFFINITY_ID_LEN];
-    affinity_sha1_ctx ctx;
+    apr_sha1_ctx_t ctx;
 
-    affinity_sha1_final(digest, inner);
+    apr_sha1_final(digest, inner);
     ctx = hk->outer;
-    affinity_sha1_update(&ctx, digest, sizeof(digest));
-    affinity_sha1_final(mac, &ctx);
+    apr_sha1_update_binary(&ctx, digest, sizeof(digest));
+    apr_sha1_final(mac, &ctx);
 }
 
 void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
@@ -1156,13 +1025,12 @@ void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
                         const void *data, apr_size_t len)
 {
     affinity_hmac_key hk;
-    affinity_sha1_ctx ctx;
+    apr_sha1_ctx_t ctx;
 
     affinity_hmac_sha1_key(&hk, key, key_len);
     ctx = hk.inner;
-    affinity_sha1_update(&ctx, data, len);
+    apr_sha1_update_binary(&ctx, data, (unsigned int)len);
     affinity_hmac_sha1_final(mac, &ctx, &hk);
-    memset(&hk, 0, sizeof(hk));
 }
 
 /* SipHash-2-4-128, as the reference implementation (veorq/SipHash). */
@@ -1274,13 +1142,13 @@ void affinity_learn_secret_init(affinity_learn_secret *ls, const char *salt,
                                 apr_size_t salt_len)
 {
     unsigned char mac[AFFINITY_ID_LEN];
-    affinity_sha1_ctx ctx;
+    apr_sha1_ctx_t ctx;
 
     /* a key of its own, not the salt: the salt also makes the route IDs */
     affinity_hmac_sha1_key(&ls->old, salt, salt_len);
     ctx = ls->old.inner;
-    affinity_sha1_update(&ctx, AFFINITY_LEARN_SECRET_LABEL,
-                         sizeof(AFFINITY_LEARN_SECRET_LABEL) - 1);
+    apr_sha1_update_binary(&ctx, (const unsigned char *)AFFINITY_LEARN_SECRET_LABEL,
+                           sizeof(AFFINITY_LEARN_SECRET_LABEL) - 1);
     affinity_hmac_sha1_final(mac, &ctx, &ls->old);
     memcpy(ls->k, mac, sizeof(ls->k));
     memset(mac, 0, sizeof(mac));
@@ -1321,14 +1189,17 @@ void affinity_learn_old_key_kind(unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN],
                                  const char *value, apr_size_t len)
 {
     static const unsigned char nul = 0;
-    affinity_sha1_ctx ctx = ls->old.inner;
+    apr_sha1_ctx_t ctx = ls->old.inner;
 
-    affinity_sha1_update(&ctx, balancer, strlen(balancer) + 1);
+    apr_sha1_update_binary(&ctx, (const unsigned char *)balancer,
+                           (unsigned int)strlen(balancer) + 1);
     if (kind) {
-        affinity_sha1_update(&ctx, &nul, 1);
-        affinity_sha1_update(&ctx, kind, strlen(kind) + 1);
+        apr_sha1_update_binary(&ctx, &nul, 1);
+        apr_sha1_update_binary(&ctx, (const unsigned char *)kind,
+                               (unsigned int)strlen(kind) + 1);
     }
-    affinity_sha1_update(&ctx, value, len);
+    apr_sha1_update_binary(&ctx, (const unsigned char *)value,
+                           (unsigned int)len);
     affinity_hmac_sha1_final(key, &ctx, &ls->old);
 }
 

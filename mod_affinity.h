@@ -157,30 +157,12 @@ const char *affinity_set_cookie_prefix_parsed(apr_pool_t *p,
 
 /* ---- Learn mode: what the store holds ------------------------------------ */
 
-/* SHA1 (FIPS 180-4, RFC 3174) of the module's own, for the HMACs that run
- * per request (the MAC of dated cookie values, learn mode's old keys):
- * APR's apr_sha1 costs about twice the instructions per block.  Route IDs
- * keep APR's.  Tested equal to apr_sha1 (t/unit, fuzz/fuzz_expiry.c). */
-#define AFFINITY_SHA1_LEN 20
-typedef struct {
-    apr_uint32_t h[5];
-    apr_uint64_t len;                   /* bytes absorbed */
-    unsigned char buf[64];              /* the block being filled */
-} affinity_sha1_ctx;
-
-void affinity_sha1_init(affinity_sha1_ctx *c);
-void affinity_sha1_update(affinity_sha1_ctx *c, const void *data,
-                          apr_size_t len);
-/* The digest; c is consumed. */
-void affinity_sha1_final(unsigned char out[AFFINITY_SHA1_LEN],
-                         affinity_sha1_ctx *c);
-
 /* HMAC-SHA1 (RFC 2104), the module's one (affinity_route.c): a key is
  * absorbed once into the inner and outer SHA1 states, which a caller may
  * keep and copy per message (the dated cookie values do, per balancer;
  * learn mode's old keys, per configuration). */
 typedef struct {
-    affinity_sha1_ctx inner, outer;
+    apr_sha1_ctx_t inner, outer;
 } affinity_hmac_key;
 
 void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
@@ -188,7 +170,7 @@ void affinity_hmac_sha1_key(affinity_hmac_key *hk, const void *key,
 /* The MAC of what inner has absorbed (a copy of hk->inner plus the
  * message): inner is consumed. */
 void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
-                              affinity_sha1_ctx *inner,
+                              apr_sha1_ctx_t *inner,
                               const affinity_hmac_key *hk);
 /* HMAC-SHA1 of data under key, in one call. */
 void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],

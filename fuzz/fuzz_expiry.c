@@ -23,16 +23,13 @@
  *   change of it;
  * - the date checks agree with a model written as plain inequalities;
  * - the stock route is what follows the first '.';
- * - the module's own SHA1 (which the MAC runs on) gives apr_sha1's digest
- *   of the input, fed whole or cut in three at the mutation position, and
- *   its HMAC under the salt equals one built on apr_sha1;
- * - SipHash fed in three pieces gives the one-call value.
+ * - SipHash (learn mode's keys) fed in three pieces, cut at the mutation
+ *   position, gives the one-call value.
  */
 
 #include <string.h>
 
 #include "apr_pools.h"
-#include "apr_sha1.h"
 
 #include "mod_affinity.h"
 #include "fuzz_common.h"
@@ -166,48 +163,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         FUZZ_CHECK(!dot || dot == val + vlen - 1);
     }
 
-    /* our SHA1 and HMAC against APR's */
+    /* SipHash streamed in pieces against one call */
     {
-        apr_sha1_ctx_t a;
-        affinity_sha1_ctx o;
         affinity_siphash h;
-        unsigned char d1[20], d2[20], k[64], pad[64], s1[16], s2[16];
+        unsigned char k[16], s1[16], s2[16];
         size_t cut = vlen ? (size_t)pos % (vlen + 1) : 0;
         size_t cut2 = cut + (vlen - cut) / 2;
-        int i;
 
-        apr_sha1_init(&a);
-        apr_sha1_update_binary(&a, v, (unsigned int)vlen);
-        apr_sha1_final(d2, &a);
-        affinity_sha1_init(&o);
-        affinity_sha1_update(&o, v, cut);
-        affinity_sha1_update(&o, v + cut, cut2 - cut);
-        affinity_sha1_update(&o, v + cut2, vlen - cut2);
-        affinity_sha1_final(d1, &o);
-        FUZZ_CHECK(!memcmp(d1, d2, 20));
-
-        /* RFC 2104 on apr_sha1, key = salt (at most 63 bytes here) */
-        memset(k, 0, sizeof(k));
-        memcpy(k, salt, salt_len);
-        for (i = 0; i < 64; i++) {
-            pad[i] = k[i] ^ 0x36;
-        }
-        apr_sha1_init(&a);
-        apr_sha1_update_binary(&a, pad, 64);
-        apr_sha1_update_binary(&a, (const unsigned char *)name,
-                               (unsigned int)name_len);
-        apr_sha1_final(d2, &a);
-        for (i = 0; i < 64; i++) {
-            pad[i] = k[i] ^ 0x5c;
-        }
-        apr_sha1_init(&a);
-        apr_sha1_update_binary(&a, pad, 64);
-        apr_sha1_update_binary(&a, d2, 20);
-        apr_sha1_final(d2, &a);
-        affinity_hmac_sha1(d1, salt, salt_len, name, name_len);
-        FUZZ_CHECK(!memcmp(d1, d2, 20));
-
-        memset(k, 0, 16);
         memcpy(k, data, 16);
         affinity_siphash128(s1, k, v, vlen);
         affinity_siphash_init(&h, k);

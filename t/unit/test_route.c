@@ -690,61 +690,6 @@ static void test_siphash(void)
     ok(split_bad == 0, "siphash: streaming in pieces gives the one-call value");
 }
 
-/* Our SHA1 against the FIPS 180 / RFC 3174 vectors and against APR's on
- * every length from 0 to 300 bytes, in one piece and in pieces. */
-static void test_sha1(void)
-{
-    static const struct { const char *msg; int repeat; const char *digest; } v[] = {
-        { "abc", 1, "a9993e364706816aba3e25717850c26c9cd0d89d" },
-        { "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
-          "84983e441c3bd26ebaae4aa1f95129e5e54670f1" },
-        { "a", 1000000, "34aa973cd4c4daa4f61eeb2bdbad27316534016f" },
-        { "0123456701234567012345670123456701234567012345670123456701234567",
-          10, "dea356a2cddd90c7a7ecedc5ebb563934f460452" },
-        { "", 1, "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
-    };
-    unsigned char buf[300], d1[20], d2[20];
-    char hex[41];
-    int i, j, bad = 0, pieces_bad = 0;
-
-    for (i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++) {
-        affinity_sha1_ctx c;
-
-        affinity_sha1_init(&c);
-        for (j = 0; j < v[i].repeat; j++) {
-            affinity_sha1_update(&c, v[i].msg, strlen(v[i].msg));
-        }
-        affinity_sha1_final(d1, &c);
-        is_str(hexn(hex, d1, 20), v[i].digest, "sha1: FIPS 180 / RFC 3174 vector");
-    }
-    for (i = 0; i < (int)sizeof(buf); i++) {
-        buf[i] = (unsigned char)(i * 131 + 7);
-    }
-    for (i = 0; i <= (int)sizeof(buf); i++) {
-        apr_sha1_ctx_t a;
-        affinity_sha1_ctx c;
-
-        apr_sha1_init(&a);
-        apr_sha1_update_binary(&a, buf, (unsigned int)i);
-        apr_sha1_final(d2, &a);
-        affinity_sha1_init(&c);
-        affinity_sha1_update(&c, buf, (apr_size_t)i);
-        affinity_sha1_final(d1, &c);
-        bad += memcmp(d1, d2, 20) != 0;
-        for (j = 0; j <= i; j += 7) {
-            affinity_sha1_init(&c);
-            affinity_sha1_update(&c, buf, (apr_size_t)j);
-            affinity_sha1_update(&c, buf + j, (apr_size_t)((i - j) / 3));
-            affinity_sha1_update(&c, buf + j + (i - j) / 3,
-                                 (apr_size_t)(i - j - (i - j) / 3));
-            affinity_sha1_final(d1, &c);
-            pieces_bad += memcmp(d1, d2, 20) != 0;
-        }
-    }
-    ok(bad == 0, "sha1: equal to apr_sha1 for every length 0..300");
-    ok(pieces_bad == 0, "sha1: equal to apr_sha1 when fed in pieces");
-}
-
 static void test_learn(void)
 {
     unsigned char mac[AFFINITY_ID_LEN], id[AFFINITY_ID_LEN];
@@ -1043,7 +988,6 @@ int main(void)
     test_domain_properties();
     test_prefix_parse(p);
     test_set_cookie(p);
-    test_sha1();
     test_siphash();
     test_learn();
     test_utf8(p);
