@@ -44,6 +44,7 @@ typedef struct {
     apr_size_t len;
     unsigned char key[AFFINITY_LEARN_KEY_LEN];
     int found;                          /* an entry, not expired */
+    int old;                            /* found under the 0.1.0 key */
     int refresh;                        /* older than timeout / 4 */
     unsigned char id[AFFINITY_ID_LEN];
 } affinity_learn_value;
@@ -259,6 +260,7 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
             continue;
         }
         v->found = 1;
+        v->old = old;
         /* an entry under the old key: rewritten under the new one */
         v->refresh = old ? 1 : age;
     }
@@ -703,6 +705,7 @@ static int affinity_learn_set_cookie(void *baton, const char **header,
     affinity_learn_resp *lr = baton;
     affinity_learn_state *st = lr->st;
     unsigned char k[AFFINITY_LEARN_KEY_LEN];
+    unsigned char k_old[AFFINITY_LEARN_OLD_KEY_LEN];
     const char *value;
     apr_size_t len;
 
@@ -722,8 +725,19 @@ static int affinity_learn_set_cookie(void *baton, const char **header,
          * (only one that exists: a value without one costs no store call),
          * and the one named in the deletion if that differs */
         if (affinity_learn_session_found(lr) && !lr->session_done) {
-            affinity_store_remove(lr->r, APR_ARRAY_IDX(st->values, st->session,
-                                                       affinity_learn_value).key);
+            const affinity_learn_value *v = &APR_ARRAY_IDX(st->values,
+                                                           st->session,
+                                                           affinity_learn_value);
+
+            affinity_store_remove(lr->r, v->key);
+            if (v->old) {
+                /* found under the 0.1.0 key and not rewritten yet: that
+                 * entry is the one to end */
+                affinity_learn_old_key_kind(k_old, st->secret, st->balancer,
+                                            st->header ? "header" : NULL,
+                                            v->value, v->len);
+                affinity_store_remove_old(lr->r, k_old);
+            }
             lr->session_done = 1;
             lr->removed++;
         }

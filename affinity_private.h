@@ -668,6 +668,10 @@ apr_status_t affinity_store_put(request_rec *r,
                                 int timeout);
 apr_status_t affinity_store_remove(request_rec *r,
                                    const unsigned char key[AFFINITY_LEARN_KEY_LEN]);
+/* The same under a key of versions up to 0.1.0 (a session found there
+ * that the member ends). */
+apr_status_t affinity_store_remove_old(request_rec *r,
+                                       const unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN]);
 
 /* ---- The response (affinity_response.c) -------------------------------- */
 

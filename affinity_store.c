@@ -1060,19 +1060,32 @@ apr_status_t affinity_store_put(request_rec *r,
     return affinity_store_call(r, &op);
 }
 
-apr_status_t affinity_store_remove(request_rec *r,
-                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN])
+static apr_status_t affinity_store_remove_len(request_rec *r,
+                                              const unsigned char *key,
+                                              unsigned int key_len)
 {
     affinity_store_op op;
 
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_REMOVE;
     op.key = key;
-    op.key_len = AFFINITY_LEARN_KEY_LEN;
+    op.key_len = key_len;
     if (affinity_store && affinity_store->local) {
         affinity_local_call(r, &op);
     }
     return affinity_store_call(r, &op);
+}
+
+apr_status_t affinity_store_remove(request_rec *r,
+                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN])
+{
+    return affinity_store_remove_len(r, key, AFFINITY_LEARN_KEY_LEN);
+}
+
+apr_status_t affinity_store_remove_old(request_rec *r,
+                                       const unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN])
+{
+    return affinity_store_remove_len(r, key, AFFINITY_LEARN_OLD_KEY_LEN);
 }
 
 int affinity_store_health_get(affinity_store_health *h)

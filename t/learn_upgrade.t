@@ -8,7 +8,9 @@
 #     with Digest::SHA's hmac_sha1) is still found: the request goes to that
 #     member with status valid, the entry is rewritten under the new key,
 #     and once the old entry is gone the session is found by the new key
-#     alone; for a cookie and for a header (header:NAME) carrier.
+#     alone; for a cookie and for a header (header:NAME) carrier;
+#   - a member's deletion of a session found under the old key removes the
+#     old entry (and writes no new one).
 # Runs in the suite's event pass only (it starts its own front end).
 use strict;
 use warnings FATAL => 'all';
@@ -31,7 +33,7 @@ if ($mpm ne 'event') {
 if (!@stores) {
     plan skip_all => 'neither memcached nor redis-server is installed (tools/setup installs them)';
 }
-plan tests => 1 + 12 * @stores;
+plan tests => 1 + 14 * @stores;
 
 my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
 my $top = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/learn-upgrade');
@@ -228,5 +230,17 @@ for my $kind (@stores) {
         ok(!defined store_get($store, old_key($kindword, $value)),
            "$kind, $what: nothing is written under the old key");
     }
+
+    # the member ends a session found under the old key (a cookie's
+    # deletion): its entry goes, and no new one is made
+    my $del = "del-$RUN";
+    store_set($store, old_key(undef, $del), $m2 . pack('Q>', int(time)));
+    my $r = get($fe, '/app/hello.txt', Cookie => "SID=$del", 'X-Set1' => 'SID=; Max-Age=0');
+    ok(backend($r) eq 'm2' && !defined store_get($store, old_key(undef, $del))
+       && !defined store_get($store, new_key(undef, $del)),
+       "$kind: a deletion of a session found under the old key removes that entry, and writes none")
+        or diag 'went to ', backend($r);
+    is(st(get($fe, '/app/hello.txt', Cookie => "SID=$del")), 'unknown',
+       "$kind: the value is then unknown");
     LearnHarness::stop($_) for $fe, $hfe;
 }
