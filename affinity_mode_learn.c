@@ -202,10 +202,11 @@ static void affinity_learn_make_key(const affinity_learn_state *st,
 
 /* The entry of v: under its key, or, when the store answers that there is
  * none, under the key versions up to 0.1.0 wrote it with (HMAC-SHA1 with
- * the salt's states made once: two SHA1 blocks, only misses pay them).  An entry found under the old key is
- * marked for a rewrite, which the response does under the new key (writes
- * use only the new key; the old entry expires by itself, and front ends
- * still on the old version keep finding it until then). */
+ * the salt's states made once: two SHA1 blocks, only misses pay them).  An
+ * entry found under the old key is marked for a rewrite, which the response
+ * does under the new key (writes use only the new key; the old entry
+ * expires by itself, and front ends still on the old version keep finding
+ * it until then). */
 static apr_status_t affinity_learn_get(request_rec *r,
                                        const affinity_learn_state *st,
                                        affinity_learn_value *v,
