@@ -56,11 +56,13 @@ void *affinity_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
         conf->salt = add->salt;
         conf->salt_len = add->salt_len;
         conf->salt_kind = add->salt_kind;
+        conf->learn_secret = add->learn_secret;
     }
     else {
         conf->salt = base->salt;
         conf->salt_len = base->salt_len;
         conf->salt_kind = base->salt_kind;
+        conf->learn_secret = base->learn_secret;
     }
     conf->remove = add->remove != -1 ? add->remove : base->remove;
     conf->nocache = add->nocache != -1 ? add->nocache : base->nocache;

@@ -136,6 +136,7 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
                                      const char *arg)
 {
     affinity_dir_conf *conf = dconf;
+    affinity_learn_secret *secret;
     const char *err = NULL;
 
     if (!strcasecmp(arg, "none")) {
@@ -166,6 +167,10 @@ static const char *affinity_set_salt(cmd_parms *cmd, void *dconf,
         conf->salt_len = strlen(arg);
         conf->salt_kind = "string";
     }
+    /* once per configuration, not per request: learn mode's store keys */
+    secret = apr_palloc(cmd->pool, sizeof(*secret));
+    affinity_learn_secret_init(secret, conf->salt, conf->salt_len);
+    conf->learn_secret = secret;
     affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_SALT);
     return NULL;
 }

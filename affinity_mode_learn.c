@@ -44,6 +44,7 @@ typedef struct {
     apr_size_t len;
     unsigned char key[AFFINITY_LEARN_KEY_LEN];
     int found;                          /* an entry, not expired */
+    int old;                            /* found under the 0.1.0 key */
     int refresh;                        /* older than timeout / 4 */
     unsigned char id[AFFINITY_ID_LEN];
 } affinity_learn_value;
@@ -55,6 +56,7 @@ typedef struct affinity_learn_state {
     const char *balancer;               /* the name keys are made with */
     const char *salt;
     apr_size_t salt_len;
+    const affinity_learn_secret *secret;    /* of the salt */
     int timeout;
     /* the choice (finder) */
     int session;                        /* values[] slot of the session, -1 */
@@ -187,13 +189,43 @@ static void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
     req->learn = affinity_learn_state_make(r, conf, &req->cookie_seen);
 }
 
+/* The secret of no salt (AffinitySalt unset), made once at startup. */
+static affinity_learn_secret affinity_learn_nosalt;
+
 static void affinity_learn_make_key(const affinity_learn_state *st,
                                     const char *value, apr_size_t len,
                                     unsigned char *key)
 {
-    /* cookie keys as they always were: entries in the store stay valid */
-    affinity_learn_key_kind(key, st->salt, st->salt_len, st->balancer,
+    affinity_learn_key_kind(key, st->secret, st->balancer,
                             st->header ? "header" : NULL, value, len);
+}
+
+/* The entry of v: under its key, or, when the store answers that there is
+ * none, under the key versions up to 0.1.0 wrote it with (HMAC-SHA1 with
+ * the salt's states made once: two SHA1 blocks, only misses pay them).  An
+ * entry found under the old key is marked for a rewrite, which the response
+ * does under the new key (writes use only the new key; the old entry
+ * expires by itself, and front ends still on the old version keep finding
+ * it until then). */
+static apr_status_t affinity_learn_get(request_rec *r,
+                                       const affinity_learn_state *st,
+                                       affinity_learn_value *v,
+                                       apr_int64_t *written, int *old)
+{
+    unsigned char k[AFFINITY_LEARN_OLD_KEY_LEN];
+    apr_status_t rv;
+
+    *old = 0;
+    rv = affinity_store_get(r, v->key, v->id, written, st->timeout);
+    if (rv != APR_NOTFOUND) {
+        return rv;                      /* found, or the store failed */
+    }
+    affinity_learn_old_key_kind(k, st->secret, st->balancer,
+                                st->header ? "header" : NULL, v->value,
+                                v->len);
+    rv = affinity_store_get_old(r, k, v->id, written, st->timeout);
+    *old = rv == APR_SUCCESS;
+    return rv;
 }
 
 /* Makes the keys (balancer name and salt of conf) and looks the values up
@@ -209,18 +241,19 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
     st->balancer = apr_pstrdup(r->pool, balancer);
     st->salt = conf->salt ? conf->salt : "";
     st->salt_len = conf->salt ? conf->salt_len : 0;
+    st->secret = conf->learn_secret ? conf->learn_secret
+                                    : &affinity_learn_nosalt;
     st->timeout = conf->store_timeout > 0 ? conf->store_timeout
                                           : AFFINITY_STORE_TIMEOUT_DEFAULT;
     for (i = 0; i < st->values->nelts; i++) {
         affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,
                                                  affinity_learn_value);
         apr_int64_t written;
-        int age;
+        int age, old;
 
         affinity_learn_make_key(st, v->value, v->len, v->key);
         if ((max > 0 && i >= max)
-            || affinity_store_get(r, v->key, v->id, &written,
-                                  st->timeout) != APR_SUCCESS) {
+            || affinity_learn_get(r, st, v, &written, &old) != APR_SUCCESS) {
             continue;
         }
         age = affinity_learn_entry_age(written, now, st->timeout);
@@ -228,7 +261,9 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
             continue;
         }
         v->found = 1;
-        v->refresh = age;
+        v->old = old;
+        /* an entry under the old key: rewritten under the new one */
+        v->refresh = old ? 1 : age;
     }
 }
 
@@ -410,6 +445,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
     st->balancer = e->balancer;
     st->salt = e->salt;
     st->salt_len = e->salt_len;
+    st->secret = e->secret;
     st->timeout = e->timeout;
     return 1;
 }
@@ -423,6 +459,7 @@ static void affinity_learn_register_hooks(apr_pool_t *p)
 
     (void)p;
     ap_hook_fixups(affinity_learn_fixups, pre, NULL, APR_HOOK_LAST);
+    affinity_learn_secret_init(&affinity_learn_nosalt, "", 0);
 }
 
 static void affinity_learn_post_config(server_rec *s)
@@ -669,6 +706,7 @@ static int affinity_learn_set_cookie(void *baton, const char **header,
     affinity_learn_resp *lr = baton;
     affinity_learn_state *st = lr->st;
     unsigned char k[AFFINITY_LEARN_KEY_LEN];
+    unsigned char k_old[AFFINITY_LEARN_OLD_KEY_LEN];
     const char *value;
     apr_size_t len;
 
@@ -688,8 +726,19 @@ static int affinity_learn_set_cookie(void *baton, const char **header,
          * (only one that exists: a value without one costs no store call),
          * and the one named in the deletion if that differs */
         if (affinity_learn_session_found(lr) && !lr->session_done) {
-            affinity_store_remove(lr->r, APR_ARRAY_IDX(st->values, st->session,
-                                                       affinity_learn_value).key);
+            const affinity_learn_value *v = &APR_ARRAY_IDX(st->values,
+                                                           st->session,
+                                                           affinity_learn_value);
+
+            affinity_store_remove(lr->r, v->key);
+            if (v->old) {
+                /* found under the 0.1.0 key and not rewritten yet: that
+                 * entry is the one to end */
+                affinity_learn_old_key_kind(k_old, st->secret, st->balancer,
+                                            st->header ? "header" : NULL,
+                                            v->value, v->len);
+                affinity_store_remove_old(lr->r, k_old);
+            }
             lr->session_done = 1;
             lr->removed++;
         }

@@ -79,6 +79,9 @@ typedef struct {
     const char *salt;               /* NULL: unset; may hold any bytes */
     apr_size_t salt_len;
     const char *salt_kind;          /* none, random, file or string (status) */
+    /* learn mode's store key secret, derived from the salt when it is set
+     * (NULL: unset, the secret of no salt) */
+    const affinity_learn_secret *learn_secret;
     int remove;                     /* -1: unset */
     int nocache;                    /* -1: unset */
     const affinity_mode *mode;      /* NULL: unset (affinity_mode_of) */
@@ -654,12 +657,21 @@ apr_status_t affinity_store_get(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 unsigned char id[AFFINITY_ID_LEN],
                                 apr_int64_t *written, int timeout);
+/* The same under a key of versions up to 0.1.0 (learn mode's fallback). */
+apr_status_t affinity_store_get_old(request_rec *r,
+                                    const unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN],
+                                    unsigned char id[AFFINITY_ID_LEN],
+                                    apr_int64_t *written, int timeout);
 apr_status_t affinity_store_put(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 const unsigned char id[AFFINITY_ID_LEN],
                                 int timeout);
 apr_status_t affinity_store_remove(request_rec *r,
                                    const unsigned char key[AFFINITY_LEARN_KEY_LEN]);
+/* The same under a key of versions up to 0.1.0 (a session found there
+ * that the member ends). */
+apr_status_t affinity_store_remove_old(request_rec *r,
+                                       const unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN]);
 
 /* ---- The response (affinity_response.c) -------------------------------- */
 

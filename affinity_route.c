@@ -1033,47 +1033,174 @@ void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
     affinity_hmac_sha1_final(mac, &ctx, &hk);
 }
 
-void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
-                             const char *salt, apr_size_t salt_len,
-                             const char *balancer, const char *kind,
-                             const char *value, apr_size_t len)
-{
-    apr_size_t blen = strlen(balancer);
-    /* a kind goes in as NUL kind NUL after the balancer's NUL: no cookie
-     * value starts with a NUL, so no cookie key equals a header key */
-    apr_size_t klen = kind ? strlen(kind) + 2 : 0;
-    apr_size_t total = blen + 1 + klen + len;
-    unsigned char buf[512];
-    unsigned char *data = buf;
+/* SipHash-2-4-128, as the reference implementation (veorq/SipHash). */
+#define AFFINITY_ROTL64(x, b) (apr_uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define AFFINITY_SIPROUND(h)                                               \
+    do {                                                                   \
+        (h)->v0 += (h)->v1; (h)->v1 = AFFINITY_ROTL64((h)->v1, 13);        \
+        (h)->v1 ^= (h)->v0; (h)->v0 = AFFINITY_ROTL64((h)->v0, 32);        \
+        (h)->v2 += (h)->v3; (h)->v3 = AFFINITY_ROTL64((h)->v3, 16);        \
+        (h)->v3 ^= (h)->v2;                                                \
+        (h)->v0 += (h)->v3; (h)->v3 = AFFINITY_ROTL64((h)->v3, 21);        \
+        (h)->v3 ^= (h)->v0;                                                \
+        (h)->v2 += (h)->v1; (h)->v1 = AFFINITY_ROTL64((h)->v1, 17);        \
+        (h)->v1 ^= (h)->v2; (h)->v2 = AFFINITY_ROTL64((h)->v2, 32);        \
+    } while (0)
 
-    /* values are bounded by the request line limits, but not by us */
-    if (total > sizeof(buf)) {
-        data = malloc(total);
-        if (!data) {
-            memset(key, 0, AFFINITY_LEARN_KEY_LEN);
-            return;
-        }
-    }
-    memcpy(data, balancer, blen);
-    data[blen] = '\0';
-    if (kind) {
-        data[blen + 1] = '\0';
-        memcpy(data + blen + 2, kind, klen - 2);
-        data[blen + klen] = '\0';
-    }
-    memcpy(data + blen + 1 + klen, value, len);
-    affinity_hmac_sha1(key, salt, salt_len, data, total);
-    if (data != buf) {
-        free(data);
+static apr_uint64_t affinity_le64(const unsigned char *p)
+{
+    return (apr_uint64_t)p[0] | (apr_uint64_t)p[1] << 8
+           | (apr_uint64_t)p[2] << 16 | (apr_uint64_t)p[3] << 24
+           | (apr_uint64_t)p[4] << 32 | (apr_uint64_t)p[5] << 40
+           | (apr_uint64_t)p[6] << 48 | (apr_uint64_t)p[7] << 56;
+}
+
+static void affinity_put_le64(unsigned char *p, apr_uint64_t v)
+{
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
     }
 }
 
+static void affinity_siphash_block(affinity_siphash *h, apr_uint64_t m)
+{
+    h->v3 ^= m;
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    h->v0 ^= m;
+}
+
+void affinity_siphash_init(affinity_siphash *h,
+                           const unsigned char key[AFFINITY_SIPHASH_KEY_LEN])
+{
+    apr_uint64_t k0 = affinity_le64(key), k1 = affinity_le64(key + 8);
+
+    h->v0 = k0 ^ APR_UINT64_C(0x736f6d6570736575);
+    h->v1 = k1 ^ APR_UINT64_C(0x646f72616e646f6d) ^ 0xee;   /* 128-bit out */
+    h->v2 = k0 ^ APR_UINT64_C(0x6c7967656e657261);
+    h->v3 = k1 ^ APR_UINT64_C(0x7465646279746573);
+    h->tail = 0;
+    h->len = 0;
+}
+
+void affinity_siphash_update(affinity_siphash *h, const void *data,
+                             apr_size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+    unsigned int have = (unsigned int)(h->len & 7);
+
+    h->len += len;
+    /* fill the pending word first */
+    while (have && p < end) {
+        h->tail |= (apr_uint64_t)*p++ << (8 * have);
+        if (++have == 8) {
+            affinity_siphash_block(h, h->tail);
+            h->tail = 0;
+            have = 0;
+        }
+    }
+    for (; end - p >= 8; p += 8) {
+        affinity_siphash_block(h, affinity_le64(p));
+    }
+    for (; p < end; have++) {
+        h->tail |= (apr_uint64_t)*p++ << (8 * have);
+    }
+}
+
+void affinity_siphash_final(affinity_siphash *h,
+                            unsigned char out[AFFINITY_SIPHASH_LEN])
+{
+    affinity_siphash_block(h, h->tail | (apr_uint64_t)h->len << 56);
+    h->v2 ^= 0xee;
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    affinity_put_le64(out, h->v0 ^ h->v1 ^ h->v2 ^ h->v3);
+    h->v1 ^= 0xdd;
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    AFFINITY_SIPROUND(h);
+    affinity_put_le64(out + 8, h->v0 ^ h->v1 ^ h->v2 ^ h->v3);
+}
+
+void affinity_siphash128(unsigned char out[AFFINITY_SIPHASH_LEN],
+                         const unsigned char key[AFFINITY_SIPHASH_KEY_LEN],
+                         const void *data, apr_size_t len)
+{
+    affinity_siphash h;
+
+    affinity_siphash_init(&h, key);
+    affinity_siphash_update(&h, data, len);
+    affinity_siphash_final(&h, out);
+}
+
+void affinity_learn_secret_init(affinity_learn_secret *ls, const char *salt,
+                                apr_size_t salt_len)
+{
+    unsigned char mac[AFFINITY_ID_LEN];
+    apr_sha1_ctx_t ctx;
+
+    /* a key of its own, not the salt: the salt also makes the route IDs */
+    affinity_hmac_sha1_key(&ls->old, salt, salt_len);
+    ctx = ls->old.inner;
+    apr_sha1_update_binary(&ctx, (const unsigned char *)AFFINITY_LEARN_SECRET_LABEL,
+                           sizeof(AFFINITY_LEARN_SECRET_LABEL) - 1);
+    affinity_hmac_sha1_final(mac, &ctx, &ls->old);
+    memcpy(ls->k, mac, sizeof(ls->k));
+    memset(mac, 0, sizeof(mac));
+}
+
+void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                             const affinity_learn_secret *ls,
+                             const char *balancer, const char *kind,
+                             const char *value, apr_size_t len)
+{
+    static const char nul[2] = { 0, 0 };
+    affinity_siphash h;
+
+    /* the bytes the old key hashed: balancer NUL [NUL kind NUL] value; no
+     * cookie value starts with a NUL, so no cookie key equals a header
+     * key */
+    affinity_siphash_init(&h, ls->k);
+    affinity_siphash_update(&h, balancer, strlen(balancer) + 1);
+    if (kind) {
+        affinity_siphash_update(&h, nul, 1);
+        affinity_siphash_update(&h, kind, strlen(kind) + 1);
+    }
+    affinity_siphash_update(&h, value, len);
+    affinity_siphash_final(&h, key);
+}
+
 void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
-                        const char *salt, apr_size_t salt_len,
+                        const affinity_learn_secret *ls,
                         const char *balancer, const char *value,
                         apr_size_t len)
 {
-    affinity_learn_key_kind(key, salt, salt_len, balancer, NULL, value, len);
+    affinity_learn_key_kind(key, ls, balancer, NULL, value, len);
+}
+
+void affinity_learn_old_key_kind(unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN],
+                                 const affinity_learn_secret *ls,
+                                 const char *balancer, const char *kind,
+                                 const char *value, apr_size_t len)
+{
+    static const unsigned char nul = 0;
+    apr_sha1_ctx_t ctx = ls->old.inner;
+
+    apr_sha1_update_binary(&ctx, (const unsigned char *)balancer,
+                           (unsigned int)strlen(balancer) + 1);
+    if (kind) {
+        apr_sha1_update_binary(&ctx, &nul, 1);
+        apr_sha1_update_binary(&ctx, (const unsigned char *)kind,
+                               (unsigned int)strlen(kind) + 1);
+    }
+    apr_sha1_update_binary(&ctx, (const unsigned char *)value,
+                           (unsigned int)len);
+    affinity_hmac_sha1_final(key, &ctx, &ls->old);
 }
 
 void affinity_learn_entry_encode(unsigned char entry[AFFINITY_LEARN_ENTRY_LEN],

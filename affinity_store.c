@@ -191,7 +191,7 @@ static const char *affinity_store_default(apr_pool_t *p)
 
 static void affinity_store_hints(struct ap_socache_hints *hints)
 {
-    /* shmcb sizes its index from these: an entry is a 20-byte key and
+    /* shmcb sizes its index from these: an entry is a 16-byte key and
      * 28 bytes of data, and the index should not eat the data area */
     memset(hints, 0, sizeof(*hints));
     hints->avg_id_len = AFFINITY_LEARN_KEY_LEN;
@@ -821,6 +821,8 @@ enum { AFFINITY_STORE_GET, AFFINITY_STORE_PUT, AFFINITY_STORE_REMOVE };
 typedef struct {
     int what;
     const unsigned char *key;
+    unsigned int key_len;               /* AFFINITY_LEARN_KEY_LEN, or the
+                                         * old key's on a fallback lookup */
     unsigned char *data;                /* GET: the buffer; PUT: the entry */
     unsigned int size;                  /* GET: the buffer's; PUT: entry's */
     unsigned int len;                   /* GET: what was found */
@@ -844,15 +846,15 @@ static apr_status_t affinity_store_run(request_rec *r, server_rec *log,
     switch (op->what) {
     case AFFINITY_STORE_GET:
         op->len = op->size;
-        rv = prov->retrieve(instance, log, op->key, AFFINITY_LEARN_KEY_LEN,
+        rv = prov->retrieve(instance, log, op->key, op->key_len,
                             op->data, &op->len, r->pool);
         break;
     case AFFINITY_STORE_PUT:
-        rv = prov->store(instance, log, op->key, AFFINITY_LEARN_KEY_LEN,
+        rv = prov->store(instance, log, op->key, op->key_len,
                          op->expiry, op->data, op->size, r->pool);
         break;
     default:
-        rv = prov->remove(instance, log, op->key, AFFINITY_LEARN_KEY_LEN,
+        rv = prov->remove(instance, log, op->key, op->key_len,
                           r->pool);
         break;
     }
@@ -954,15 +956,15 @@ static apr_status_t affinity_local_call(request_rec *r, affinity_store_op *op)
     switch (op->what) {
     case AFFINITY_STORE_GET:
         op->len = op->size;
-        rv = prov->retrieve(inst, r->server, op->key, AFFINITY_LEARN_KEY_LEN,
+        rv = prov->retrieve(inst, r->server, op->key, op->key_len,
                             op->data, &op->len, r->pool);
         break;
     case AFFINITY_STORE_PUT:
-        rv = prov->store(inst, r->server, op->key, AFFINITY_LEARN_KEY_LEN,
+        rv = prov->store(inst, r->server, op->key, op->key_len,
                          op->expiry, op->data, op->size, r->pool);
         break;
     default:
-        rv = prov->remove(inst, r->server, op->key, AFFINITY_LEARN_KEY_LEN,
+        rv = prov->remove(inst, r->server, op->key, op->key_len,
                           r->pool);
         break;
     }
@@ -970,10 +972,11 @@ static apr_status_t affinity_local_call(request_rec *r, affinity_store_op *op)
     return rv;
 }
 
-apr_status_t affinity_store_get(request_rec *r,
-                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
-                                unsigned char id[AFFINITY_ID_LEN],
-                                apr_int64_t *written, int timeout)
+static apr_status_t affinity_store_get_len(request_rec *r,
+                                           const unsigned char *key,
+                                           unsigned int key_len,
+                                           unsigned char id[AFFINITY_ID_LEN],
+                                           apr_int64_t *written, int timeout)
 {
     unsigned char buf[64];
     affinity_store_op op;
@@ -983,6 +986,7 @@ apr_status_t affinity_store_get(request_rec *r,
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_GET;
     op.key = key;
+    op.key_len = key_len;
     op.data = buf;
     op.size = sizeof(buf);
     rv = affinity_store_call(r, &op);
@@ -1015,6 +1019,24 @@ apr_status_t affinity_store_get(request_rec *r,
     return rv;
 }
 
+apr_status_t affinity_store_get(request_rec *r,
+                                const unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                                unsigned char id[AFFINITY_ID_LEN],
+                                apr_int64_t *written, int timeout)
+{
+    return affinity_store_get_len(r, key, AFFINITY_LEARN_KEY_LEN, id, written,
+                                  timeout);
+}
+
+apr_status_t affinity_store_get_old(request_rec *r,
+                                    const unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN],
+                                    unsigned char id[AFFINITY_ID_LEN],
+                                    apr_int64_t *written, int timeout)
+{
+    return affinity_store_get_len(r, key, AFFINITY_LEARN_OLD_KEY_LEN, id,
+                                  written, timeout);
+}
+
 apr_status_t affinity_store_put(request_rec *r,
                                 const unsigned char key[AFFINITY_LEARN_KEY_LEN],
                                 const unsigned char id[AFFINITY_ID_LEN],
@@ -1028,6 +1050,7 @@ apr_status_t affinity_store_put(request_rec *r,
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_PUT;
     op.key = key;
+    op.key_len = AFFINITY_LEARN_KEY_LEN;
     op.data = entry;
     op.size = sizeof(entry);
     op.expiry = now + apr_time_from_sec(timeout);
@@ -1037,18 +1060,32 @@ apr_status_t affinity_store_put(request_rec *r,
     return affinity_store_call(r, &op);
 }
 
-apr_status_t affinity_store_remove(request_rec *r,
-                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN])
+static apr_status_t affinity_store_remove_len(request_rec *r,
+                                              const unsigned char *key,
+                                              unsigned int key_len)
 {
     affinity_store_op op;
 
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_REMOVE;
     op.key = key;
+    op.key_len = key_len;
     if (affinity_store && affinity_store->local) {
         affinity_local_call(r, &op);
     }
     return affinity_store_call(r, &op);
+}
+
+apr_status_t affinity_store_remove(request_rec *r,
+                                   const unsigned char key[AFFINITY_LEARN_KEY_LEN])
+{
+    return affinity_store_remove_len(r, key, AFFINITY_LEARN_KEY_LEN);
+}
+
+apr_status_t affinity_store_remove_old(request_rec *r,
+                                       const unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN])
+{
+    return affinity_store_remove_len(r, key, AFFINITY_LEARN_OLD_KEY_LEN);
 }
 
 int affinity_store_health_get(affinity_store_health *h)

@@ -157,25 +157,10 @@ const char *affinity_set_cookie_prefix_parsed(apr_pool_t *p,
 
 /* ---- Learn mode: what the store holds ------------------------------------ */
 
-/* The store key of a session value: HMAC-SHA1 keyed with the salt over the
- * balancer's name, a NUL and the value, so the store (and anyone who reads
- * it) never sees a session ID, and two balancers never share an entry. */
-#define AFFINITY_LEARN_KEY_LEN AFFINITY_ID_LEN
-void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
-                        const char *salt, apr_size_t salt_len,
-                        const char *balancer, const char *value,
-                        apr_size_t len);
-/* The same for a value of another carrier kind ("header"): balancer, NUL,
- * NUL, kind, NUL, value, so that it never shares a key with a cookie
- * value of the same bytes; kind NULL is affinity_learn_key. */
-void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
-                             const char *salt, apr_size_t salt_len,
-                             const char *balancer, const char *kind,
-                             const char *value, apr_size_t len);
-
 /* HMAC-SHA1 (RFC 2104), the module's one (affinity_route.c): a key is
  * absorbed once into the inner and outer SHA1 states, which a caller may
- * keep and copy per message (the dated cookie values do, per balancer). */
+ * keep and copy per message (the dated cookie values do, per balancer;
+ * learn mode's old keys, per configuration). */
 typedef struct {
     apr_sha1_ctx_t inner, outer;
 } affinity_hmac_key;
@@ -191,6 +176,69 @@ void affinity_hmac_sha1_final(unsigned char mac[AFFINITY_ID_LEN],
 void affinity_hmac_sha1(unsigned char mac[AFFINITY_ID_LEN],
                         const void *key, apr_size_t key_len,
                         const void *data, apr_size_t len);
+
+/* SipHash-2-4 with a 128-bit output (Aumasson and Bernstein, the
+ * reference implementation's siphash(..., outlen 16)): learn mode's store
+ * keys.  Streaming, so that a key's parts need no copying together. */
+#define AFFINITY_SIPHASH_KEY_LEN 16
+#define AFFINITY_SIPHASH_LEN     16
+typedef struct {
+    apr_uint64_t v0, v1, v2, v3;
+    apr_uint64_t tail;                  /* bytes not absorbed yet (LE) */
+    apr_size_t len;                     /* bytes in all */
+} affinity_siphash;
+
+void affinity_siphash_init(affinity_siphash *h,
+                           const unsigned char key[AFFINITY_SIPHASH_KEY_LEN]);
+void affinity_siphash_update(affinity_siphash *h, const void *data,
+                             apr_size_t len);
+void affinity_siphash_final(affinity_siphash *h,
+                            unsigned char out[AFFINITY_SIPHASH_LEN]);
+/* The same in one call. */
+void affinity_siphash128(unsigned char out[AFFINITY_SIPHASH_LEN],
+                         const unsigned char key[AFFINITY_SIPHASH_KEY_LEN],
+                         const void *data, apr_size_t len);
+
+/* The store key of a session value: SipHash-2-4-128 over the balancer's
+ * name, a NUL and the value, under a key derived from the salt once per
+ * configuration (affinity_learn_secret_init), so the store (and anyone who
+ * reads it) never sees a session ID, and two balancers never share an
+ * entry.  Versions up to 0.1.0 used HMAC-SHA1 keyed with the salt over
+ * the same bytes (20 bytes, four SHA1 blocks per key:
+ * affinity_learn_old_key_kind); learn mode still looks entries up under
+ * that key on a miss and rewrites them under the new one. */
+#define AFFINITY_LEARN_KEY_LEN      AFFINITY_SIPHASH_LEN
+#define AFFINITY_LEARN_OLD_KEY_LEN  AFFINITY_ID_LEN
+/* The label of the SipHash key: key = the first 16 bytes of
+ * HMAC-SHA1(salt, label). */
+#define AFFINITY_LEARN_SECRET_LABEL "mod_affinity learn key siphash-2-4"
+typedef struct {
+    unsigned char k[AFFINITY_SIPHASH_KEY_LEN];
+    affinity_hmac_key old;              /* the salt's HMAC states, for the
+                                         * old keys */
+} affinity_learn_secret;
+
+void affinity_learn_secret_init(affinity_learn_secret *ls, const char *salt,
+                                apr_size_t salt_len);
+void affinity_learn_key(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                        const affinity_learn_secret *ls,
+                        const char *balancer, const char *value,
+                        apr_size_t len);
+/* The same for a value of another carrier kind ("header"): balancer, NUL,
+ * NUL, kind, NUL, value, so that it never shares a key with a cookie
+ * value of the same bytes; kind NULL is affinity_learn_key. */
+void affinity_learn_key_kind(unsigned char key[AFFINITY_LEARN_KEY_LEN],
+                             const affinity_learn_secret *ls,
+                             const char *balancer, const char *kind,
+                             const char *value, apr_size_t len);
+/* The key of the same value before (HMAC-SHA1 keyed with the salt over
+ * the same bytes), for entries written by earlier versions: two SHA1
+ * blocks for short names and values, the salt's being in ls. */
+void affinity_learn_old_key_kind(unsigned char key[AFFINITY_LEARN_OLD_KEY_LEN],
+                                 const affinity_learn_secret *ls,
+                                 const char *balancer, const char *kind,
+                                 const char *value, apr_size_t len);
+
 
 /* An entry: the member's route ID (20 bytes), then the time it was written
  * (seconds since the epoch, 8 bytes big-endian): the refresh rule needs the

@@ -22,7 +22,9 @@
  *   no other balancer name or salt verifies it, nor does any one-character
  *   change of it;
  * - the date checks agree with a model written as plain inequalities;
- * - the stock route is what follows the first '.'.
+ * - the stock route is what follows the first '.';
+ * - SipHash (learn mode's keys) fed in three pieces, cut at the mutation
+ *   position, gives the one-call value.
  */
 
 #include <string.h>
@@ -159,6 +161,23 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     else {
         const char *dot = memchr(val, '.', vlen);
         FUZZ_CHECK(!dot || dot == val + vlen - 1);
+    }
+
+    /* SipHash streamed in pieces against one call */
+    {
+        affinity_siphash h;
+        unsigned char k[16], s1[16], s2[16];
+        size_t cut = vlen ? (size_t)pos % (vlen + 1) : 0;
+        size_t cut2 = cut + (vlen - cut) / 2;
+
+        memcpy(k, data, 16);
+        affinity_siphash128(s1, k, v, vlen);
+        affinity_siphash_init(&h, k);
+        affinity_siphash_update(&h, v, cut);
+        affinity_siphash_update(&h, v + cut, cut2 - cut);
+        affinity_siphash_update(&h, v + cut2, vlen - cut2);
+        affinity_siphash_final(&h, s2);
+        FUZZ_CHECK(!memcmp(s1, s2, 16));
     }
 
     fuzz_pool_end();

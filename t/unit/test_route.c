@@ -4,6 +4,7 @@
  * arithmetic in Python): if one fails, sites would be remapped. */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apr_general.h"
@@ -572,9 +573,128 @@ static void test_set_cookie(apr_pool_t *p)
            "  SID =  " ID_A "~abc  ; Secure", "rewrite: blanks kept byte for byte");
 }
 
+static const char *hexn(char *out, const unsigned char *b, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        sprintf(out + 2 * i, "%02x", b[i]);
+    }
+    return out;
+}
+
+/* SipHash-2-4-128: the reference implementation's vectors.h
+ * (vectors_sip128, github.com/veorq/SipHash): key 00..0f, message 00..i-1 */
+static const char *const sip128_vectors[64] = {
+        "a3817f04ba25a8e66df67214c7550293",
+        "da87c1d86b99af44347659119b22fc45",
+        "8177228da4a45dc7fca38bdef60affe4",
+        "9c70b60c5267a94e5f33b6b02985ed51",
+        "f88164c12d9c8faf7d0f6e7c7bcd5579",
+        "1368875980776f8854527a07690e9627",
+        "14eeca338b208613485ea0308fd7a15e",
+        "a1f1ebbed8dbc153c0b84aa61ff08239",
+        "3b62a9ba6258f5610f83e264f31497b4",
+        "264499060ad9baabc47f8b02bb6d71ed",
+        "00110dc378146956c95447d3f3d0fbba",
+        "0151c568386b6677a2b4dc6f81e5dc18",
+        "d626b266905ef35882634df68532c125",
+        "9869e247e9c08b10d029934fc4b952f7",
+        "31fcefac66d7de9c7ec7485fe4494902",
+        "5493e99933b0a8117e08ec0f97cfc3d9",
+        "6ee2a4ca67b054bbfd3315bf85230577",
+        "473d06e8738db89854c066c47ae47740",
+        "a426e5e423bf4885294da481feaef723",
+        "78017731cf65fab074d5208952512eb1",
+        "9e25fc833f2290733e9344a5e83839eb",
+        "568e495abe525a218a2214cd3e071d12",
+        "4a29b54552d16b9a469c10528eff0aae",
+        "c9d184ddd5a9f5e0cf8ce29a9abf691c",
+        "2db479ae78bd50d8882a8a178a6132ad",
+        "8ece5f042d5e447b5051b9eacb8d8f6f",
+        "9c0b53b4b3c307e87eaee08678141f66",
+        "abf248af69a6eae4bfd3eb2f129eeb94",
+        "0664da1668574b88b935f3027358aef4",
+        "aa4b9dc4bf337de90cd4fd3c467c6ab7",
+        "ea5c7f471faf6bde2b1ad7d4686d2287",
+        "2939b0183223fafc1723de4f52c43d35",
+        "7c3956ca5eeafc3e363e9d556546eb68",
+        "77c6077146f01c32b6b69d5f4ea9ffcf",
+        "37a6986cb8847edf0925f0f1309b54de",
+        "a705f0e69da9a8f907241a2e923c8cc8",
+        "3dc47d1f29c448461e9e76ed904f6711",
+        "0d62bf01e6fc0e1a0d3c4751c5d3692b",
+        "8c03468bca7c669ee4fd5e084bbee7b5",
+        "528a5bb93baf2c9c4473cce5d0d22bd9",
+        "df6a301e95c95dad97ae0cc8c6913bd8",
+        "801189902c857f39e73591285e70b6db",
+        "e617346ac9c231bb3650ae34ccca0c5b",
+        "27d93437efb721aa401821dcec5adf89",
+        "89237d9ded9c5e78d8b1c9b166cc7342",
+        "4a6d8091bf5e7d651189fa94a250b14c",
+        "0e33f96055e7ae893ffc0e3dcf492902",
+        "e61c432b720b19d18ec8d84bdc63151b",
+        "f7e5aef549f782cf379055a608269b16",
+        "438d030fd0b7a54fa837f2ad201a6403",
+        "a590d3ee4fbf04e3247e0d27f286423f",
+        "5fe2c1a172fe93c4b15cd37caef9f538",
+        "2c97325cbd06b36eb2133dd08b3a017c",
+        "92c814227a6bca949ff0659f002ad39e",
+        "dce850110bd8328cfbd50841d6911d87",
+        "67f14984c7da791248e32bb5922583da",
+        "1938f2cf72d54ee97e94166fa91d2a36",
+        "74481e9646ed49fe0f6224301604698e",
+        "57fca5de98a9d6d8006438d0583d8a1d",
+        "9fecde1cefdc1cbed4763674d9575359",
+        "e3040c00eb28f15366ca73cbd872e740",
+        "7697009a6a831dfecca91c5993670f7a",
+        "5853542321f567a005d547a4f04759bd",
+        "5150d1772f50834a503e069a973fbd7c",
+};
+
+static void test_siphash(void)
+{
+    unsigned char key[16], msg[64], out[16], out2[16];
+    char hex[33];
+    int i, bad = 0, split_bad = 0;
+
+    for (i = 0; i < 16; i++) {
+        key[i] = (unsigned char)i;
+    }
+    for (i = 0; i < 64; i++) {
+        msg[i] = (unsigned char)i;
+    }
+    for (i = 0; i < 64; i++) {
+        int cut;
+
+        affinity_siphash128(out, key, msg, (apr_size_t)i);
+        if (strcmp(hexn(hex, out, 16), sip128_vectors[i])) {
+            printf("# SipHash-2-4-128 of %d bytes: got %s, want %s\n", i,
+                   hex, sip128_vectors[i]);
+            bad++;
+        }
+        /* every split of the message into three updates */
+        for (cut = 0; cut <= i; cut++) {
+            affinity_siphash h;
+            int cut2 = cut + (i - cut) / 2;
+
+            affinity_siphash_init(&h, key);
+            affinity_siphash_update(&h, msg, (apr_size_t)cut);
+            affinity_siphash_update(&h, msg + cut, (apr_size_t)(cut2 - cut));
+            affinity_siphash_update(&h, msg + cut2, (apr_size_t)(i - cut2));
+            affinity_siphash_final(&h, out2);
+            split_bad += memcmp(out, out2, 16) != 0;
+        }
+    }
+    ok(bad == 0, "siphash: the 64 reference SipHash-2-4-128 vectors");
+    ok(split_bad == 0, "siphash: streaming in pieces gives the one-call value");
+}
+
 static void test_learn(void)
 {
-    unsigned char mac[AFFINITY_ID_LEN], k2[AFFINITY_ID_LEN], id[AFFINITY_ID_LEN];
+    unsigned char mac[AFFINITY_ID_LEN], id[AFFINITY_ID_LEN];
+    unsigned char lk[AFFINITY_LEARN_KEY_LEN], lk2[AFFINITY_LEARN_KEY_LEN];
+    affinity_learn_secret ls, ls2, ls0;
     unsigned char entry[AFFINITY_LEARN_ENTRY_LEN], key[80];
     char hex[AFFINITY_ID_HEX_LEN + 1];
     apr_int64_t w;
@@ -593,29 +713,65 @@ static void test_learn(void)
     affinity_id_to_hex(hex, mac);
     is_str(hex, "aa4ae5e15272d00e95705637ce8a3b55ed402112", "hmac: RFC 2202 case 6 (long key)");
 
-    affinity_learn_key(mac, "salt", 4, "balancer://a", "abc", 3);
-    affinity_learn_key(k2, "salt", 4, "balancer://b", "abc", 3);
-    ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: the balancer's name counts");
-    affinity_learn_key(k2, "pepper", 6, "balancer://a", "abc", 3);
-    ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: the salt counts");
-    affinity_learn_key(k2, "salt", 4, "balancer://a", "abc", 3);
-    ok(memcmp(mac, k2, sizeof(mac)) == 0, "learn key: stable");
-    affinity_learn_key_kind(k2, "salt", 4, "balancer://a", NULL, "abc", 3);
-    ok(memcmp(mac, k2, sizeof(mac)) == 0, "learn key: no kind is the cookie key");
-    affinity_learn_key_kind(k2, "salt", 4, "balancer://a", "header", "abc", 3);
-    ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: a header value is not the cookie value");
+    /* learn keys: vectors from an independent model (Python's hmac and a
+     * SipHash written from the paper, itself checked against the reference
+     * vectors): if one fails, every entry in every store is lost */
+    affinity_learn_secret_init(&ls, "salt", 4);
+    affinity_learn_secret_init(&ls2, "pepper", 6);
+    affinity_learn_secret_init(&ls0, "", 0);
+    is_str(hexn(hex, ls.k, sizeof(ls.k)), "4c447f52f33c0dca3853b372b131bbf8",
+           "learn secret: HMAC-SHA1(salt, label), 16 bytes");
+    affinity_learn_key(lk, &ls, "balancer://a", "abc", 3);
+    is_str(hexn(hex, lk, sizeof(lk)), "0a33a159b7807065e84ad94e38470b22",
+           "learn key: SipHash-2-4-128 of balancer NUL value");
+    affinity_learn_key_kind(lk2, &ls, "balancer://a", "header", "abc", 3);
+    is_str(hexn(hex, lk2, sizeof(lk2)), "5812dd46515c8d63bceae3c84f4fdf8b",
+           "learn key: header kind");
+    affinity_learn_key(lk2, &ls0, "balancer://a", "abc", 3);
+    is_str(hexn(hex, lk2, sizeof(lk2)), "d9f6e016b0ac9ba0bf43a643d3b1fdec",
+           "learn key: no salt");
+    affinity_learn_old_key_kind(mac, &ls, "balancer://a", NULL, "abc", 3);
+    is_str(hexn(hex, mac, sizeof(mac)), "38c64ec7647179180ba6e96a6527fc0048f8e06c",
+           "old learn key: HMAC-SHA1(salt, balancer NUL value), as 0.1.0 made it");
+    affinity_learn_old_key_kind(mac, &ls, "balancer://a", "header", "abc", 3);
+    is_str(hexn(hex, mac, sizeof(mac)), "4904ba7c05475883197c0b1afd481ecab6012bfe",
+           "old learn key: header kind, as 0.1.0 made it");
+
+    affinity_learn_key(lk2, &ls, "balancer://b", "abc", 3);
+    ok(memcmp(lk, lk2, sizeof(lk)) != 0, "learn key: the balancer's name counts");
+    affinity_learn_key(lk2, &ls2, "balancer://a", "abc", 3);
+    ok(memcmp(lk, lk2, sizeof(lk)) != 0, "learn key: the salt counts");
+    affinity_learn_key(lk2, &ls, "balancer://a", "abc", 3);
+    ok(memcmp(lk, lk2, sizeof(lk)) == 0, "learn key: stable");
+    affinity_learn_key_kind(lk2, &ls, "balancer://a", NULL, "abc", 3);
+    ok(memcmp(lk, lk2, sizeof(lk)) == 0, "learn key: no kind is the cookie key");
+    affinity_learn_key_kind(lk2, &ls, "balancer://a", "header", "abc", 3);
+    ok(memcmp(lk, lk2, sizeof(lk)) != 0, "learn key: a header value is not the cookie value");
     {
         unsigned char k3[AFFINITY_LEARN_KEY_LEN];
-        affinity_learn_key(k3, "salt", 4, "balancer://a", "\0header\0abc", 11);
-        ok(memcmp(k3, k2, sizeof(k3)) == 0,
+        affinity_learn_key(k3, &ls, "balancer://a", "\0header\0abc", 11);
+        ok(memcmp(k3, lk2, sizeof(k3)) == 0,
            "learn key: header key input is balancer NUL NUL kind NUL value");
     }
     {
         static char big[5000];
+        unsigned char o1[AFFINITY_LEARN_OLD_KEY_LEN], o2[AFFINITY_LEARN_OLD_KEY_LEN];
         memset(big, 'x', sizeof(big));
-        affinity_learn_key(k2, "salt", 4, "balancer://a", big, sizeof(big));
-        affinity_learn_key(mac, "salt", 4, "balancer://a", big, sizeof(big) - 1);
-        ok(memcmp(mac, k2, sizeof(mac)) != 0, "learn key: long values hashed whole");
+        affinity_learn_key(lk2, &ls, "balancer://a", big, sizeof(big));
+        affinity_learn_key(lk, &ls, "balancer://a", big, sizeof(big) - 1);
+        ok(memcmp(lk, lk2, sizeof(lk)) != 0, "learn key: long values hashed whole");
+        affinity_learn_old_key_kind(o1, &ls, "balancer://a", NULL, big, sizeof(big));
+        affinity_learn_old_key_kind(o2, &ls, "balancer://a", NULL, big, sizeof(big) - 1);
+        ok(memcmp(o1, o2, sizeof(o1)) != 0, "old learn key: long values hashed whole");
+        /* the old key is HMAC-SHA1 of the concatenation, whatever its size */
+        {
+            char *cat = malloc(13 + sizeof(big));
+            memcpy(cat, "balancer://a", 13);
+            memcpy(cat + 13, big, sizeof(big));
+            affinity_hmac_sha1(o2, "salt", 4, cat, 13 + sizeof(big));
+            ok(!memcmp(o1, o2, sizeof(o1)), "old learn key: HMAC of balancer NUL value");
+            free(cat);
+        }
     }
 
     affinity_learn_entry_encode(entry, mac, APR_INT64_C(1700000000));
@@ -832,6 +988,7 @@ int main(void)
     test_domain_properties();
     test_prefix_parse(p);
     test_set_cookie(p);
+    test_siphash();
     test_learn();
     test_utf8(p);
 
