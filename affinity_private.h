@@ -215,6 +215,20 @@ typedef struct {
  * finder always is, and freed by a rebuild: nothing that outlives the finder
  * (env, notes, headers, cookies, logs written later) may point into it, so
  * whatever a request keeps is copied into r->pool. */
+/* A member as a hashed pick reads it (affinity_pick.c's fast walk), one
+ * per complete slot of a table, in slot order, made at each build: what
+ * the plain walk looks up per member per request (the table entry, the
+ * seed) is at hand in one compact array, and the check that the route is
+ * the one the seed was made from is affinity_route_head_same().  Status,
+ * lbset, lbfactor and busy are read live. */
+typedef struct {
+    apr_uint64_t seed;
+    affinity_route_head route;
+    proxy_worker *worker;
+    proxy_worker_shared *s;         /* worker->s */
+    int slot;                       /* in members[] and balancer->workers */
+} affinity_hash_member;
+
 typedef struct affinity_table affinity_table;
 struct affinity_table {
     apr_pool_t *pool;               /* the table's own; dropped on rebuild */
@@ -224,6 +238,8 @@ struct affinity_table {
     int nelts;
     int missing;                    /* members[] left out: worker NULL */
     affinity_member *members;       /* parallel to balancer->workers */
+    affinity_hash_member *hashed;   /* the complete ones, in slot order */
+    int nhashed;
     affinity_index *index;          /* route ID -> members[] slot */
     affinity_mac_key mac;           /* signs dated cookie values */
 };
