@@ -70,6 +70,7 @@ typedef enum {
     AFFINITY_DIRECTIVE_MAX_LIFE,
     AFFINITY_DIRECTIVE_UPGRADE,
     AFFINITY_DIRECTIVE_DRAIN_TIMEOUT,
+    AFFINITY_DIRECTIVE_BALANCE_FACTOR,
     AFFINITY_DIRECTIVE_COUNT
 } affinity_directive_e;
 
@@ -727,6 +728,9 @@ typedef struct {
 #define AFFINITY_CARRIES_SESSION    0x2     /* requests carry a session (the
                                              * session rules apply); else
                                              * every request is assigned */
+#define AFFINITY_BOUNDS_LOAD        0x4     /* picks by a key, with
+                                             * AffinityHashBalanceFactor's
+                                             * bound (the check's AFF0132) */
 
 struct affinity_mode {
     const char *name;               /* AffinityMode NAME */
