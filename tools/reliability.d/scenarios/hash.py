@@ -4,13 +4,15 @@
 #
 #     http://www.apache.org/licenses/LICENSE-2.0
 """Hash mode under load (AffinityMode hash "%{HTTP:X-Tenant}", set by
-tools/reliability's setup for this scenario): members disabled, drained,
+tools/reliability's setup for these scenarios): members disabled, drained,
 stopped, added and enabled through balancer-manager while clients send
-their keys in a header."""
+their keys in a header; and one hot key on members of limited capacity, with
+AffinityHashBalanceFactor and without."""
 
 import threading
 import time
 
+from lib.client import Client, member_of
 from lib.load import Load
 from lib.manager import add_member, edit_member, manager_nonce
 from lib.procs import error_log_crashes, file_size
@@ -161,6 +163,96 @@ def scenario_hash(env):
     return v
 
 
+# ---- k2: one hot key, with AffinityHashBalanceFactor and without -------------
+
+def hot_key_load(env, seconds, threads=9):
+    """threads clients at once on members of limited capacity (nginx's
+    limit_req, 40 requests a second each, the rest queued):
+    every other request carries the hot key, the others a key of their own.
+    Returns ({member: requests}, failed, requests)."""
+    counts = {}
+    failed = [0]
+    total = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(ti):
+        c = Client(env)
+        n = 0
+        mine = {}
+        while time.monotonic() < deadline and n < 100000:
+            n += 1
+            key = "hot" if n % 2 else "cold-%d-%d" % (ti, n)
+            st, _, body = c.get("/app/slow?n=%d" % n, {"X-Tenant": key})
+            if st != 200:
+                with lock:
+                    failed[0] += 1
+                continue
+            m = member_of(body)
+            mine[m] = mine.get(m, 0) + 1
+        c.close()
+        with lock:
+            for m, k in mine.items():
+                counts[m] = counts.get(m, 0) + k
+            total[0] += n
+
+    ts = [threading.Thread(target=worker, args=(i,), daemon=True)
+          for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(seconds + 60)
+    return counts, failed[0], total[0]
+
+
+def hot_key(env, bound):
+    factor = 1.25
+    v = Verdict("k. hash mode, one key in half the requests, %s"
+                % ("AffinityHashBalanceFactor 125" if bound
+                   else "no bound (control)"))
+    off = file_size(env.error_log)
+    counts, failed, total = hot_key_load(env, env.scale(12, 4))
+    v.requests = total
+    v.failures = failed
+    members = [m for m in env.members if env.members[m]["in_balancer"]]
+    served = [counts.get(m, 0) for m in members]
+    avg = sum(served) / float(len(members))
+    top = max(served)
+    v.notes.append("requests per member %s (average %.0f, highest %.2f times it)"
+                   % ("/".join(map(str, served)), avg, top / avg if avg else 0))
+    if bound:
+        # the bound is on requests in progress when each is placed: over
+        # the run no member may take more than its 125% (and 2 of slack)
+        if top > factor * avg + 2:
+            v.fail("a member took %d requests, above %.0f (125%% of the "
+                   "average)" % (top, factor * avg + 2))
+    elif top <= 1.5 * avg:
+        v.fail("without the bound the hot key's member took only %.2f times "
+               "the average: the load is not skewed, the bound run proves "
+               "nothing" % (top / avg if avg else 0))
+    v.fail_count(failed, "%d failed requests")
+    crashes = error_log_crashes(env, off)
+    if crashes:
+        v.fail("error log: " + crashes[0])
+    return v
+
+
+def scenario_hash_bound(env):
+    """AffinityHashBalanceFactor 125 (set by tools/reliability's setup for
+    this scenario) on three members of 40 requests a second each, nine clients at once, one key in
+    half the requests: no member serves more than 125% of the average (the
+    members' own answers counted), no request fails."""
+    return hot_key(env, True)
+
+
+def scenario_hash_bound_control(env):
+    """The same load without the bound: the hot key's member must serve
+    well above the average (1.5 times), or the bound run proves nothing."""
+    return hot_key(env, False)
+
+
 # members, spare members (one, for the add), salt
-SETUP = {"hash": (4, 1, "fixed")}
-SCENARIOS = {"hash": scenario_hash}
+SETUP = {"hash": (4, 1, "fixed"), "hash-bound": (3, 0, "fixed"),
+         "hash-bound-control": (3, 0, "fixed")}
+SCENARIOS = {"hash": scenario_hash, "hash-bound": scenario_hash_bound,
+             "hash-bound-control": scenario_hash_bound_control}
