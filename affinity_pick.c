@@ -216,7 +216,9 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
  * request: the baton collects them in affinity_rv, which makes the plain
  * walk's choice with one log per weight, and the callback only has to say
  * "there is a candidate" (the first).  Per member: the member's seed, one
- * fmix64.
+ * fmix64.  affinity_offer_hashed() does the same over the table's compact
+ * array whenever lbset 0 settles it without a spare or standby, which is
+ * nearly always; the walk is the fallback.
  *
  * Bounded loads (factor > 0; HAProxy's hash-balance-factor, after Mirrokni,
  * Thorup and Zadimoghaddam): the first walk also sums the candidates'

@@ -299,7 +299,8 @@ affinity_member *affinity_member_by_shared(proxy_balancer *balancer,
                                            request_rec *r);
 
 /* Does the member's live route still match the one its ID was made from?
- * Runs per member in domain mode and for unknown IDs: most members have no
+ * Runs per member for unknown IDs and in the hashed picks' fallback walk
+ * (their own walk uses affinity_route_head_same): most members have no
  * route, and one byte settles those. */
 static APR_INLINE int affinity_member_current(const affinity_member *m)
 {
