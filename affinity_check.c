@@ -41,7 +41,7 @@ APLOG_USE_MODULE(affinity);
 
 /* Warnings AffinityWarnings may turn off (AFF0009 is per request). */
 static const int affinity_silenceable[] = {
-    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 48, 49, 50, 0
+    2, 3, 9, 40, 41, 42, 43, 44, 45, 47, 48, 49, 50, 132, 0
 };
 
 int affinity_warning_known(int tag)
@@ -678,6 +678,35 @@ static void affinity_check_modes(affinity_ck *ck)
                              "cookie of its own; remove it", at->directive,
                              sec->pd->p, sec->named->name);
         }
+    }
+}
+
+/* AFF0132: AffinityHashBalanceFactor where requests reach a balancer in a
+ * mode that picks by no key (cookie, prefix, learn): the bound is never
+ * applied there, and an operator who set it believes hot keys are spread.
+ * Judged per ProxyPass, with the configuration in force for its requests
+ * (set in the <Proxy> section, a <Location> or the server). */
+static void affinity_check_bound(affinity_ck *ck)
+{
+    int i;
+
+    for (i = 0; i < ck->users->nelts; i++) {
+        const affinity_ck_user *u = &APR_ARRAY_IDX(ck->users, i, affinity_ck_user);
+        const affinity_mode *mode = affinity_mode_of(u->conf);
+
+        if (u->shadowed || affinity_balance_factor_of(u->conf) <= 0
+            || (mode->flags & AFFINITY_BOUNDS_LOAD)) {
+            continue;
+        }
+        affinity_finding(ck, 132, APLOG_WARNING, u->s, u->conf,
+                         u->conf->set_at[AFFINITY_DIRECTIVE_BALANCE_FACTOR],
+                         "AffinityHashBalanceFactor %d has no effect for "
+                         "%s at %s in %s: AffinityMode %s is in force "
+                         "there, and the bound applies only to hash and "
+                         "domain mode; remove it, or set AffinityMode "
+                         "hash or domain", u->conf->balance_factor,
+                         u->balancer->s->name, u->path,
+                         affinity_server_name(ck->p, u->s), mode->name);
     }
 }
 
@@ -1541,6 +1570,7 @@ static affinity_check_fn *const affinity_checks[] = {
     affinity_check_salt,            /* AFF0040 */
     affinity_check_sections,        /* AFF0042 */
     affinity_check_modes,           /* AFF0045 */
+    affinity_check_bound,           /* AFF0132 */
     affinity_check_cookies,         /* AFF0041, AFF0047 */
     affinity_check_lifetime,        /* AFF0043 */
     affinity_check_secure,          /* AFF0044 */

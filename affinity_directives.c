@@ -196,6 +196,7 @@ static const char *affinity_set_balance_factor(cmd_parms *cmd, void *dconf,
                             "AffinityHashBalanceFactor 150", arg);
     }
     conf->balance_factor = (int)v;
+    affinity_set_at(cmd, conf, AFFINITY_DIRECTIVE_BALANCE_FACTOR);
     return NULL;
 }
 

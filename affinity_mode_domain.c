@@ -98,7 +98,7 @@ static const char *const affinity_domain_started[] = { "domain", NULL };
 
 const affinity_mode affinity_mode_domain = {
     "domain", "domain",
-    0,
+    AFFINITY_BOUNDS_LOAD,
     affinity_domain_configure,
     NULL,                           /* nothing to read but the host */
     affinity_find_domain,

@@ -154,7 +154,7 @@ static const char *const affinity_hash_started[] = { "hash", "new", NULL };
 
 const affinity_mode affinity_mode_hash = {
     "hash", "hash EXPR",
-    0,
+    AFFINITY_BOUNDS_LOAD,
     affinity_hash_configure,
     affinity_hash_read,
     affinity_find_hash,

@@ -216,7 +216,9 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
  * request: the baton collects them in affinity_rv, which makes the plain
  * walk's choice with one log per weight, and the callback only has to say
  * "there is a candidate" (the first).  Per member: the member's seed, one
- * fmix64.
+ * fmix64.  affinity_offer_hashed() does the same over the table's compact
+ * array whenever lbset 0 settles it without a spare or standby, which is
+ * nearly always; the walk is the fallback.
  *
  * Bounded loads (factor > 0; HAProxy's hash-balance-factor, after Mirrokni,
  * Thorup and Zadimoghaddam): the first walk also sums the candidates'
@@ -279,6 +281,83 @@ static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_bes
     return !prev_best;
 }
 
+/* Is h's live route still the one its seed was made from?  The same
+ * answer as affinity_member_current(). */
+static APR_INLINE int affinity_hash_member_current(const affinity_table *t,
+                                                   const affinity_hash_member *h)
+{
+    return affinity_route_head_same(&h->route, t->members[h->slot].route,
+                                    h->s->route, PROXY_WORKER_MAX_ROUTE_SIZE);
+}
+
+/* The first walk of affinity_pick_bounded(), over the table's compact
+ * array instead of affinity_walk() and affinity_is_best_domain(): the same
+ * candidates, offered in the same (slot) order, when the answer is settled
+ * by lbset 0 with no spare or standby called on.  Members that are not
+ * plainly usable get the walk's treatment (drain skipped, httpd's retry
+ * check for the others).  Returns 0 when the walk must decide instead (a
+ * request that already failed over, a route changed, reserves or other
+ * lbsets needed), with b->rv to be started again; else 1, *offered saying
+ * whether any member was a candidate. */
+static int affinity_offer_hashed(affinity_domain_baton *b, request_rec *r,
+                                 const affinity_request *req, int *offered)
+{
+    const affinity_table *t = b->table;
+    const affinity_hash_member *h = t->hashed, *end = h + t->nhashed;
+    const unsigned int skip = PROXY_WORKER_NOT_USABLE_BITMAP | PROXY_WORKER_DRAIN
+                              | PROXY_WORKER_HOT_SPARE | PROXY_WORKER_HOT_STANDBY
+                              | PROXY_WORKER_INITIALIZED;
+    int any = 0, unusable = 0, reserves = 0, other_sets = 0;
+
+    if (req->tried->nelts) {
+        return 0;
+    }
+    for (; h < end; h++) {
+        const proxy_worker_shared *s = h->s;
+        unsigned int st = s->status;
+        apr_uint64_t weight;
+
+        if ((st & skip) != PROXY_WORKER_INITIALIZED || s->lbset
+            || !affinity_hash_member_current(t, h)) {
+            if (!(st & PROXY_WORKER_INITIALIZED)) {
+                continue;
+            }
+            if (s->lbset) {
+                other_sets = 1;
+                continue;
+            }
+            if (!(st & skip & ~PROXY_WORKER_INITIALIZED)) {
+                return 0;           /* its route changed: the walk rebuilds */
+            }
+            if (affinity_reserve_of(st)) {
+                reserves = 1;
+                continue;
+            }
+            if ((st & PROXY_WORKER_DRAIN) || !affinity_usable(req, h->worker, r)) {
+                unusable = 1;
+                continue;
+            }
+            if (!affinity_hash_member_current(t, h)) {
+                return 0;           /* revived by the retry check */
+            }
+        }
+        weight = s->lbfactor > 0 ? (apr_uint64_t)s->lbfactor : 1;
+        if (b->factor) {
+            b->busy += s->busy;
+            b->weights += weight;
+        }
+        affinity_rv_offer(&b->rv, h->seed, weight, h->slot);
+        any = 1;
+    }
+    /* the walk would call on spares (unusable members) or standbys (no
+     * candidate), or go on to the next lbset (no candidate) */
+    if ((reserves && (unusable || !any)) || (!any && other_sets)) {
+        return 0;
+    }
+    *offered = any;
+    return 1;
+}
+
 proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
                                     affinity_table **t,
                                     const affinity_request *req,
@@ -286,7 +365,7 @@ proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
 {
     affinity_domain_baton b;
     proxy_worker *w, *first;
-    int slot;
+    int slot, offered;
 
     b.balancer = balancer;
     b.table = *t;
@@ -298,7 +377,14 @@ proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
     if (bounded) {
         *bounded = 0;
     }
-    w = affinity_walk(balancer, r, req, affinity_is_best_domain, &b);
+    if (affinity_offer_hashed(&b, r, req, &offered)) {
+        w = offered ? b.table->members[affinity_rv_best(&b.rv)].worker : NULL;
+    }
+    else {
+        b.busy = b.weights = 0;
+        affinity_rv_init(&b.rv, key);
+        w = affinity_walk(balancer, r, req, affinity_is_best_domain, &b);
+    }
     if (!w) {
         *t = b.table;
         return NULL;

@@ -70,6 +70,7 @@ typedef enum {
     AFFINITY_DIRECTIVE_MAX_LIFE,
     AFFINITY_DIRECTIVE_UPGRADE,
     AFFINITY_DIRECTIVE_DRAIN_TIMEOUT,
+    AFFINITY_DIRECTIVE_BALANCE_FACTOR,
     AFFINITY_DIRECTIVE_COUNT
 } affinity_directive_e;
 
@@ -218,6 +219,20 @@ typedef struct {
  * finder always is, and freed by a rebuild: nothing that outlives the finder
  * (env, notes, headers, cookies, logs written later) may point into it, so
  * whatever a request keeps is copied into r->pool. */
+/* A member as a hashed pick reads it (affinity_pick.c's fast walk), one
+ * per complete slot of a table, in slot order, made at each build: what
+ * the plain walk looks up per member per request (the table entry, the
+ * seed) is at hand in one compact array, and the check that the route is
+ * the one the seed was made from is affinity_route_head_same().  Status,
+ * lbset, lbfactor and busy are read live. */
+typedef struct {
+    apr_uint64_t seed;
+    affinity_route_head route;
+    proxy_worker *worker;
+    proxy_worker_shared *s;         /* worker->s */
+    int slot;                       /* in members[] and balancer->workers */
+} affinity_hash_member;
+
 typedef struct affinity_table affinity_table;
 struct affinity_table {
     apr_pool_t *pool;               /* the table's own; dropped on rebuild */
@@ -227,6 +242,8 @@ struct affinity_table {
     int nelts;
     int missing;                    /* members[] left out: worker NULL */
     affinity_member *members;       /* parallel to balancer->workers */
+    affinity_hash_member *hashed;   /* the complete ones, in slot order */
+    int nhashed;
     affinity_index *index;          /* route ID -> members[] slot */
     affinity_mac_key mac;           /* signs dated cookie values */
 };
@@ -285,7 +302,8 @@ affinity_member *affinity_member_by_shared(proxy_balancer *balancer,
                                            request_rec *r);
 
 /* Does the member's live route still match the one its ID was made from?
- * Runs per member in domain mode and for unknown IDs: most members have no
+ * Runs per member for unknown IDs and in the hashed picks' fallback walk
+ * (their own walk uses affinity_route_head_same): most members have no
  * route, and one byte settles those. */
 static APR_INLINE int affinity_member_current(const affinity_member *m)
 {
@@ -723,6 +741,9 @@ typedef struct {
 #define AFFINITY_CARRIES_SESSION    0x2     /* requests carry a session (the
                                              * session rules apply); else
                                              * every request is assigned */
+#define AFFINITY_BOUNDS_LOAD        0x4     /* picks by a key, with
+                                             * AffinityHashBalanceFactor's
+                                             * bound (the check's AFF0132) */
 
 struct affinity_mode {
     const char *name;               /* AffinityMode NAME */

@@ -893,6 +893,20 @@ apr_uint64_t affinity_rendezvous_cost(apr_uint64_t key, apr_uint64_t seed)
     return affinity_rendezvous_cost_x(affinity_rendezvous_x(key, seed));
 }
 
+void affinity_route_head_init(affinity_route_head *h, const char *route)
+{
+    unsigned char head[8], mask[8];
+    apr_size_t len = strnlen(route, sizeof(head));
+
+    memset(head, 0, sizeof(head));
+    memset(mask, 0, sizeof(mask));
+    memcpy(head, route, len);
+    memset(mask, 0xff, len < sizeof(mask) ? len + 1 : sizeof(mask));
+    memcpy(&h->head, head, sizeof(h->head));
+    memcpy(&h->mask, mask, sizeof(h->mask));
+    h->long_route = len >= sizeof(mask);
+}
+
 /* ---- The same choice, cheaper (affinity_rv) ------------------------------
  *
  * Within one weight the plain walk keeps the first member of the lowest

@@ -96,6 +96,16 @@ const char *affinity_identity(apr_pool_t *p, const proxy_worker *w,
                         (unsigned)s->port);
 }
 
+static void affinity_hash_member_init(affinity_hash_member *h,
+                                      const affinity_member *m, int slot)
+{
+    affinity_route_head_init(&h->route, m->route);
+    h->seed = m->seed;
+    h->worker = m->worker;
+    h->s = m->worker->s;
+    h->slot = slot;
+}
+
 static affinity_table *affinity_table_build(proxy_balancer *balancer,
                                             const char *salt,
                                             apr_size_t salt_len,
@@ -116,6 +126,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
     t->nelts = balancer->workers->nelts;
     t->members = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->members));
     t->index = affinity_index_make(p, t->nelts);
+    t->hashed = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->hashed));
     affinity_mac_key_init(&t->mac, t->salt, t->salt_len, balancer->s->name,
                           strnlen(balancer->s->name, sizeof(balancer->s->name)));
 
@@ -139,6 +150,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
         m->seed = affinity_member_seed(t->salt, t->salt_len, identity,
                                        strlen(identity));
         affinity_index_put(t->index, id, i);
+        affinity_hash_member_init(&t->hashed[t->nhashed++], m, i);
     }
     affinity_members_unlock(balancer, locked);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,

@@ -21,6 +21,8 @@
 #include "apr_sha1.h"
 #include "apr_time.h"
 
+#include <string.h>
+
 /* Internal to the module (and its unit tests and fuzzers, which link the
  * files statically): nothing here is exported from the .so. */
 #if defined(__GNUC__) && __GNUC__ >= 4
@@ -362,6 +364,37 @@ static APR_INLINE void affinity_rv_offer(affinity_rv *rv, apr_uint64_t seed,
 }
 /* The winner's slot, or -1 when nothing was offered. */
 int affinity_rv_best(const affinity_rv *rv);
+
+/* "Is a member's live route still the one its seed was made from?" in one
+ * masked 8-byte compare for routes below 8 bytes (and no route at all),
+ * for the hashed picks' walk over every member.  head holds the route's
+ * first 8 bytes, NUL padded; mask the bytes up to and including its NUL
+ * (the live route may hold an older, longer route's bytes after its NUL). */
+typedef struct {
+    apr_uint64_t head;
+    apr_uint64_t mask;
+    int long_route;                 /* 8 bytes or more: compare the rest */
+} affinity_route_head;
+
+/* route: NUL terminated, readable for at least 8 bytes */
+void affinity_route_head_init(affinity_route_head *h, const char *route);
+
+/* Same answer as !strncmp(route, live, size) for the route h was made from
+ * (both readable for size >= 8 bytes). */
+static APR_INLINE int affinity_route_head_same(const affinity_route_head *h,
+                                               const char *route,
+                                               const char *live,
+                                               apr_size_t size)
+{
+    apr_uint64_t v;
+
+    memcpy(&v, live, sizeof(v));
+    if ((v & h->mask) != h->head) {
+        return 0;
+    }
+    return !h->long_route || !strncmp(route + sizeof(v), live + sizeof(v),
+                                      size - sizeof(v));
+}
 
 /* ---- Session lifetime: dated, signed cookie values (affinity_expiry.c) --- */
 

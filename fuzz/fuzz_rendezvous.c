@@ -15,7 +15,9 @@
  * AFFINITY_RV_CLASSES distinct values).  A seed byte pattern of all 0xff
  * copies an earlier member's seed, and 0xfe puts the member's x next to the
  * previous member's (the near-tie window), so both kinds of tie are reached.
- * The two must pick the same member.
+ * The two must pick the same member.  The same input also drives the check
+ * the hashed picks make that a member's route is unchanged
+ * (affinity_route_head_check below).
  */
 
 #include <string.h>
@@ -56,8 +58,36 @@ static apr_uint64_t unfmix(apr_uint64_t h)
     return h;
 }
 
+/* The hashed picks' route check (affinity_route_head_same) against
+ * strncmp, as affinity_member_current compares: the input's first bytes
+ * are the route as the table copied it (up to a NUL, 63 at most, NUL
+ * padded), the live bytes start as that copy and then take the rest of the
+ * input as (position, byte) pairs: cut short, lengthened, one byte
+ * changed, an older route's bytes left after the NUL. */
+static void affinity_route_head_check(const unsigned char *in, size_t size)
+{
+    char built[64], live[64];
+    affinity_route_head h;
+    size_t b = size < 63 ? size : 63, i;
+
+    memset(built, 0, sizeof(built));
+    memcpy(built, in, b);
+    b = strnlen(built, sizeof(built));
+    memset(built + b, 0, sizeof(built) - b);
+    memcpy(live, built, sizeof(live));
+    for (i = b; i + 1 < size; i += 2) {
+        live[in[i] % sizeof(live)] = (char)in[i + 1];
+    }
+    affinity_route_head_init(&h, built);
+    FUZZ_CHECK(affinity_route_head_same(&h, built, live, sizeof(live))
+               == !strncmp(built, live, sizeof(live)));
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
+    const unsigned char *in = data;
+    size_t insize = size;
+
     static apr_uint64_t seed[MAXM], weight[MAXM];
     apr_uint64_t key, bw = 0, bc = 0;
     affinity_rv rv;
@@ -101,5 +131,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         }
     }
     FUZZ_CHECK(affinity_rv_best(&rv) == plain);
+    affinity_route_head_check(in, insize);
     return 0;
 }

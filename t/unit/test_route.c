@@ -970,6 +970,66 @@ static void test_rendezvous_fast(void)
     }
 }
 
+/* affinity_route_head_same() against the plain comparison the member
+ * table makes (affinity_member_current: the built copy, NUL padded, against
+ * the live bytes with strncmp), for routes of every length around 8 bytes
+ * and live routes left by balancer-manager's strcpy over longer ones (an
+ * older route's bytes after the NUL). */
+static void test_route_head(void)
+{
+    enum { SIZE = 64 };
+    int round, bad = 0, checked = 0;
+
+    for (round = 0; round < 200000; round++) {
+        char built[SIZE], live[SIZE];
+        affinity_route_head h;
+        int blen = (int)(rv_rand() % 20), llen, i;
+
+        /* a built copy as apr_cpystrn into zeroed memory leaves it */
+        memset(built, 0, sizeof(built));
+        for (i = 0; i < blen; i++) {
+            built[i] = (char)('a' + rv_rand() % 3);
+        }
+        /* the live bytes: garbage, then a route strcpy'd over them */
+        for (i = 0; i < SIZE; i++) {
+            live[i] = (char)(rv_rand() % 4 ? 'a' + rv_rand() % 3 : 0);
+        }
+        switch (rv_rand() % 4) {
+        case 0:                     /* the same route */
+            memcpy(live, built, (apr_size_t)blen + 1);
+            break;
+        case 1:                     /* one byte changed, or cut short */
+            memcpy(live, built, (apr_size_t)blen + 1);
+            i = blen ? (int)(rv_rand() % (unsigned)(blen + 1)) : 0;
+            live[i] = (char)(live[i] ? (rv_rand() % 2 ? 0 : live[i] + 1) : 'a');
+            break;
+        case 2:                     /* another route of its own length */
+            llen = (int)(rv_rand() % 20);
+            for (i = 0; i < llen; i++) {
+                live[i] = (char)('a' + rv_rand() % 3);
+            }
+            live[llen] = 0;
+            break;
+        default:                    /* left as garbage */
+            live[SIZE - 1] = 0;
+            break;
+        }
+        affinity_route_head_init(&h, built);
+        checked++;
+        if (affinity_route_head_same(&h, built, live, SIZE)
+            != !strncmp(built, live, SIZE)) {
+            bad++;
+        }
+    }
+    {
+        char what[128];
+
+        snprintf(what, sizeof(what), "affinity_route_head_same agrees with "
+                 "strncmp (%d routes, %d differ)", checked, bad);
+        ok(bad == 0, what);
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -985,6 +1045,7 @@ int main(void)
     test_index(p);
     test_domain_vectors();
     test_rendezvous_fast();
+    test_route_head();
     test_domain_properties();
     test_prefix_parse(p);
     test_set_cookie(p);

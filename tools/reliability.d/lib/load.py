@@ -26,11 +26,13 @@ class Rec:
 class Load:
     """nthreads threads, each with its own connection and its own sessions,
     requesting round robin until the deadline (or max_requests each).
-    new_rate: chance that a session is dropped for a fresh client."""
+    new_rate: chance that a session is dropped for a fresh client.
+    key_header: also send the session's name in this header (hash mode's
+    key)."""
 
     def __init__(self, env, sessions, threads, duration, new_rate=0.0,
                  keep_headers=False, path="/app/", max_requests=10 ** 6,
-                 extra_headers=None):
+                 extra_headers=None, key_header=None):
         self.env = env
         self.sessions = sessions
         self.threads = threads
@@ -40,6 +42,7 @@ class Load:
         self.path = path
         self.max_requests = max_requests
         self.extra_headers = extra_headers or {}
+        self.key_header = key_header
         self.records = []
         self.ka_retries = 0
         self.lock = threading.Lock()
@@ -67,6 +70,8 @@ class Load:
                     jar[sid] = None
                 cookie = jar[sid]
                 hdrs = dict(self.extra_headers)
+                if self.key_header:
+                    hdrs[self.key_header] = sid
                 if cookie:
                     hdrs["Cookie"] = "%s=%s" % (env.cookie, cookie)
                 r = Rec()
