@@ -224,8 +224,10 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
  * Thorup and Zadimoghaddam): the first walk also sums the candidates'
  * requests in progress (s->busy, shared by every child) and weights; a
  * member may take the request while busy * 100 * weights < factor * (busy
- * sum + 1) * its weight, i.e. while it stays within factor% of its share of
- * the load this request makes.  Some member always can (factor > 100).
+ * sum + 1) * its weight, i.e. while it is below factor% of its share of
+ * the load this request makes: taking it, it may reach the next whole
+ * request above that, as HAProxy's rounded-up slots allow.  Some member
+ * always can (factor > 100).
  * When the key's member cannot, a second walk offers only those that can:
  * the next member in that key's rendezvous order. */
 typedef struct {
