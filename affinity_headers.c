@@ -57,8 +57,14 @@ int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
     const apr_array_header_t *arr = apr_table_elts(t);
     apr_table_entry_t *e = (apr_table_entry_t *)arr->elts;
     apr_array_header_t *keep = NULL;
-    apr_size_t name_len = name ? strlen(name) : 0;
+    apr_size_t name_len;
     int i, j, n = arr->nelts, dropped = 0;
+
+    /* most responses set no cookie: the table's own index says so */
+    if (!apr_table_get(t, "Set-Cookie")) {
+        return 0;
+    }
+    name_len = name ? strlen(name) : 0;
 
     for (i = 0; i < n; i++) {
         affinity_set_cookie_t sc;

@@ -350,12 +350,11 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
 
     /* what the cookie's values are worth (dates, stock routes) */
     affinity_cookie_resolve(balancer, r, conf, &t, req);
-    req->carried_id = affinity_set_session_env(r, req,
-                                               affinity_cookie_name_of(conf));
 
     affinity_session_choose(balancer, r, &t, req, NULL, NULL, NULL, &c);
     if (c.kind == AFFINITY_SESSION_KEPT) {
         const affinity_id_info *info;
+        const char *id_hex;
         apr_uint32_t first;
 
         m = c.member;
@@ -372,8 +371,14 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0006: %s: cookie %s names usable member %s: kept",
                       balancer->s->name, m->id_hex, AFFINITY_WORKER_NAME(m->worker));
-        affinity_set_env(r, m, info->kind == AFFINITY_VALUE_LEGACY ? "legacy"
-                                                                   : "valid");
+        id_hex = affinity_set_env(r, m, info->kind == AFFINITY_VALUE_LEGACY
+                                        ? "legacy" : "valid");
+        /* the first ID names m (the usual hit): its hex is m's, copied
+         * once for both variables */
+        req->carried_id = at == 0
+            ? affinity_set_session_env_hex(r, affinity_cookie_name_of(conf),
+                                           id_hex)
+            : affinity_set_session_env(r, req, affinity_cookie_name_of(conf));
         /* the member did not change, even when the cookie is re-issued
          * (only an earlier try of this request can have said it did) */
         if (req->tried->nelts) {
@@ -392,6 +397,8 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         return m->worker;
     }
 
+    req->carried_id = affinity_set_session_env(r, req,
+                                               affinity_cookie_name_of(conf));
     w = c.worker;
     if (c.kind == AFFINITY_SESSION_DOWN) {
         status = c.drained ? "drained" : "down";

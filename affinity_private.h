@@ -226,6 +226,8 @@ struct affinity_table {
     affinity_member *members;       /* parallel to balancer->workers */
     affinity_index *index;          /* route ID -> members[] slot */
     affinity_mac_key mac;           /* signs dated cookie values */
+    void *counters;                 /* the balancer's status counters (in
+                                     * pconf, outlive the table), or NULL */
 };
 
 /* Holds the balancer's global mutex, which balancer-manager holds while it
@@ -360,6 +362,9 @@ struct affinity_request {
     int hash_empty;                 /* the value was empty: a new member */
     int bounded;                    /* hash, domain: the key's first member
                                      * was over AffinityHashBalanceFactor */
+    /* what the status page counts when the request is logged */
+    const char *status;             /* AFFINITY_STATUS as the finder left it */
+    void *counters;                 /* the balancer's counters (table's) */
 };
 
 
@@ -407,6 +412,10 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 const char *affinity_set_session_env(request_rec *r,
                                      const affinity_request *req,
                                      const char *name);
+
+/* The same with the first ID's hex already made (in r->pool): returns it. */
+const char *affinity_set_session_env_hex(request_rec *r, const char *name,
+                                         const char *hex);
 
 /* AFFINITY_ROUTE, a copy of m's ID in r->pool (unset when m is NULL), and
  * AFFINITY_STATUS (a string that lives as long as the request).  Returns
@@ -802,6 +811,10 @@ void affinity_modes_post_config(server_rec *s);
 /* ---- Status page (affinity_status*.c; affinity_status.h) ---------------- */
 
 void affinity_status_register_hooks(apr_pool_t *p);
+
+/* The balancer's status counters, looked up once per table build (the
+ * request only copies the pointer), or NULL. */
+void *affinity_status_counters_of(const proxy_balancer *balancer);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

@@ -50,32 +50,48 @@ void affinity_id_to_hex(char *hex, const unsigned char id[AFFINITY_ID_LEN])
     hex[AFFINITY_ID_HEX_LEN] = '\0';
 }
 
-/* Each lowercase hex digit's value plus one; 0 for every other byte.  A
- * table, because every request with a route ID decodes 40 digits. */
-static const unsigned char affinity_hex_plus_one[256] = {
-    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
-    ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
-    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16
+/* Each lowercase hex digit's value; 0x10 for every other byte.  A table,
+ * because every request with a route ID decodes 40 digits: one OR of all
+ * the looked-up values tells at the end whether any byte was not a digit,
+ * with no branch per digit. */
+static const unsigned char affinity_hex_value[] = {
+#define AFFINITY_X16 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, \
+                     0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10
+    AFFINITY_X16, AFFINITY_X16, AFFINITY_X16,                   /* 0x00-0x2f */
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9,                               /* '0'-'9' */
+    0x10, 0x10, 0x10, 0x10, 0x10, 0x10,                         /* 0x3a-0x3f */
+    AFFINITY_X16, AFFINITY_X16,                                 /* 0x40-0x5f */
+    0x10, 10, 11, 12, 13, 14, 15,                               /* '`', 'a'-'f' */
+    0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,       /* 0x67-0x6f */
+    AFFINITY_X16,                                               /* 0x70-0x7f */
+    AFFINITY_X16, AFFINITY_X16, AFFINITY_X16, AFFINITY_X16,     /* 0x80-0xff */
+    AFFINITY_X16, AFFINITY_X16, AFFINITY_X16, AFFINITY_X16
+#undef AFFINITY_X16
 };
+typedef char affinity_hex_value_full[sizeof(affinity_hex_value) == 256 ? 1 : -1];
 
 int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
                          const char *s, apr_size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
+    unsigned char out[AFFINITY_ID_LEN];
+    unsigned int bad = 0;
     int i;
 
     if (len != AFFINITY_ID_HEX_LEN) {
         return 0;
     }
     for (i = 0; i < AFFINITY_ID_LEN; i++) {
-        unsigned int hi = affinity_hex_plus_one[u[2 * i]];
-        unsigned int lo = affinity_hex_plus_one[u[2 * i + 1]];
+        unsigned int hi = affinity_hex_value[u[2 * i]];
+        unsigned int lo = affinity_hex_value[u[2 * i + 1]];
 
-        if (!hi || !lo) {
-            return 0;
-        }
-        id[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
+        bad |= hi | lo;
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
+    if (bad & 0x10) {
+        return 0;               /* id untouched, as callers expect */
+    }
+    memcpy(id, out, AFFINITY_ID_LEN);
     return 1;
 }
 
@@ -398,7 +414,7 @@ static int affinity_hex_id_valid(const char *s)
     int i;
 
     for (i = 0; i < AFFINITY_ID_HEX_LEN; i++) {
-        if (!affinity_hex_plus_one[u[i]]) {
+        if (affinity_hex_value[u[i]] & 0x10) {
             return 0;
         }
     }
