@@ -106,34 +106,55 @@ int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
 
 /* ---- Cache-Control ------------------------------------------------------------ */
 
+typedef struct {
+    request_rec *r;
+    const char *joined;
+    int lines;
+} affinity_join_baton;
+
 static int affinity_join_line(void *baton, const char *key, const char *v)
 {
-    request_rec *r = ((void **)baton)[0];
-    const char **joined = ((void **)baton)[1];
+    affinity_join_baton *jb = baton;
 
     (void)key;
-    *joined = *joined ? apr_pstrcat(r->pool, *joined, ", ", v, NULL) : v;
+    jb->joined = jb->joined ? apr_pstrcat(jb->r->pool, jb->joined, ", ", v, NULL)
+                            : v;
+    jb->lines++;
     return 1;
 }
 
 /* Every Cache-Control line of both tables is one list of directives: the
- * member's no-store or private, in any line, stays in force. */
+ * member's no-store or private, in any line, stays in force.  A table is
+ * only rewritten when it had a line (most members send none). */
 void affinity_cache_control_fix(request_rec *r, apr_table_t *target)
 {
-    const char *joined = NULL, *cc;
-    void *baton[2];
+    affinity_join_baton jb;
+    const char *cc;
+    int in_out, in_err;
 
-    baton[0] = r;
-    baton[1] = &joined;
-    apr_table_do(affinity_join_line, baton, r->headers_out, "Cache-Control",
+    jb.r = r;
+    jb.joined = NULL;
+    jb.lines = 0;
+    apr_table_do(affinity_join_line, &jb, r->headers_out, "Cache-Control",
                  NULL);
-    apr_table_do(affinity_join_line, baton, r->err_headers_out,
+    in_out = jb.lines;
+    apr_table_do(affinity_join_line, &jb, r->err_headers_out,
                  "Cache-Control", NULL);
-    cc = affinity_cache_control_private(r->pool, joined);
-    if (cc == joined) {
+    in_err = jb.lines - in_out;
+    cc = affinity_cache_control_private(r->pool, jb.joined);
+    if (cc == jb.joined) {
         return;
     }
-    apr_table_unset(r->headers_out, "Cache-Control");
-    apr_table_unset(r->err_headers_out, "Cache-Control");
+    if (!in_out && !in_err) {
+        /* neither table has one: no need to look again */
+        apr_table_addn(target, "Cache-Control", cc);
+        return;
+    }
+    if (in_out) {
+        apr_table_unset(r->headers_out, "Cache-Control");
+    }
+    if (in_err) {
+        apr_table_unset(r->err_headers_out, "Cache-Control");
+    }
     apr_table_setn(target, "Cache-Control", cc);
 }

@@ -301,6 +301,24 @@ static int affinity_reissue_due(const affinity_dir_conf *conf,
     return affinity_stamp_refresh_due(info->last, now, affinity_max_idle_of(conf));
 }
 
+/* "NAME=VALUE; ATTRS" in p: one allocation, as every new session makes it */
+static const char *affinity_cookie_line(apr_pool_t *p, const char *name,
+                                        const char *value, const char *attrs)
+{
+    apr_size_t n = strlen(name), v = strlen(value), a = strlen(attrs);
+    char *out = apr_palloc(p, n + v + a + 4), *o = out;
+
+    memcpy(o, name, n);
+    o += n;
+    *o++ = '=';
+    memcpy(o, value, v);
+    o += v;
+    *o++ = ';';
+    *o++ = ' ';
+    memcpy(o, attrs, a + 1);
+    return out;
+}
+
 /* The Set-Cookie value naming m, in r->pool. */
 static const char *affinity_cookie_header(request_rec *r,
                                           const affinity_dir_conf *conf,
@@ -319,8 +337,8 @@ static const char *affinity_cookie_header(request_rec *r,
                               affinity_stamp_date(apr_time_sec(r->request_time)));
         value = buf;
     }
-    return apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=", value,
-                       "; ", affinity_cookie_attrs_of(conf), NULL);
+    return affinity_cookie_line(r->pool, affinity_cookie_name_of(conf), value,
+                                affinity_cookie_attrs_of(conf));
 }
 
 /* Records the Set-Cookie naming m; the response side sends it. */
