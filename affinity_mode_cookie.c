@@ -39,6 +39,7 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
     const char *route;
     apr_size_t route_len;
 
+    v.text = value;
     if (affinity_id_from_hex(v.st.id, value, len)) {
         v.kind = AFFINITY_VALUE_BARE;
     }
@@ -49,6 +50,7 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
              && route_len < PROXY_WORKER_MAX_ROUTE_SIZE) {
         v.kind = AFFINITY_VALUE_LEGACY;
         v.route = apr_pstrmemdup(rb->pool, route, route_len);
+        v.text = NULL;
     }
     else {
         rb->req->malformed++;   /* for AFF0007: malformed, not unknown */
@@ -116,8 +118,9 @@ static void affinity_cookie_read(request_rec *r, const affinity_dir_conf *conf,
 /* ---- Session lifetime and stock values ------------------------------------ */
 
 static void affinity_accept_id(affinity_request *req, const unsigned char *id,
-                               affinity_value_kind kind, int checked,
-                               apr_uint32_t first, apr_uint32_t last)
+                               const char *hex, affinity_value_kind kind,
+                               int checked, apr_uint32_t first,
+                               apr_uint32_t last)
 {
     affinity_id_info *info;
 
@@ -127,6 +130,7 @@ static void affinity_accept_id(affinity_request *req, const unsigned char *id,
     info->checked = checked;
     info->first = first;
     info->last = last;
+    info->hex = hex;
 }
 
 /* The member whose live route is the stock value's route: balancer-manager
@@ -217,13 +221,13 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                 affinity_undated(r, name, "bare ID", req);
                 break;
             }
-            affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+            affinity_accept_id(req, v->st.id, v->text, v->kind, 0, 0, 0);
             break;
 
         case AFFINITY_VALUE_DATED:
             if (!affinity_expiry_on(conf)) {
                 /* expiry was turned off: the ID still counts */
-                affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+                affinity_accept_id(req, v->st.id, v->text, v->kind, 0, 0, 0);
                 break;
             }
             if (!conf->salt_len) {
@@ -260,8 +264,8 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                 req->expired++;
                 break;
             }
-            affinity_accept_id(req, v->st.id, v->kind, 1, v->st.first,
-                               v->st.last);
+            affinity_accept_id(req, v->st.id, v->text, v->kind, 1,
+                               v->st.first, v->st.last);
             break;
 
         case AFFINITY_VALUE_LEGACY:
@@ -275,7 +279,7 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                               "AFF0064: %s: stock cookie value for route %s "
                               "names member %s", name, v->route,
                               AFFINITY_WORKER_NAME(m->worker));
-                affinity_accept_id(req, id, v->kind, 0, 0, 0);
+                affinity_accept_id(req, id, NULL, v->kind, 0, 0, 0);
             }
             break;
         }

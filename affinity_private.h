@@ -311,6 +311,9 @@ typedef struct {
     affinity_value_kind kind;
     affinity_stamp st;              /* BARE: the ID only */
     const char *route;              /* LEGACY: the route, request pool */
+    const char *text;               /* BARE, DATED: the value as sent (its
+                                     * first 40 bytes are the ID's hex), in
+                                     * the request's header; else NULL */
 } affinity_value;
 
 /* How an accepted ID came: decides whether the response re-issues it. */
@@ -318,6 +321,8 @@ typedef struct {
     affinity_value_kind kind;
     int checked;                    /* DATED: MAC and dates verified */
     apr_uint32_t first, last;       /* DATED */
+    const char *hex;                /* the ID's hex as sent (40 bytes, not
+                                     * terminated), or NULL */
 } affinity_id_info;
 
 /* The finder runs again for the same request after a member fails, and the

@@ -113,6 +113,15 @@ const char *affinity_set_session_env(request_rec *r,
     if (!req->ids->nelts) {
         return NULL;
     }
+    /* the value's own text when it is the hex (bare and dated values):
+     * a copy, not an encoding */
+    if (req->info->nelts
+        && APR_ARRAY_IDX(req->info, 0, affinity_id_info).hex) {
+        return affinity_set_session_env_hex(r, name,
+            apr_pstrmemdup(r->pool,
+                           APR_ARRAY_IDX(req->info, 0, affinity_id_info).hex,
+                           AFFINITY_ID_HEX_LEN));
+    }
     hex = apr_palloc(r->pool, AFFINITY_ID_HEX_LEN + 1);
     affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
     return affinity_set_session_env_hex(r, name, hex);

@@ -70,27 +70,73 @@ static const unsigned char affinity_hex_value[] = {
 };
 typedef char affinity_hex_value_full[sizeof(affinity_hex_value) == 256 ? 1 : -1];
 
+#if !APR_IS_BIGENDIAN
+/* Eight lowercase hex digits at s (read as a little-endian word) into four
+ * bytes at out; 0 if any of them is not one.  Each byte b < 0x80 of a word
+ * is in [lo, hi] when b + (0x80 - lo) has its top bit and b + (0x7f - hi)
+ * has not; no sum carries into the next byte.  A digit's value is its low
+ * nibble, plus 9 for a letter. */
+static int affinity_hex8(unsigned char *out, const unsigned char *s)
+{
+    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
+    const apr_uint64_t top = ones * 0x80;
+    apr_uint64_t x, digit, letter, v;
+
+    memcpy(&x, s, 8);
+    if (x & top) {
+        return 0;
+    }
+    digit = (x + ones * (0x80 - '0')) & ~(x + ones * (0x7f - '9')) & top;
+    letter = (x + ones * (0x80 - 'a')) & ~(x + ones * (0x7f - 'f')) & top;
+    if ((digit | letter) != top) {
+        return 0;
+    }
+    v = (x & ones * 0x0f) + (letter >> 7) * 9;
+    /* byte 2k: its digit's value << 4 | the next one's */
+    v = ((v << 4) | (v >> 8)) & APR_UINT64_C(0x00ff00ff00ff00ff);
+    v = (v | (v >> 8)) & APR_UINT64_C(0x0000ffff0000ffff);
+    v = v | (v >> 16);
+    out[0] = (unsigned char)v;
+    out[1] = (unsigned char)(v >> 8);
+    out[2] = (unsigned char)(v >> 16);
+    out[3] = (unsigned char)(v >> 24);
+    return 1;
+}
+#endif
+
 int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
                          const char *s, apr_size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     unsigned char out[AFFINITY_ID_LEN];
-    unsigned int bad = 0;
     int i;
 
     if (len != AFFINITY_ID_HEX_LEN) {
         return 0;
     }
-    for (i = 0; i < AFFINITY_ID_LEN; i++) {
-        unsigned int hi = affinity_hex_value[u[2 * i]];
-        unsigned int lo = affinity_hex_value[u[2 * i + 1]];
+#if !APR_IS_BIGENDIAN
+    /* every cookie hit decodes one: eight digits at a time */
+    for (i = 0; i < AFFINITY_ID_LEN; i += 4) {
+        if (!affinity_hex8(out + i, u + 2 * i)) {
+            return 0;           /* id untouched, as callers expect */
+        }
+    }
+#else
+    {
+        unsigned int bad = 0;
 
-        bad |= hi | lo;
-        out[i] = (unsigned char)(hi << 4 | lo);
+        for (i = 0; i < AFFINITY_ID_LEN; i++) {
+            unsigned int hi = affinity_hex_value[u[2 * i]];
+            unsigned int lo = affinity_hex_value[u[2 * i + 1]];
+
+            bad |= hi | lo;
+            out[i] = (unsigned char)(hi << 4 | lo);
+        }
+        if (bad & 0x10) {
+            return 0;
+        }
     }
-    if (bad & 0x10) {
-        return 0;               /* id untouched, as callers expect */
-    }
+#endif
     memcpy(id, out, AFFINITY_ID_LEN);
     return 1;
 }
