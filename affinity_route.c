@@ -81,6 +81,7 @@ static int affinity_hex8(unsigned char *out, const unsigned char *s)
     const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
     const apr_uint64_t top = ones * 0x80;
     apr_uint64_t x, digit, letter, v;
+    apr_uint32_t w;
 
     memcpy(&x, s, 8);
     if (x & top) {
@@ -95,11 +96,8 @@ static int affinity_hex8(unsigned char *out, const unsigned char *s)
     /* byte 2k: its digit's value << 4 | the next one's */
     v = ((v << 4) | (v >> 8)) & APR_UINT64_C(0x00ff00ff00ff00ff);
     v = (v | (v >> 8)) & APR_UINT64_C(0x0000ffff0000ffff);
-    v = v | (v >> 16);
-    out[0] = (unsigned char)v;
-    out[1] = (unsigned char)(v >> 8);
-    out[2] = (unsigned char)(v >> 16);
-    out[3] = (unsigned char)(v >> 24);
+    w = (apr_uint32_t)(v | (v >> 16));
+    memcpy(out, &w, 4);         /* little-endian: byte 0 first */
     return 1;
 }
 #endif
