@@ -76,23 +76,36 @@ typedef char affinity_hex_value_full[sizeof(affinity_hex_value) == 256 ? 1 : -1]
  * is in [lo, hi] when b + (0x80 - lo) has its top bit and b + (0x7f - hi)
  * has not; no sum carries into the next byte.  A digit's value is its low
  * nibble, plus 9 for a letter. */
+#define AFFINITY_ONES APR_UINT64_C(0x0101010101010101)
+#define AFFINITY_TOP  (AFFINITY_ONES * 0x80)
+
+/* The top bit of each byte of x that is a lowercase hex letter, or ~0 when
+ * some byte of x is not a lowercase hex digit at all. */
+static APR_INLINE apr_uint64_t affinity_hex8_letters(apr_uint64_t x)
+{
+    apr_uint64_t digit, letter;
+
+    if (x & AFFINITY_TOP) {
+        return ~(apr_uint64_t)0;
+    }
+    digit = (x + AFFINITY_ONES * (0x80 - '0')) & ~(x + AFFINITY_ONES * (0x7f - '9'))
+            & AFFINITY_TOP;
+    letter = (x + AFFINITY_ONES * (0x80 - 'a')) & ~(x + AFFINITY_ONES * (0x7f - 'f'))
+             & AFFINITY_TOP;
+    return (digit | letter) == AFFINITY_TOP ? letter : ~(apr_uint64_t)0;
+}
+
 static int affinity_hex8(unsigned char *out, const unsigned char *s)
 {
-    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
-    const apr_uint64_t top = ones * 0x80;
-    apr_uint64_t x, digit, letter, v;
+    apr_uint64_t x, letter, v;
     apr_uint32_t w;
 
     memcpy(&x, s, 8);
-    if (x & top) {
+    letter = affinity_hex8_letters(x);
+    if (letter == ~(apr_uint64_t)0) {
         return 0;
     }
-    digit = (x + ones * (0x80 - '0')) & ~(x + ones * (0x7f - '9')) & top;
-    letter = (x + ones * (0x80 - 'a')) & ~(x + ones * (0x7f - 'f')) & top;
-    if ((digit | letter) != top) {
-        return 0;
-    }
-    v = (x & ones * 0x0f) + (letter >> 7) * 9;
+    v = (x & AFFINITY_ONES * 0x0f) + (letter >> 7) * 9;
     /* byte 2k: its digit's value << 4 | the next one's */
     v = ((v << 4) | (v >> 8)) & APR_UINT64_C(0x00ff00ff00ff00ff);
     v = (v | (v >> 8)) & APR_UINT64_C(0x0000ffff0000ffff);
@@ -457,6 +470,17 @@ static int affinity_hex_id_valid(const char *s)
     const unsigned char *u = (const unsigned char *)s;
     int i;
 
+#if !APR_IS_BIGENDIAN
+    for (i = 0; i < AFFINITY_ID_HEX_LEN; i += 8) {
+        apr_uint64_t x;
+
+        memcpy(&x, u + i, 8);
+        if (affinity_hex8_letters(x) == ~(apr_uint64_t)0) {
+            return 0;
+        }
+    }
+    return 1;
+#endif
     for (i = 0; i < AFFINITY_ID_HEX_LEN; i++) {
         if (affinity_hex_value[u[i]] & 0x10) {
             return 0;

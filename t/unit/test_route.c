@@ -85,14 +85,16 @@ static void test_id_from_hex_bytes(void)
 {
     const char *base = "0123456789abcdeffedcba9876543210a5b6c7d8";
     unsigned char got[AFFINITY_ID_LEN], want[AFFINITY_ID_LEN];
-    char s[AFFINITY_ID_HEX_LEN];
-    int pos, c, i, bad = 0, untouched = 1;
+    char s[AFFINITY_PREFIX_LEN + 2];
+    int pos, c, i, bad = 0, untouched = 1, prefix_bad = 0;
 
     for (pos = 0; pos < AFFINITY_ID_HEX_LEN; pos++) {
         for (c = 0; c < 256; c++) {
             int valid = 1;
 
             memcpy(s, base, AFFINITY_ID_HEX_LEN);
+            s[AFFINITY_ID_HEX_LEN] = AFFINITY_PREFIX_SEP;
+            s[AFFINITY_ID_HEX_LEN + 1] = 'x';
             s[pos] = (char)c;
             for (i = 0; i < AFFINITY_ID_LEN; i++) {
                 int hi = ref_digit((unsigned char)s[2 * i]);
@@ -106,6 +108,10 @@ static void test_id_from_hex_bytes(void)
                 || (valid && memcmp(got, want, AFFINITY_ID_LEN))) {
                 bad++;
             }
+            /* prefix mode asks the same question without decoding */
+            if (affinity_prefix_parse(NULL, s, AFFINITY_ID_HEX_LEN + 2) != valid) {
+                prefix_bad++;
+            }
             for (i = 0; !valid && i < AFFINITY_ID_LEN; i++) {
                 untouched &= got[i] == 0x5a;
             }
@@ -113,6 +119,7 @@ static void test_id_from_hex_bytes(void)
     }
     ok(!bad, "every byte at every position decodes as one digit at a time does");
     ok(untouched, "a refused value leaves the ID untouched");
+    ok(!prefix_bad, "a prefix is 40 such digits, as the decoder reads them");
 }
 
 typedef struct {
