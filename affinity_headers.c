@@ -132,6 +132,13 @@ void affinity_cache_control_fix(request_rec *r, apr_table_t *target)
     const char *cc;
     int in_out, in_err;
 
+    /* most members send none: two index look-ups settle it */
+    if (!apr_table_get(r->headers_out, "Cache-Control")
+        && !apr_table_get(r->err_headers_out, "Cache-Control")) {
+        apr_table_addn(target, "Cache-Control",
+                       affinity_cache_control_private(r->pool, NULL));
+        return;
+    }
     jb.r = r;
     jb.joined = NULL;
     jb.lines = 0;
@@ -143,11 +150,6 @@ void affinity_cache_control_fix(request_rec *r, apr_table_t *target)
     in_err = jb.lines - in_out;
     cc = affinity_cache_control_private(r->pool, jb.joined);
     if (cc == jb.joined) {
-        return;
-    }
-    if (!in_out && !in_err) {
-        /* neither table has one: no need to look again */
-        apr_table_addn(target, "Cache-Control", cc);
         return;
     }
     if (in_out) {
