@@ -57,8 +57,14 @@ int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
     const apr_array_header_t *arr = apr_table_elts(t);
     apr_table_entry_t *e = (apr_table_entry_t *)arr->elts;
     apr_array_header_t *keep = NULL;
-    apr_size_t name_len = name ? strlen(name) : 0;
+    apr_size_t name_len;
     int i, j, n = arr->nelts, dropped = 0;
+
+    /* most responses set no cookie: the table's own index says so */
+    if (!apr_table_get(t, "Set-Cookie")) {
+        return 0;
+    }
+    name_len = name ? strlen(name) : 0;
 
     for (i = 0; i < n; i++) {
         affinity_set_cookie_t sc;
@@ -100,34 +106,57 @@ int affinity_set_cookie_walk(request_rec *r, apr_table_t *t, const char *name,
 
 /* ---- Cache-Control ------------------------------------------------------------ */
 
+typedef struct {
+    request_rec *r;
+    const char *joined;
+    int lines;
+} affinity_join_baton;
+
 static int affinity_join_line(void *baton, const char *key, const char *v)
 {
-    request_rec *r = ((void **)baton)[0];
-    const char **joined = ((void **)baton)[1];
+    affinity_join_baton *jb = baton;
 
     (void)key;
-    *joined = *joined ? apr_pstrcat(r->pool, *joined, ", ", v, NULL) : v;
+    jb->joined = jb->joined ? apr_pstrcat(jb->r->pool, jb->joined, ", ", v, NULL)
+                            : v;
+    jb->lines++;
     return 1;
 }
 
 /* Every Cache-Control line of both tables is one list of directives: the
- * member's no-store or private, in any line, stays in force. */
+ * member's no-store or private, in any line, stays in force.  A table is
+ * only rewritten when it had a line (most members send none). */
 void affinity_cache_control_fix(request_rec *r, apr_table_t *target)
 {
-    const char *joined = NULL, *cc;
-    void *baton[2];
+    affinity_join_baton jb;
+    const char *cc;
+    int in_out, in_err;
 
-    baton[0] = r;
-    baton[1] = &joined;
-    apr_table_do(affinity_join_line, baton, r->headers_out, "Cache-Control",
-                 NULL);
-    apr_table_do(affinity_join_line, baton, r->err_headers_out,
-                 "Cache-Control", NULL);
-    cc = affinity_cache_control_private(r->pool, joined);
-    if (cc == joined) {
+    /* most members send none: two index look-ups settle it */
+    if (!apr_table_get(r->headers_out, "Cache-Control")
+        && !apr_table_get(r->err_headers_out, "Cache-Control")) {
+        apr_table_addn(target, "Cache-Control",
+                       affinity_cache_control_private(r->pool, NULL));
         return;
     }
-    apr_table_unset(r->headers_out, "Cache-Control");
-    apr_table_unset(r->err_headers_out, "Cache-Control");
+    jb.r = r;
+    jb.joined = NULL;
+    jb.lines = 0;
+    apr_table_do(affinity_join_line, &jb, r->headers_out, "Cache-Control",
+                 NULL);
+    in_out = jb.lines;
+    apr_table_do(affinity_join_line, &jb, r->err_headers_out,
+                 "Cache-Control", NULL);
+    in_err = jb.lines - in_out;
+    cc = affinity_cache_control_private(r->pool, jb.joined);
+    if (cc == jb.joined) {
+        return;
+    }
+    if (in_out) {
+        apr_table_unset(r->headers_out, "Cache-Control");
+    }
+    if (in_err) {
+        apr_table_unset(r->err_headers_out, "Cache-Control");
+    }
     apr_table_setn(target, "Cache-Control", cc);
 }

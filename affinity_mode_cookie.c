@@ -39,6 +39,7 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
     const char *route;
     apr_size_t route_len;
 
+    v.text = value;
     if (affinity_id_from_hex(v.st.id, value, len)) {
         v.kind = AFFINITY_VALUE_BARE;
     }
@@ -49,6 +50,7 @@ static int affinity_collect_value(void *baton, const char *value, apr_size_t len
              && route_len < PROXY_WORKER_MAX_ROUTE_SIZE) {
         v.kind = AFFINITY_VALUE_LEGACY;
         v.route = apr_pstrmemdup(rb->pool, route, route_len);
+        v.text = NULL;
     }
     else {
         rb->req->malformed++;   /* for AFF0007: malformed, not unknown */
@@ -116,8 +118,9 @@ static void affinity_cookie_read(request_rec *r, const affinity_dir_conf *conf,
 /* ---- Session lifetime and stock values ------------------------------------ */
 
 static void affinity_accept_id(affinity_request *req, const unsigned char *id,
-                               affinity_value_kind kind, int checked,
-                               apr_uint32_t first, apr_uint32_t last)
+                               const char *hex, affinity_value_kind kind,
+                               int checked, apr_uint32_t first,
+                               apr_uint32_t last)
 {
     affinity_id_info *info;
 
@@ -127,6 +130,7 @@ static void affinity_accept_id(affinity_request *req, const unsigned char *id,
     info->checked = checked;
     info->first = first;
     info->last = last;
+    info->hex = hex;
 }
 
 /* The member whose live route is the stock value's route: balancer-manager
@@ -217,13 +221,13 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                 affinity_undated(r, name, "bare ID", req);
                 break;
             }
-            affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+            affinity_accept_id(req, v->st.id, v->text, v->kind, 0, 0, 0);
             break;
 
         case AFFINITY_VALUE_DATED:
             if (!affinity_expiry_on(conf)) {
                 /* expiry was turned off: the ID still counts */
-                affinity_accept_id(req, v->st.id, v->kind, 0, 0, 0);
+                affinity_accept_id(req, v->st.id, v->text, v->kind, 0, 0, 0);
                 break;
             }
             if (!conf->salt_len) {
@@ -260,8 +264,8 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                 req->expired++;
                 break;
             }
-            affinity_accept_id(req, v->st.id, v->kind, 1, v->st.first,
-                               v->st.last);
+            affinity_accept_id(req, v->st.id, v->text, v->kind, 1,
+                               v->st.first, v->st.last);
             break;
 
         case AFFINITY_VALUE_LEGACY:
@@ -275,7 +279,7 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                               "AFF0064: %s: stock cookie value for route %s "
                               "names member %s", name, v->route,
                               AFFINITY_WORKER_NAME(m->worker));
-                affinity_accept_id(req, id, v->kind, 0, 0, 0);
+                affinity_accept_id(req, id, NULL, v->kind, 0, 0, 0);
             }
             break;
         }
@@ -301,6 +305,24 @@ static int affinity_reissue_due(const affinity_dir_conf *conf,
     return affinity_stamp_refresh_due(info->last, now, affinity_max_idle_of(conf));
 }
 
+/* "NAME=VALUE; ATTRS" in p: one allocation, as every new session makes it */
+static const char *affinity_cookie_line(apr_pool_t *p, const char *name,
+                                        const char *value, const char *attrs)
+{
+    apr_size_t n = strlen(name), v = strlen(value), a = strlen(attrs);
+    char *out = apr_palloc(p, n + v + a + 4), *o = out;
+
+    memcpy(o, name, n);
+    o += n;
+    *o++ = '=';
+    memcpy(o, value, v);
+    o += v;
+    *o++ = ';';
+    *o++ = ' ';
+    memcpy(o, attrs, a + 1);
+    return out;
+}
+
 /* The Set-Cookie value naming m, in r->pool. */
 static const char *affinity_cookie_header(request_rec *r,
                                           const affinity_dir_conf *conf,
@@ -319,8 +341,8 @@ static const char *affinity_cookie_header(request_rec *r,
                               affinity_stamp_date(apr_time_sec(r->request_time)));
         value = buf;
     }
-    return apr_pstrcat(r->pool, affinity_cookie_name_of(conf), "=", value,
-                       "; ", affinity_cookie_attrs_of(conf), NULL);
+    return affinity_cookie_line(r->pool, affinity_cookie_name_of(conf), value,
+                                affinity_cookie_attrs_of(conf));
 }
 
 /* Records the Set-Cookie naming m; the response side sends it. */
@@ -350,12 +372,11 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
 
     /* what the cookie's values are worth (dates, stock routes) */
     affinity_cookie_resolve(balancer, r, conf, &t, req);
-    req->carried_id = affinity_set_session_env(r, req,
-                                               affinity_cookie_name_of(conf));
 
     affinity_session_choose(balancer, r, &t, req, NULL, NULL, NULL, &c);
     if (c.kind == AFFINITY_SESSION_KEPT) {
         const affinity_id_info *info;
+        const char *id_hex;
         apr_uint32_t first;
 
         m = c.member;
@@ -372,8 +393,14 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "AFF0006: %s: cookie %s names usable member %s: kept",
                       balancer->s->name, m->id_hex, AFFINITY_WORKER_NAME(m->worker));
-        affinity_set_env(r, m, info->kind == AFFINITY_VALUE_LEGACY ? "legacy"
-                                                                   : "valid");
+        id_hex = affinity_set_env(r, m, info->kind == AFFINITY_VALUE_LEGACY
+                                        ? "legacy" : "valid");
+        /* the first ID names m (the usual hit): its hex is m's, copied
+         * once for both variables */
+        req->carried_id = at == 0
+            ? affinity_set_session_env_hex(r, affinity_cookie_name_of(conf),
+                                           id_hex)
+            : affinity_set_session_env(r, req, affinity_cookie_name_of(conf));
         /* the member did not change, even when the cookie is re-issued
          * (only an earlier try of this request can have said it did) */
         if (req->tried->nelts) {
@@ -392,6 +419,8 @@ static proxy_worker *affinity_find_cookie(proxy_balancer *balancer,
         return m->worker;
     }
 
+    req->carried_id = affinity_set_session_env(r, req,
+                                               affinity_cookie_name_of(conf));
     w = c.worker;
     if (c.kind == AFFINITY_SESSION_DOWN) {
         status = c.drained ? "drained" : "down";

@@ -118,8 +118,6 @@ static proxy_worker *affinity_find_prefix(proxy_balancer *balancer,
     const char *status, *served_id;
     proxy_worker *w;
 
-    /* the first prefix's ID */
-    req->carried_id = affinity_set_session_env(r, req, conf->mode_cookie);
     /* set by the response side for a member an earlier try of this
      * request chose: for that try only */
     if (req->tried->nelts) {
@@ -166,6 +164,16 @@ static proxy_worker *affinity_find_prefix(proxy_balancer *balancer,
     /* the request's own copy of the ID: the table may be rebuilt by another
      * thread before the response goes out */
     served_id = affinity_set_env(r, m, status);
+    /* the first prefix's ID: when it names the kept member (the usual
+     * hit), its hex is the one just copied */
+    if (c.kind == AFFINITY_SESSION_KEPT
+        && affinity_index_get(t->index, (const unsigned char *)req->ids->elts)
+           == (int)(m - t->members)) {
+        affinity_set_session_env_hex(r, conf->mode_cookie, served_id);
+    }
+    else {
+        req->carried_id = affinity_set_session_env(r, req, conf->mode_cookie);
+    }
     if (!m) {
         return NULL;
     }

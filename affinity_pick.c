@@ -15,6 +15,15 @@
 
 #include "affinity_private.h"
 
+/* For the is_best callbacks, called once per member of a walk: inlined
+ * there, where gcc would otherwise call them (about 25 instructions a
+ * member, 6,400 for a new session at 256 members, in callgrind). */
+#if defined(__GNUC__)
+#define AFFINITY_HOT_INLINE APR_INLINE __attribute__((always_inline))
+#else
+#define AFFINITY_HOT_INLINE APR_INLINE
+#endif
+
 /* ---- The walk: lbsets, drain, spares, standbys ---------------------------- */
 
 /* Decides between two candidates, as httpd's is_best callbacks do: may
@@ -160,8 +169,9 @@ typedef struct {
  * behind wins and pays back what all earned (mod_lbmethod_byrequests).
  * Under AffinitySlowStart a member that became usable lately counts with
  * its lbfactor times its ramp. */
-static int affinity_is_best_new(proxy_worker *current, proxy_worker *prev_best,
-                                void *baton)
+static AFFINITY_HOT_INLINE int affinity_is_best_new(proxy_worker *current,
+                                                    proxy_worker *prev_best,
+                                                    void *baton)
 {
     affinity_byrequests_baton *b = baton;
     int factor = current->s->lbfactor;
@@ -247,8 +257,9 @@ static int affinity_within_bound(const affinity_domain_baton *b,
            < (apr_uint64_t)b->factor * (b->busy + 1) * weight;
 }
 
-static int affinity_is_best_domain(proxy_worker *current, proxy_worker *prev_best,
-                                   void *baton)
+static AFFINITY_HOT_INLINE int affinity_is_best_domain(proxy_worker *current,
+                                                       proxy_worker *prev_best,
+                                                       void *baton)
 {
     affinity_domain_baton *b = baton;
     const proxy_worker_shared *s = current->s;

@@ -246,6 +246,8 @@ struct affinity_table {
     int nhashed;
     affinity_index *index;          /* route ID -> members[] slot */
     affinity_mac_key mac;           /* signs dated cookie values */
+    void *counters;                 /* the balancer's status counters (in
+                                     * pconf, outlive the table), or NULL */
 };
 
 /* Holds the balancer's global mutex, which balancer-manager holds while it
@@ -330,6 +332,9 @@ typedef struct {
     affinity_value_kind kind;
     affinity_stamp st;              /* BARE: the ID only */
     const char *route;              /* LEGACY: the route, request pool */
+    const char *text;               /* BARE, DATED: the value as sent (its
+                                     * first 40 bytes are the ID's hex), in
+                                     * the request's header; else NULL */
 } affinity_value;
 
 /* How an accepted ID came: decides whether the response re-issues it. */
@@ -337,6 +342,8 @@ typedef struct {
     affinity_value_kind kind;
     int checked;                    /* DATED: MAC and dates verified */
     apr_uint32_t first, last;       /* DATED */
+    const char *hex;                /* the ID's hex as sent (40 bytes, not
+                                     * terminated), or NULL */
 } affinity_id_info;
 
 /* The finder runs again for the same request after a member fails, and the
@@ -381,6 +388,9 @@ struct affinity_request {
     int hash_empty;                 /* the value was empty: a new member */
     int bounded;                    /* hash, domain: the key's first member
                                      * was over AffinityHashBalanceFactor */
+    /* what the status page counts when the request is logged */
+    const char *status;             /* AFFINITY_STATUS as the finder left it */
+    void *counters;                 /* the balancer's counters (table's) */
 };
 
 
@@ -428,6 +438,10 @@ int affinity_usable(const affinity_request *req, proxy_worker *w,
 const char *affinity_set_session_env(request_rec *r,
                                      const affinity_request *req,
                                      const char *name);
+
+/* The same with the first ID's hex already made (in r->pool): returns it. */
+const char *affinity_set_session_env_hex(request_rec *r, const char *name,
+                                         const char *hex);
 
 /* AFFINITY_ROUTE, a copy of m's ID in r->pool (unset when m is NULL), and
  * AFFINITY_STATUS (a string that lives as long as the request).  Returns
@@ -835,6 +849,10 @@ void affinity_modes_post_config(server_rec *s);
 /* ---- Status page (affinity_status*.c; affinity_status.h) ---------------- */
 
 void affinity_status_register_hooks(apr_pool_t *p);
+
+/* The balancer's status counters, looked up once per table build (the
+ * request only copies the pointer), or NULL. */
+void *affinity_status_counters_of(const proxy_balancer *balancer);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

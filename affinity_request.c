@@ -113,18 +113,37 @@ const char *affinity_set_session_env(request_rec *r,
     if (!req->ids->nelts) {
         return NULL;
     }
+    /* the value's own text when it is the hex (bare and dated values):
+     * a copy, not an encoding */
+    if (req->info->nelts
+        && APR_ARRAY_IDX(req->info, 0, affinity_id_info).hex) {
+        return affinity_set_session_env_hex(r, name,
+            apr_pstrmemdup(r->pool,
+                           APR_ARRAY_IDX(req->info, 0, affinity_id_info).hex,
+                           AFFINITY_ID_HEX_LEN));
+    }
     hex = apr_palloc(r->pool, AFFINITY_ID_HEX_LEN + 1);
     affinity_id_to_hex(hex, (const unsigned char *)req->ids->elts);
+    return affinity_set_session_env_hex(r, name, hex);
+}
+
+const char *affinity_set_session_env_hex(request_rec *r, const char *name,
+                                         const char *hex)
+{
     apr_table_setn(r->subprocess_env, "BALANCER_SESSION_STICKY", name);
     apr_table_setn(r->subprocess_env, "BALANCER_SESSION_ROUTE", hex);
     return hex;
 }
 
 /* The ID is copied: m lives in a table that another thread's finder may
- * free while this request's filters, error page and log still read it. */
+ * free while this request's filters, error page and log still read it.
+ * The status is also kept in the request state, where the status page's
+ * counting reads it (status: a literal, or in r->pool). */
 const char *affinity_set_env(request_rec *r, const affinity_member *m,
                              const char *status)
 {
+    affinity_request *req = ap_get_module_config(r->request_config,
+                                                 &affinity_module);
     const char *id_hex = NULL;
 
     if (m) {
@@ -135,5 +154,8 @@ const char *affinity_set_env(request_rec *r, const affinity_member *m,
         apr_table_unset(r->subprocess_env, "AFFINITY_ROUTE");
     }
     apr_table_setn(r->subprocess_env, "AFFINITY_STATUS", status);
+    if (req) {
+        req->status = status;
+    }
     return id_hex;
 }

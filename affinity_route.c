@@ -50,32 +50,105 @@ void affinity_id_to_hex(char *hex, const unsigned char id[AFFINITY_ID_LEN])
     hex[AFFINITY_ID_HEX_LEN] = '\0';
 }
 
-/* Each lowercase hex digit's value plus one; 0 for every other byte.  A
- * table, because every request with a route ID decodes 40 digits. */
-static const unsigned char affinity_hex_plus_one[256] = {
-    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
-    ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
-    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16
+/* Each lowercase hex digit's value; 0x10 for every other byte.  A table,
+ * because every request with a route ID decodes 40 digits: one OR of all
+ * the looked-up values tells at the end whether any byte was not a digit,
+ * with no branch per digit. */
+static const unsigned char affinity_hex_value[] = {
+#define AFFINITY_X16 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, \
+                     0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10
+    AFFINITY_X16, AFFINITY_X16, AFFINITY_X16,                   /* 0x00-0x2f */
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9,                               /* '0'-'9' */
+    0x10, 0x10, 0x10, 0x10, 0x10, 0x10,                         /* 0x3a-0x3f */
+    AFFINITY_X16, AFFINITY_X16,                                 /* 0x40-0x5f */
+    0x10, 10, 11, 12, 13, 14, 15,                               /* '`', 'a'-'f' */
+    0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,       /* 0x67-0x6f */
+    AFFINITY_X16,                                               /* 0x70-0x7f */
+    AFFINITY_X16, AFFINITY_X16, AFFINITY_X16, AFFINITY_X16,     /* 0x80-0xff */
+    AFFINITY_X16, AFFINITY_X16, AFFINITY_X16, AFFINITY_X16
+#undef AFFINITY_X16
 };
+typedef char affinity_hex_value_full[sizeof(affinity_hex_value) == 256 ? 1 : -1];
+
+#if !APR_IS_BIGENDIAN
+/* Eight lowercase hex digits at s (read as a little-endian word) into four
+ * bytes at out; 0 if any of them is not one.  Each byte b < 0x80 of a word
+ * is in [lo, hi] when b + (0x80 - lo) has its top bit and b + (0x7f - hi)
+ * has not; no sum carries into the next byte.  A digit's value is its low
+ * nibble, plus 9 for a letter. */
+#define AFFINITY_ONES APR_UINT64_C(0x0101010101010101)
+#define AFFINITY_TOP  (AFFINITY_ONES * 0x80)
+
+/* The top bit of each byte of x that is a lowercase hex letter, or ~0 when
+ * some byte of x is not a lowercase hex digit at all. */
+static APR_INLINE apr_uint64_t affinity_hex8_letters(apr_uint64_t x)
+{
+    apr_uint64_t digit, letter;
+
+    if (x & AFFINITY_TOP) {
+        return ~(apr_uint64_t)0;
+    }
+    digit = (x + AFFINITY_ONES * (0x80 - '0')) & ~(x + AFFINITY_ONES * (0x7f - '9'))
+            & AFFINITY_TOP;
+    letter = (x + AFFINITY_ONES * (0x80 - 'a')) & ~(x + AFFINITY_ONES * (0x7f - 'f'))
+             & AFFINITY_TOP;
+    return (digit | letter) == AFFINITY_TOP ? letter : ~(apr_uint64_t)0;
+}
+
+static int affinity_hex8(unsigned char *out, const unsigned char *s)
+{
+    apr_uint64_t x, letter, v;
+    apr_uint32_t w;
+
+    memcpy(&x, s, 8);
+    letter = affinity_hex8_letters(x);
+    if (letter == ~(apr_uint64_t)0) {
+        return 0;
+    }
+    v = (x & AFFINITY_ONES * 0x0f) + (letter >> 7) * 9;
+    /* byte 2k: its digit's value << 4 | the next one's */
+    v = ((v << 4) | (v >> 8)) & APR_UINT64_C(0x00ff00ff00ff00ff);
+    v = (v | (v >> 8)) & APR_UINT64_C(0x0000ffff0000ffff);
+    w = (apr_uint32_t)(v | (v >> 16));
+    memcpy(out, &w, 4);         /* little-endian: byte 0 first */
+    return 1;
+}
+#endif
 
 int affinity_id_from_hex(unsigned char id[AFFINITY_ID_LEN],
                          const char *s, apr_size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
+    unsigned char out[AFFINITY_ID_LEN];
     int i;
 
     if (len != AFFINITY_ID_HEX_LEN) {
         return 0;
     }
-    for (i = 0; i < AFFINITY_ID_LEN; i++) {
-        unsigned int hi = affinity_hex_plus_one[u[2 * i]];
-        unsigned int lo = affinity_hex_plus_one[u[2 * i + 1]];
+#if !APR_IS_BIGENDIAN
+    /* every cookie hit decodes one: eight digits at a time */
+    for (i = 0; i < AFFINITY_ID_LEN; i += 4) {
+        if (!affinity_hex8(out + i, u + 2 * i)) {
+            return 0;           /* id untouched, as callers expect */
+        }
+    }
+#else
+    {
+        unsigned int bad = 0;
 
-        if (!hi || !lo) {
+        for (i = 0; i < AFFINITY_ID_LEN; i++) {
+            unsigned int hi = affinity_hex_value[u[2 * i]];
+            unsigned int lo = affinity_hex_value[u[2 * i + 1]];
+
+            bad |= hi | lo;
+            out[i] = (unsigned char)(hi << 4 | lo);
+        }
+        if (bad & 0x10) {
             return 0;
         }
-        id[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
     }
+#endif
+    memcpy(id, out, AFFINITY_ID_LEN);
     return 1;
 }
 
@@ -397,8 +470,19 @@ static int affinity_hex_id_valid(const char *s)
     const unsigned char *u = (const unsigned char *)s;
     int i;
 
+#if !APR_IS_BIGENDIAN
+    for (i = 0; i < AFFINITY_ID_HEX_LEN; i += 8) {
+        apr_uint64_t x;
+
+        memcpy(&x, u + i, 8);
+        if (affinity_hex8_letters(x) == ~(apr_uint64_t)0) {
+            return 0;
+        }
+    }
+    return 1;
+#endif
     for (i = 0; i < AFFINITY_ID_HEX_LEN; i++) {
-        if (!affinity_hex_plus_one[u[i]]) {
+        if (affinity_hex_value[u[i]] & 0x10) {
             return 0;
         }
     }

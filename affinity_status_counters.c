@@ -572,38 +572,37 @@ static affinity_counter *affinity_counter_claim(affinity_bcounters *bc,
     return rec;
 }
 
-/* log_transaction: count the finder's final decision for this request. */
+void *affinity_status_counters_of(const proxy_balancer *balancer)
+{
+    return affinity_counters_map
+           ? apr_hash_get(affinity_counters_map, &balancer->s,
+                          sizeof(balancer->s))
+           : NULL;
+}
+
+/* log_transaction: count the finder's final decision for this request.  The
+ * finder left the status it set and the balancer's counters in the request
+ * state: no hash lookup and no environment lookup here. */
 int affinity_status_count(request_rec *r)
 {
     const affinity_request *req = NULL;
-    const request_rec *from = r;
     const request_rec *rr;
     affinity_bcounters *bc;
     affinity_counter *rec;
     int st;
 
-    if (!affinity_counters_map) {
-        return DECLINED;
-    }
     /* the proxy may have run in an internal redirect */
     for (rr = r; rr; rr = rr->next) {
         const affinity_request *x = ap_get_module_config(rr->request_config,
                                                          &affinity_module);
         if (x) {
             req = x;
-            from = rr;
         }
     }
-    if (!req || !req->balancer) {
+    if (!req || !req->balancer || !(bc = req->counters)) {
         return DECLINED;
     }
-    bc = apr_hash_get(affinity_counters_map, &req->balancer->s,
-                      sizeof(req->balancer->s));
-    if (!bc) {
-        return DECLINED;
-    }
-    st = affinity_status_index(apr_table_get(from->subprocess_env,
-                                             "AFFINITY_STATUS"));
+    st = affinity_status_index(req->status);
     if (req->chosen) {
         int i = req->chosen->s->index;
 

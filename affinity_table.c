@@ -127,6 +127,7 @@ static affinity_table *affinity_table_build(proxy_balancer *balancer,
     t->members = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->members));
     t->index = affinity_index_make(p, t->nelts);
     t->hashed = apr_pcalloc(p, (t->nelts ? t->nelts : 1) * sizeof(*t->hashed));
+    t->counters = affinity_status_counters_of(balancer);
     affinity_mac_key_init(&t->mac, t->salt, t->salt_len, balancer->s->name,
                           strnlen(balancer->s->name, sizeof(balancer->s->name)));
 

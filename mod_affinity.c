@@ -56,6 +56,7 @@ static proxy_worker *affinity_finder(proxy_balancer *balancer, request_rec *r)
 
     req->chosen = w;
     req->balancer = balancer;
+    req->counters = t->counters;
     affinity_response_prepare(r, req);
     return w;
 }

@@ -8,7 +8,7 @@ use Apache::TestRequest;
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 7;
+plan tests => 9;
 
 my $b1 = route_id('', '127.0.0.1:' . backend_port('backend1'));
 my $b3 = route_id('', 'blue');
@@ -19,11 +19,15 @@ my $new = cookie_value($r);
 fetch('/app/hello.txt?env-valid', Cookie => "ROUTEID=$b3");
 fetch('/app/hello.txt?env-invalid', Cookie => "ROUTEID=$unknown");
 fetch('/app/hello.txt?env-malformed', Cookie => 'ROUTEID=xyz');
+# the first value names no member, the second does: the session variables
+# still name the first (as stock stickiness reads the first route)
+fetch('/app/hello.txt?env-second', Cookie => "ROUTEID=$unknown; ROUTEID=$b3");
 
 # prefix and learn modes name their own cookie's first ID the same way
 my $p1 = route_id('', 'p1');
 fetch('/pfx/hello.txt?env-prefix-hit', Cookie => "JSESSIONID=$p1~abc");
 fetch('/pfx/hello.txt?env-prefix-unknown', Cookie => "JSESSIONID=$unknown~abc");
+fetch('/pfx/hello.txt?env-prefix-second', Cookie => "JSESSIONID=$unknown~abc; JSESSIONID=$p1~def");
 my $learned = backend(fetch('/lrnb/hello.txt?env-learn-set', 'X-Set1' => "SID=env-$$; Path=/"));
 (my $learned_route = $learned) =~ s/^lrn/l/;
 fetch('/lrnb/hello.txt?env-learn-hit', Cookie => "SID=env-$$");
@@ -43,10 +47,14 @@ like line_for('env-invalid'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=
     'unknown ID: invalid, new route';
 like line_for('env-malformed'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=1 session=- /,
     'malformed value: invalid, no session route';
+like line_for('env-second'), qr/ 200 status=valid route=$b3 changed=- session=$unknown /,
+    'first value unknown, second kept: BALANCER_SESSION_ROUTE is the first ID';
 like line_for('env-prefix-hit'), qr/ 200 status=valid route=$p1 changed=- session=$p1 /,
     'prefix mode, usable prefix: BALANCER_SESSION_ROUTE is its ID';
 like line_for('env-prefix-unknown'), qr/ 200 status=invalid route=[0-9a-f]{40} changed=- session=$unknown /,
     'prefix mode, unknown prefix: BALANCER_SESSION_ROUTE is still the ID the cookie carried';
+like line_for('env-prefix-second'), qr/ 200 status=valid route=$p1 changed=- session=$unknown /,
+    'prefix mode, first prefix unknown, second kept: BALANCER_SESSION_ROUTE is the first ID';
 my $lid = route_id('learn-test-salt', $learned_route);
 like line_for('env-learn-hit'), qr/ 200 status=valid route=$lid changed=- session=$lid /,
     'learn mode, learned value: BALANCER_SESSION_ROUTE is the ID learned';

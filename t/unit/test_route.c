@@ -74,6 +74,55 @@ static void test_route_ids(apr_pool_t *p)
     ok(!affinity_id_from_hex(back, "", 0), "empty refused");
 }
 
+/* The decoder reads eight digits at a time: every byte value at every
+ * position against a plain one-digit-at-a-time decoder. */
+static int ref_digit(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                                 : -1;
+}
+
+static void test_id_from_hex_bytes(void)
+{
+    const char *base = "0123456789abcdeffedcba9876543210a5b6c7d8";
+    unsigned char got[AFFINITY_ID_LEN], want[AFFINITY_ID_LEN];
+    char s[AFFINITY_PREFIX_LEN + 2];
+    int pos, c, i, bad = 0, untouched = 1, prefix_bad = 0;
+
+    for (pos = 0; pos < AFFINITY_ID_HEX_LEN; pos++) {
+        for (c = 0; c < 256; c++) {
+            int valid = 1;
+
+            memcpy(s, base, AFFINITY_ID_HEX_LEN);
+            s[AFFINITY_ID_HEX_LEN] = AFFINITY_PREFIX_SEP;
+            s[AFFINITY_ID_HEX_LEN + 1] = 'x';
+            s[pos] = (char)c;
+            for (i = 0; i < AFFINITY_ID_LEN; i++) {
+                int hi = ref_digit((unsigned char)s[2 * i]);
+                int lo = ref_digit((unsigned char)s[2 * i + 1]);
+
+                valid &= hi >= 0 && lo >= 0;
+                want[i] = (unsigned char)((hi & 15) << 4 | (lo & 15));
+            }
+            memset(got, 0x5a, sizeof(got));
+            if (affinity_id_from_hex(got, s, AFFINITY_ID_HEX_LEN) != valid
+                || (valid && memcmp(got, want, AFFINITY_ID_LEN))) {
+                bad++;
+            }
+            /* prefix mode asks the same question without decoding */
+            if (affinity_prefix_parse(NULL, s, AFFINITY_ID_HEX_LEN + 2) != valid) {
+                prefix_bad++;
+            }
+            for (i = 0; !valid && i < AFFINITY_ID_LEN; i++) {
+                untouched &= got[i] == 0x5a;
+            }
+        }
+    }
+    ok(!bad, "every byte at every position decodes as one digit at a time does");
+    ok(untouched, "a refused value leaves the ID untouched");
+    ok(!prefix_bad, "a prefix is 40 such digits, as the decoder reads them");
+}
+
 typedef struct {
     char values[8][64];
     int n;
@@ -1038,6 +1087,7 @@ int main(void)
     apr_pool_create(&p, NULL);
 
     test_route_ids(p);
+    test_id_from_hex_bytes();
     test_cookie_scan();
     test_cookie_strip(p);
     test_member_set_cookie();
