@@ -94,6 +94,8 @@ typedef struct {
     volatile apr_uint32_t last_ok;      /* the last call succeeded */
     volatile apr_uint32_t called;       /* a call has been made */
     volatile apr_uint64_t count[AFFINITY_STORE_NCOUNT];
+    /* the cache's generations, one per slot (see below) */
+    volatile apr_uint32_t gen[AFFINITY_STORE_CACHE_SLOTS];
 } affinity_store_shared;
 
 /* One per parent process and spec, in the process pool. */
@@ -511,35 +513,39 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
  * requests do not each wait for a round trip to memcached or Redis, nor
  * each take shmcb's global mutex.
  *
- * The bound: an answer is used for requests received less than B after
- * the lookup that fetched it set out.  So a change another front end (or,
- * for shmcb, another child) makes in the store is followed by every
- * request received more than B after it; with B at most ~900 ms, two
- * front ends agree on every learned or moved session within 1 s.  This
- * process's own writes and removals change its cache at once: it never
- * serves an answer it knows to be stale.
+ * Within a front end nothing is stale: every write or removal by any of
+ * its children bumps a generation in the store's shared segment (one per
+ * cache slot, AFFINITY_STORE_CACHE_SLOTS of them), before its store call
+ * and again after it, and a kept answer is only used while its slot's
+ * generation is the one read before the lookup that fetched it set out.
+ * So with shmcb (one front end) the cache never answers what the store
+ * would not; a moved, learned or forgotten session is seen by every child
+ * at its next request.
+ *
+ * Between front ends (memcache, redis), the bound: an answer is used for
+ * requests received less than B after the lookup that fetched it set out,
+ * so a change another front end makes in the store is followed by every
+ * request received more than B after it.  With B at most ~900 ms, two
+ * front ends agree on every learned or moved session within 1 s.
  *
  * Only answers that found an entry are kept, never "no entry": values no
- * member issued (a flood of made-up cookies) then pass straight to the
- * store as before and can neither fill the cache nor evict what it holds,
- * and a session learned elsewhere is seen at its first request.  Answers of
- * the local tier (the store down or missing the entry) are not kept either.
+ * member issued (a flood of made-up cookies) pass straight to the store as
+ * before and can neither fill the cache nor evict what it holds, and a
+ * session learned by another front end is seen at its first request.
+ * Answers of the local tier (store down or missing the entry) are not
+ * kept either.
  *
  * A fixed table, allocated once per child: AFFINITY_STORE_CACHE_SLOTS
- * slots, direct-mapped by the key's first bytes (keys are keyed hashes,
- * uniform), a newer answer replacing whatever the slot held.  Readers take
- * no lock: each slot has a sequence number, odd while it is written, read
- * before and after the copy (a seqlock); a copy that raced with a writer
- * is a miss.  Writers (a lookup's answer, this process's writes) hold the
- * child's mutex.  A write bumps the slot's generation before its store
- * call and again after, and a lookup's answer is only kept if the
- * generation it saw before asking the store is unchanged: an answer
- * fetched while this process was changing that entry could be the old
- * one. */
+ * slots of 64 bytes, direct-mapped by the key's first bytes (keys are
+ * keyed hashes, uniform); a newer answer replaces whatever its slot held.
+ * Readers take no lock: each slot has a sequence number, odd while it is
+ * written, read before and after the copy (a seqlock); a copy that raced
+ * with a writer is a miss.  Writers hold the child's mutex. */
 
 typedef struct {
     apr_uint32_t seq;                   /* odd: being written */
-    apr_uint32_t gen;                   /* this process's writes here */
+    apr_uint32_t gen;                   /* the slot's generation, seen
+                                         * before the lookup */
     apr_time_t fetched;                 /* the lookup set out; 0: empty */
     apr_int64_t written;                /* the entry's, seconds */
     unsigned char key[AFFINITY_LEARN_KEY_LEN];
@@ -573,16 +579,22 @@ static void affinity_store_cache_child_init(apr_pool_t *p, server_rec *s)
                                  * sizeof(affinity_store_cache_slot));
 }
 
-static affinity_store_cache_slot *affinity_store_cache_slot_of(
-    const unsigned char *key)
+static apr_uint32_t affinity_store_cache_index(const unsigned char *key)
 {
     apr_uint32_t h;
 
     memcpy(&h, key, sizeof(h));
-    return &affinity_store_cache.slots[h & (AFFINITY_STORE_CACHE_SLOTS - 1)];
+    return h & (AFFINITY_STORE_CACHE_SLOTS - 1);
 }
 
-/* A kept answer for key, fetched less than the bound before r came. */
+/* The generation of key's slot, shared by the front end's children. */
+static volatile apr_uint32_t *affinity_store_cache_gen(const unsigned char *key)
+{
+    return &affinity_store->shared->gen[affinity_store_cache_index(key)];
+}
+
+/* A kept answer for key: fetched less than the bound before r came, and
+ * no child of this front end changed the entry since. */
 static int affinity_store_cache_get(request_rec *r, const unsigned char *key,
                                     unsigned char id[AFFINITY_ID_LEN],
                                     apr_int64_t *written)
@@ -593,7 +605,7 @@ static int affinity_store_cache_get(request_rec *r, const unsigned char *key,
     if (!affinity_store_cache.slots) {
         return 0;
     }
-    slot = affinity_store_cache_slot_of(key);
+    slot = &affinity_store_cache.slots[affinity_store_cache_index(key)];
     seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
     if (seq & 1) {
         return 0;
@@ -603,7 +615,8 @@ static int affinity_store_cache_get(request_rec *r, const unsigned char *key,
     if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq
         || !copy.fetched
         || r->request_time - copy.fetched >= affinity_store_cache.bound
-        || memcmp(copy.key, key, AFFINITY_LEARN_KEY_LEN)) {
+        || memcmp(copy.key, key, AFFINITY_LEARN_KEY_LEN)
+        || apr_atomic_read32(affinity_store_cache_gen(key)) != copy.gen) {
         return 0;
     }
     memcpy(id, copy.id, AFFINITY_ID_LEN);
@@ -611,28 +624,22 @@ static int affinity_store_cache_get(request_rec *r, const unsigned char *key,
     return 1;
 }
 
-/* The slot's generation before a lookup asks the store. */
-static apr_uint32_t affinity_store_cache_gen(const unsigned char *key)
-{
-    if (!affinity_store_cache.slots) {
-        return 0;
-    }
-    return __atomic_load_n(&affinity_store_cache_slot_of(key)->gen,
-                           __ATOMIC_ACQUIRE);
-}
-
-/* With the mutex held: the slot's content (id NULL: empty if it holds
- * key), between odd and even sequence numbers. */
-static void affinity_store_cache_fill(affinity_store_cache_slot *slot,
-                                      const unsigned char *key,
+/* Keeps an answer for key (id NULL: none), fetched by a lookup that set
+ * out at fetched when the slot's generation was gen. */
+static void affinity_store_cache_keep(const unsigned char *key,
                                       const unsigned char *id,
-                                      apr_int64_t written, apr_time_t fetched)
+                                      apr_int64_t written, apr_time_t fetched,
+                                      apr_uint32_t gen)
 {
-    apr_uint32_t seq = slot->seq;
+    affinity_store_cache_slot *slot;
+    apr_uint32_t seq;
 
-    if (!id && memcmp(slot->key, key, AFFINITY_LEARN_KEY_LEN)) {
+    if (!affinity_store_cache.slots) {
         return;
     }
+    slot = &affinity_store_cache.slots[affinity_store_cache_index(key)];
+    apr_thread_mutex_lock(affinity_store_cache.mutex);
+    seq = slot->seq;
     __atomic_store_n(&slot->seq, seq + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     if (id) {
@@ -640,51 +647,25 @@ static void affinity_store_cache_fill(affinity_store_cache_slot *slot,
         memcpy(slot->id, id, AFFINITY_ID_LEN);
         slot->written = written;
         slot->fetched = fetched;
+        slot->gen = gen;
     }
     else {
         slot->fetched = 0;
     }
     __atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
-}
-
-/* A lookup's answer, fetched by a lookup that set out at fetched and saw
- * generation gen: kept unless this process wrote that slot meanwhile. */
-static void affinity_store_cache_answer(const unsigned char *key,
-                                        const unsigned char *id,
-                                        apr_int64_t written,
-                                        apr_time_t fetched, apr_uint32_t gen)
-{
-    affinity_store_cache_slot *slot;
-
-    if (!affinity_store_cache.slots) {
-        return;
-    }
-    slot = affinity_store_cache_slot_of(key);
-    apr_thread_mutex_lock(affinity_store_cache.mutex);
-    if (slot->gen == gen) {
-        affinity_store_cache_fill(slot, key, id, written, fetched);
-    }
     apr_thread_mutex_unlock(affinity_store_cache.mutex);
 }
 
-/* This process writes (id) or removes (id NULL) key's entry: before its
- * store call (done 0) the kept answer goes, after it (done 1) the new one
- * is kept if the write worked; both turn away answers fetched meanwhile. */
-static void affinity_store_cache_write(const unsigned char *key,
-                                       const unsigned char *id,
-                                       apr_int64_t written, int done)
+/* A child of this front end writes or removes key's entry: before its
+ * store call and after it, the slot's generation moves on, which turns
+ * away every answer kept or being fetched for it, in every child.  Returns
+ * the new generation. */
+static apr_uint32_t affinity_store_cache_bump(const unsigned char *key)
 {
-    affinity_store_cache_slot *slot;
-
-    if (!affinity_store_cache.slots) {
-        return;
+    if (!affinity_store) {
+        return 0;
     }
-    slot = affinity_store_cache_slot_of(key);
-    apr_thread_mutex_lock(affinity_store_cache.mutex);
-    __atomic_store_n(&slot->gen, slot->gen + 1, __ATOMIC_RELEASE);
-    affinity_store_cache_fill(slot, key, done ? id : NULL, written,
-                              apr_time_now());
-    apr_thread_mutex_unlock(affinity_store_cache.mutex);
+    return apr_atomic_inc32(affinity_store_cache_gen(key)) + 1;
 }
 
 /* ---- This child's client (memcache, redis) ------------------------------ */
@@ -1201,7 +1182,7 @@ apr_status_t affinity_store_get(request_rec *r,
     if (affinity_store_cache_get(r, key, id, written)) {
         return APR_SUCCESS;
     }
-    gen = affinity_store_cache_gen(key);
+    gen = affinity_store ? apr_atomic_read32(affinity_store_cache_gen(key)) : 0;
     fetched = apr_time_now();
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_GET;
@@ -1213,7 +1194,7 @@ apr_status_t affinity_store_get(request_rec *r,
         if (!affinity_learn_entry_decode(buf, op.len, id, written)) {
             return APR_NOTFOUND;
         }
-        affinity_store_cache_answer(key, id, *written, fetched, gen);
+        affinity_store_cache_keep(key, id, *written, fetched, gen);
         return APR_SUCCESS;
     }
     if (affinity_store && affinity_store->local
@@ -1261,10 +1242,12 @@ apr_status_t affinity_store_put(request_rec *r,
     if (affinity_store && affinity_store->local) {
         affinity_local_call(r, &op);
     }
-    affinity_store_cache_write(key, id, 0, 0);
+    affinity_store_cache_bump(key);
     rv = affinity_store_call(r, &op);
-    affinity_store_cache_write(key, rv == APR_SUCCESS ? id : NULL,
-                               apr_time_sec(now), 1);
+    /* what this child just wrote is the answer (a failed write: none) */
+    affinity_store_cache_keep(key, rv == APR_SUCCESS ? id : NULL,
+                              apr_time_sec(now), apr_time_now(),
+                              affinity_store_cache_bump(key));
     return rv;
 }
 
@@ -1280,9 +1263,9 @@ apr_status_t affinity_store_remove(request_rec *r,
     if (affinity_store && affinity_store->local) {
         affinity_local_call(r, &op);
     }
-    affinity_store_cache_write(key, NULL, 0, 0);
+    affinity_store_cache_bump(key);
     rv = affinity_store_call(r, &op);
-    affinity_store_cache_write(key, NULL, 0, 1);
+    affinity_store_cache_bump(key);
     return rv;
 }
 
