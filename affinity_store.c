@@ -94,8 +94,6 @@ typedef struct {
     volatile apr_uint32_t last_ok;      /* the last call succeeded */
     volatile apr_uint32_t called;       /* a call has been made */
     volatile apr_uint64_t count[AFFINITY_STORE_NCOUNT];
-    /* the cache's generations, one per slot (see below) */
-    volatile apr_uint32_t gen[AFFINITY_STORE_CACHE_SLOTS];
 } affinity_store_shared;
 
 /* One per parent process and spec, in the process pool. */
@@ -123,6 +121,9 @@ static apr_int64_t affinity_store_local_size;   /* -1: unset */
 static const char *affinity_store_local_where;
 static const ap_socache_provider_t *affinity_local_provider;
 static apr_int64_t affinity_store_cache_ms;     /* -1: unset */
+/* the cache's generations, one per slot, shared by the children (see
+ * "This process's cache") */
+static volatile apr_uint32_t *affinity_store_gens;
 
 const char *affinity_set_store_local(cmd_parms *cmd, void *dconf,
                                      const char *arg)
@@ -212,6 +213,7 @@ int affinity_store_pre_config(apr_pool_t *pconf)
     affinity_store_local_where = NULL;
     affinity_local_provider = NULL;
     affinity_store_cache_ms = -1;
+    affinity_store_gens = NULL;
     return ap_mutex_register(pconf, AFFINITY_STORE_MUTEX, NULL,
                              APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -502,6 +504,29 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
         apr_pool_userdata_set(found, ukey, NULL, s->process->pool);
     }
     affinity_store = found;
+    /* the cache's generations: a segment of their own, also kept in the
+     * parent across generations (a store rec made by an older build of
+     * the module, without them, stays usable) */
+    found = NULL;
+    apr_pool_userdata_get(&found, "mod_affinity.store-gens",
+                          s->process->pool);
+    if (!found) {
+        apr_shm_t *shm;
+        apr_size_t size = AFFINITY_STORE_CACHE_SLOTS * sizeof(apr_uint32_t);
+
+        if (apr_shm_create(&shm, size, NULL, s->process->pool)
+            != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         "AFF0093: AffinityStore %s: cannot create the "
+                         "shared state of its cache", spec);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        found = apr_shm_baseaddr_get(shm);
+        memset(found, 0, size);
+        apr_pool_userdata_set(found, "mod_affinity.store-gens", NULL,
+                              s->process->pool);
+    }
+    affinity_store_gens = found;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                  "AFF0094: learn mode stores sessions in %s", spec);
     return OK;
@@ -514,8 +539,8 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
  * each take shmcb's global mutex.
  *
  * Within a front end nothing is stale: every write or removal by any of
- * its children bumps a generation in the store's shared segment (one per
- * cache slot, AFFINITY_STORE_CACHE_SLOTS of them), before its store call
+ * its children bumps a generation in shared memory (affinity_store_gens,
+ * one per cache slot), before its store call
  * and again after it, and a kept answer is only used while its slot's
  * generation is the one read before the lookup that fetched it set out.
  * So with shmcb (one front end) the cache never answers what the store
@@ -564,7 +589,7 @@ static void affinity_store_cache_child_init(apr_pool_t *p, server_rec *s)
                                                   : AFFINITY_STORE_CACHE_DEFAULT;
 
     memset(&affinity_store_cache, 0, sizeof(affinity_store_cache));
-    if (!affinity_store || ms == 0) {
+    if (!affinity_store || !affinity_store_gens || ms == 0) {
         return;
     }
     if (apr_thread_mutex_create(&affinity_store_cache.mutex,
@@ -590,7 +615,7 @@ static apr_uint32_t affinity_store_cache_index(const unsigned char *key)
 /* The generation of key's slot, shared by the front end's children. */
 static volatile apr_uint32_t *affinity_store_cache_gen(const unsigned char *key)
 {
-    return &affinity_store->shared->gen[affinity_store_cache_index(key)];
+    return &affinity_store_gens[affinity_store_cache_index(key)];
 }
 
 /* A kept answer for key: fetched less than the bound before r came, and
@@ -662,7 +687,7 @@ static void affinity_store_cache_keep(const unsigned char *key,
  * the new generation. */
 static apr_uint32_t affinity_store_cache_bump(const unsigned char *key)
 {
-    if (!affinity_store) {
+    if (!affinity_store_gens) {
         return 0;
     }
     return apr_atomic_inc32(affinity_store_cache_gen(key)) + 1;
@@ -1182,7 +1207,8 @@ apr_status_t affinity_store_get(request_rec *r,
     if (affinity_store_cache_get(r, key, id, written)) {
         return APR_SUCCESS;
     }
-    gen = affinity_store ? apr_atomic_read32(affinity_store_cache_gen(key)) : 0;
+    gen = affinity_store_gens ? apr_atomic_read32(affinity_store_cache_gen(key))
+                              : 0;
     fetched = apr_time_now();
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_GET;
