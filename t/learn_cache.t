@@ -164,8 +164,8 @@ sub store_gets {
     my ($store) = @_;
     my $s = store_conn($store);
     if ($store->{kind} eq 'redis') {
-        my $info = redis_cmd($s, 'INFO', 'stats');
-        return $info =~ /keyspace_hits:(\d+)/ ? $1 + ($info =~ /keyspace_misses:(\d+)/)[0] : -1;
+        my $info = redis_cmd($s, 'INFO', 'commandstats');
+        return $info =~ /^cmdstat_get:calls=(\d+)/m ? $1 : 0;
     }
     print $s "stats\r\n";
     my $n = -1;
