@@ -413,6 +413,10 @@ const command_rec affinity_cmds[] = {
                   RSRC_CONF,
                   "bytes of shared memory for learn mode's local tier in "
                   "front of memcache or redis (default 4194304; 0: none)"),
+    AP_INIT_TAKE1("AffinityStoreCacheTime", affinity_set_store_cache_time,
+                  NULL, RSRC_CONF,
+                  "milliseconds each child may reuse an answer of learn "
+                  "mode's store (default 500; 0: none)"),
     AP_INIT_TAKE1("AffinityStoreTimeout", affinity_set_store_timeout, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "seconds an unused learned session is remembered "

@@ -655,6 +655,10 @@ void affinity_store_child_init(apr_pool_t *p, server_rec *s);
 const char *affinity_set_store_local(cmd_parms *cmd, void *dconf,
                                      const char *arg);
 
+/* AffinityStoreCacheTime MS (server config) */
+const char *affinity_set_store_cache_time(cmd_parms *cmd, void *dconf,
+                                          const char *arg);
+
 /* Is the store set up and not backing off after a failure? */
 int affinity_store_available(void);
 

@@ -41,6 +41,11 @@
  * client at most every AFFINITY_STORE_FRESH_EVERY and skips the store in
  * between.  Failures are logged at most once a minute for all children
  * together (timestamps in a small shared segment, swapped atomically).
+ *
+ * Cache: each child keeps the store's recent answers (key -> member route
+ * ID and when it was written) for AffinityStoreCacheTime (500 ms by
+ * default), so a session's requests do not each wait for a round trip.
+ * See "This process's cache" below for the bound and what is cached.
  */
 
 #include "apr_atomic.h"
@@ -64,6 +69,10 @@ APLOG_USE_MODULE(affinity);
 
 #define AFFINITY_STORE_LOCAL_DEFAULT 4194304 /* ~58,000 sessions */
 #define AFFINITY_STORE_LOCAL_CNAME   "affinity-local"
+
+#define AFFINITY_STORE_CACHE_DEFAULT 500     /* milliseconds */
+#define AFFINITY_STORE_CACHE_MAX     60000
+#define AFFINITY_STORE_CACHE_SLOTS   4096    /* a power of two */
 
 #if APR_MAJOR_VERSION > 1 || (APR_MAJOR_VERSION == 1 && APR_MINOR_VERSION >= 7)
 #define AFFINITY_STORE_INC64(p)  apr_atomic_inc64(p)
@@ -111,6 +120,10 @@ static affinity_store_rec *affinity_store;
 static apr_int64_t affinity_store_local_size;   /* -1: unset */
 static const char *affinity_store_local_where;
 static const ap_socache_provider_t *affinity_local_provider;
+static apr_int64_t affinity_store_cache_ms;     /* -1: unset */
+/* the cache's generations, one per slot, shared by the children (see
+ * "This process's cache") */
+static volatile apr_uint32_t *affinity_store_gens;
 
 const char *affinity_set_store_local(cmd_parms *cmd, void *dconf,
                                      const char *arg)
@@ -135,6 +148,29 @@ const char *affinity_set_store_local(cmd_parms *cmd, void *dconf,
     affinity_store_local_where = apr_psprintf(cmd->pool, "%s:%d",
                                               cmd->directive->filename,
                                               cmd->directive->line_num);
+    return NULL;
+}
+
+const char *affinity_set_store_cache_time(cmd_parms *cmd, void *dconf,
+                                          const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t v;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    v = apr_strtoi64(arg, &end, 10);
+    if (end == arg || *end || !apr_isdigit(*arg)
+        || v > AFFINITY_STORE_CACHE_MAX) {
+        return apr_psprintf(cmd->pool, "AffinityStoreCacheTime: \"%s\" is "
+                            "not a number of milliseconds from 0 (no cache) "
+                            "to %d; e.g. AffinityStoreCacheTime 500", arg,
+                            AFFINITY_STORE_CACHE_MAX);
+    }
+    affinity_store_cache_ms = v;
     return NULL;
 }
 
@@ -176,6 +212,8 @@ int affinity_store_pre_config(apr_pool_t *pconf)
     affinity_store_local_size = -1;
     affinity_store_local_where = NULL;
     affinity_local_provider = NULL;
+    affinity_store_cache_ms = -1;
+    affinity_store_gens = NULL;
     return ap_mutex_register(pconf, AFFINITY_STORE_MUTEX, NULL,
                              APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -466,9 +504,193 @@ int affinity_store_post_config(apr_pool_t *ptemp, server_rec *s)
         apr_pool_userdata_set(found, ukey, NULL, s->process->pool);
     }
     affinity_store = found;
+    /* the cache's generations: a segment of their own, also kept in the
+     * parent across generations (a store rec made by an older build of
+     * the module, without them, stays usable) */
+    found = NULL;
+    apr_pool_userdata_get(&found, "mod_affinity.store-gens",
+                          s->process->pool);
+    if (!found) {
+        apr_shm_t *shm;
+        apr_size_t size = AFFINITY_STORE_CACHE_SLOTS * sizeof(apr_uint32_t);
+
+        if (apr_shm_create(&shm, size, NULL, s->process->pool)
+            != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         "AFF0093: AffinityStore %s: cannot create the "
+                         "shared state of its cache", spec);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        found = apr_shm_baseaddr_get(shm);
+        memset(found, 0, size);
+        apr_pool_userdata_set(found, "mod_affinity.store-gens", NULL,
+                              s->process->pool);
+    }
+    affinity_store_gens = found;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                  "AFF0094: learn mode stores sessions in %s", spec);
     return OK;
+}
+
+/* ---- This process's cache ------------------------------------------------
+ * The store's answers, kept by each child for a short bound (B,
+ * AffinityStoreCacheTime, 500 ms by default; 0: none), so that a session's
+ * requests do not each wait for a round trip to memcached or Redis, nor
+ * each take shmcb's global mutex.
+ *
+ * Within a front end nothing is stale: every write or removal by any of
+ * its children bumps a generation in shared memory (affinity_store_gens,
+ * one per cache slot), before its store call
+ * and again after it, and a kept answer is only used while its slot's
+ * generation is the one read before the lookup that fetched it set out.
+ * So with shmcb (one front end) the cache never answers what the store
+ * would not; a moved, learned or forgotten session is seen by every child
+ * at its next request.
+ *
+ * Between front ends (memcache, redis), the bound: an answer is used for
+ * requests received less than B after the lookup that fetched it set out,
+ * so a change another front end makes in the store is followed by every
+ * request received more than B after it.  With B at most ~900 ms, two
+ * front ends agree on every learned or moved session within 1 s.
+ *
+ * Only answers that found an entry are kept, never "no entry": values no
+ * member issued (a flood of made-up cookies) pass straight to the store as
+ * before and can neither fill the cache nor evict what it holds, and a
+ * session learned by another front end is seen at its first request.
+ * Answers of the local tier (store down or missing the entry) are not
+ * kept either.
+ *
+ * A fixed table, allocated once per child: AFFINITY_STORE_CACHE_SLOTS
+ * slots of 64 bytes, direct-mapped by the key's first bytes (keys are
+ * keyed hashes, uniform); a newer answer replaces whatever its slot held.
+ * Readers take no lock: each slot has a sequence number, odd while it is
+ * written, read before and after the copy (a seqlock); a copy that raced
+ * with a writer is a miss.  Writers hold the child's mutex. */
+
+typedef struct {
+    apr_uint32_t seq;                   /* odd: being written */
+    apr_uint32_t gen;                   /* the slot's generation, seen
+                                         * before the lookup */
+    apr_time_t fetched;                 /* the lookup set out; 0: empty */
+    apr_int64_t written;                /* the entry's, seconds */
+    unsigned char key[AFFINITY_LEARN_KEY_LEN];
+    unsigned char id[AFFINITY_ID_LEN];
+} affinity_store_cache_slot;
+
+static struct {
+    affinity_store_cache_slot *slots;   /* NULL: no cache in this child */
+    apr_thread_mutex_t *mutex;          /* writers */
+    apr_interval_time_t bound;
+} affinity_store_cache;
+
+static void affinity_store_cache_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_int64_t ms = affinity_store_cache_ms >= 0 ? affinity_store_cache_ms
+                                                  : AFFINITY_STORE_CACHE_DEFAULT;
+
+    memset(&affinity_store_cache, 0, sizeof(affinity_store_cache));
+    if (!affinity_store || !affinity_store_gens || ms == 0) {
+        return;
+    }
+    if (apr_thread_mutex_create(&affinity_store_cache.mutex,
+                                APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, APR_ENOMEM, s,
+                     "AFF0093: AffinityStoreCacheTime: cannot set up this "
+                     "child's cache; every lookup asks the store");
+        return;
+    }
+    affinity_store_cache.bound = apr_time_from_msec(ms);
+    affinity_store_cache.slots = apr_pcalloc(p, AFFINITY_STORE_CACHE_SLOTS
+                                 * sizeof(affinity_store_cache_slot));
+}
+
+static apr_uint32_t affinity_store_cache_index(const unsigned char *key)
+{
+    apr_uint32_t h;
+
+    memcpy(&h, key, sizeof(h));
+    return h & (AFFINITY_STORE_CACHE_SLOTS - 1);
+}
+
+/* The generation of key's slot, shared by the front end's children. */
+static volatile apr_uint32_t *affinity_store_cache_gen(const unsigned char *key)
+{
+    return &affinity_store_gens[affinity_store_cache_index(key)];
+}
+
+/* A kept answer for key: fetched less than the bound before r came, and
+ * no child of this front end changed the entry since. */
+static int affinity_store_cache_get(request_rec *r, const unsigned char *key,
+                                    unsigned char id[AFFINITY_ID_LEN],
+                                    apr_int64_t *written)
+{
+    affinity_store_cache_slot *slot, copy;
+    apr_uint32_t seq;
+
+    if (!affinity_store_cache.slots) {
+        return 0;
+    }
+    slot = &affinity_store_cache.slots[affinity_store_cache_index(key)];
+    seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+    if (seq & 1) {
+        return 0;
+    }
+    memcpy(&copy, slot, sizeof(copy));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq
+        || !copy.fetched
+        || r->request_time - copy.fetched >= affinity_store_cache.bound
+        || memcmp(copy.key, key, AFFINITY_LEARN_KEY_LEN)
+        || apr_atomic_read32(affinity_store_cache_gen(key)) != copy.gen) {
+        return 0;
+    }
+    memcpy(id, copy.id, AFFINITY_ID_LEN);
+    *written = copy.written;
+    return 1;
+}
+
+/* Keeps an answer for key (id NULL: none), fetched by a lookup that set
+ * out at fetched when the slot's generation was gen. */
+static void affinity_store_cache_keep(const unsigned char *key,
+                                      const unsigned char *id,
+                                      apr_int64_t written, apr_time_t fetched,
+                                      apr_uint32_t gen)
+{
+    affinity_store_cache_slot *slot;
+    apr_uint32_t seq;
+
+    if (!affinity_store_cache.slots) {
+        return;
+    }
+    slot = &affinity_store_cache.slots[affinity_store_cache_index(key)];
+    apr_thread_mutex_lock(affinity_store_cache.mutex);
+    seq = slot->seq;
+    __atomic_store_n(&slot->seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    if (id) {
+        memcpy(slot->key, key, AFFINITY_LEARN_KEY_LEN);
+        memcpy(slot->id, id, AFFINITY_ID_LEN);
+        slot->written = written;
+        slot->fetched = fetched;
+        slot->gen = gen;
+    }
+    else {
+        slot->fetched = 0;
+    }
+    __atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
+    apr_thread_mutex_unlock(affinity_store_cache.mutex);
+}
+
+/* A child of this front end writes or removes key's entry: before its
+ * store call and after it, the slot's generation moves on, which turns
+ * away every answer kept or being fetched for it, in every child.  Returns
+ * the new generation. */
+static apr_uint32_t affinity_store_cache_bump(const unsigned char *key)
+{
+    if (!affinity_store_gens) {
+        return 0;
+    }
+    return apr_atomic_inc32(affinity_store_cache_gen(key)) + 1;
 }
 
 /* ---- This child's client (memcache, redis) ------------------------------ */
@@ -497,6 +719,7 @@ void affinity_store_child_init(apr_pool_t *p, server_rec *s)
     apr_status_t rv;
 
     memset(&affinity_store_child, 0, sizeof(affinity_store_child));
+    affinity_store_cache_child_init(p, s);
     if (st && st->renewable) {
         /* the clients' connection pools are made by request threads at
          * once (APR's reslist constructs outside its lock): their parent's
@@ -981,8 +1204,15 @@ static apr_status_t affinity_store_get_len(request_rec *r,
     unsigned char buf[64];
     affinity_store_op op;
     apr_status_t rv;
-    apr_time_t expiry;
+    apr_time_t expiry, fetched;
+    apr_uint32_t gen;
 
+    if (affinity_store_cache_get(r, key, id, written)) {
+        return APR_SUCCESS;
+    }
+    gen = affinity_store_gens ? apr_atomic_read32(affinity_store_cache_gen(key))
+                              : 0;
+    fetched = apr_time_now();
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_GET;
     op.key = key;
@@ -991,8 +1221,11 @@ static apr_status_t affinity_store_get_len(request_rec *r,
     op.size = sizeof(buf);
     rv = affinity_store_call(r, &op);
     if (rv == APR_SUCCESS) {
-        return affinity_learn_entry_decode(buf, op.len, id, written)
-               ? APR_SUCCESS : APR_NOTFOUND;
+        if (!affinity_learn_entry_decode(buf, op.len, id, written)) {
+            return APR_NOTFOUND;
+        }
+        affinity_store_cache_keep(key, id, *written, fetched, gen);
+        return APR_SUCCESS;
     }
     if (affinity_store && affinity_store->local
         && affinity_local_call(r, &op) == APR_SUCCESS
@@ -1045,6 +1278,7 @@ apr_status_t affinity_store_put(request_rec *r,
     unsigned char entry[AFFINITY_LEARN_ENTRY_LEN];
     apr_time_t now = apr_time_now();
     affinity_store_op op;
+    apr_status_t rv;
 
     affinity_learn_entry_encode(entry, id, apr_time_sec(now));
     memset(&op, 0, sizeof(op));
@@ -1057,7 +1291,13 @@ apr_status_t affinity_store_put(request_rec *r,
     if (affinity_store && affinity_store->local) {
         affinity_local_call(r, &op);
     }
-    return affinity_store_call(r, &op);
+    affinity_store_cache_bump(key);
+    rv = affinity_store_call(r, &op);
+    /* what this child just wrote is the answer (a failed write: none) */
+    affinity_store_cache_keep(key, rv == APR_SUCCESS ? id : NULL,
+                              apr_time_sec(now), apr_time_now(),
+                              affinity_store_cache_bump(key));
+    return rv;
 }
 
 static apr_status_t affinity_store_remove_len(request_rec *r,
@@ -1065,6 +1305,7 @@ static apr_status_t affinity_store_remove_len(request_rec *r,
                                               unsigned int key_len)
 {
     affinity_store_op op;
+    apr_status_t rv;
 
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_REMOVE;
@@ -1073,7 +1314,10 @@ static apr_status_t affinity_store_remove_len(request_rec *r,
     if (affinity_store && affinity_store->local) {
         affinity_local_call(r, &op);
     }
-    return affinity_store_call(r, &op);
+    affinity_store_cache_bump(key);
+    rv = affinity_store_call(r, &op);
+    affinity_store_cache_bump(key);
+    return rv;
 }
 
 apr_status_t affinity_store_remove(request_rec *r,

@@ -150,8 +150,11 @@ SKIP: {
     skip 'memcached is not installed (tools/setup installs it)', 1
         unless LearnHarness::have_memcached();
     my $store = LearnHarness::start_store('memcache', "$top/memcached");
+    # no cache of store answers (AffinityStoreCacheTime, t/learn_cache.t):
+    # every lookup is counted
     my $fe = LearnHarness::frontend(module => $module, dir => "$top/count",
-                                    mpm => 'event', store => $store->{spec});
+                                    mpm => 'event', store => $store->{spec},
+                                    extra => ['AffinityStoreCacheTime 0']);
     push @fes, $fe;
     LearnHarness::start($fe) or diag $LearnHarness::LAST_ERROR;
     my $gets = sub {

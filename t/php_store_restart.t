@@ -135,6 +135,10 @@ for my $persist (0, 1) {
         or diag 'e.g. ' . show($bad[0]);
 
     LearnHarness::stop_store($store);
+    # past the children's cache of store answers (AffinityStoreCacheTime,
+    # 500 ms): else a short outage may be answered from it entirely, and
+    # neither noticed nor logged
+    sleep 0.6;
     drive($a, \@clients, 2);
     @bad = broken(\@clients, 5);
     ok(!@bad, "$how: Redis down: every session keeps its member through A (counters 1..5)")

@@ -103,7 +103,11 @@ for my $kind (@stores) {
     push @daemons, $store;
     my $fe = LearnHarness::frontend(dir => "$top/$kind", module => $module, mpm => 'event',
                                     store => $store->{spec},
-                                    extra => [@status, 'ProxyPass /affinity-status !']);
+                                    # every request asks the store (no
+                                    # cache of its answers): counted, and
+                                    # failing while it is down
+                                    extra => [@status, 'ProxyPass /affinity-status !',
+                                              'AffinityStoreCacheTime 0']);
     push @fes, $fe;
     ok(LearnHarness::start($fe), "$kind: a front end starts") or diag $LearnHarness::LAST_ERROR;
 
