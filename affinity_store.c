@@ -1207,11 +1207,15 @@ static apr_status_t affinity_store_get_len(request_rec *r,
     apr_time_t expiry, fetched;
     apr_uint32_t gen;
 
-    if (affinity_store_cache_get(r, key, id, written)) {
+    /* the cache holds the current keys only: 0.1.0's are looked up once
+     * per value, then rewritten */
+    int cached = key_len == AFFINITY_LEARN_KEY_LEN;
+
+    if (cached && affinity_store_cache_get(r, key, id, written)) {
         return APR_SUCCESS;
     }
-    gen = affinity_store_gens ? apr_atomic_read32(affinity_store_cache_gen(key))
-                              : 0;
+    gen = cached && affinity_store_gens
+          ? apr_atomic_read32(affinity_store_cache_gen(key)) : 0;
     fetched = apr_time_now();
     memset(&op, 0, sizeof(op));
     op.what = AFFINITY_STORE_GET;
@@ -1224,7 +1228,9 @@ static apr_status_t affinity_store_get_len(request_rec *r,
         if (!affinity_learn_entry_decode(buf, op.len, id, written)) {
             return APR_NOTFOUND;
         }
-        affinity_store_cache_keep(key, id, *written, fetched, gen);
+        if (cached) {
+            affinity_store_cache_keep(key, id, *written, fetched, gen);
+        }
         return APR_SUCCESS;
     }
     if (affinity_store && affinity_store->local
