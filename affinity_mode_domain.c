@@ -107,7 +107,8 @@ static const char *affinity_domain_cookie(const affinity_dir_conf *conf,
     return affinity_cookie_name_of(conf);
 }
 
-static const char *const affinity_domain_started[] = { "domain", NULL };
+static const char *const affinity_domain_started[] = { "domain", "drained",
+                                                        NULL };
 
 const affinity_mode affinity_mode_domain = {
     "domain", "domain",

@@ -162,7 +162,8 @@ static const char *affinity_hash_cookie(const affinity_dir_conf *conf,
     return affinity_cookie_name_of(conf);
 }
 
-static const char *const affinity_hash_started[] = { "hash", "new", NULL };
+static const char *const affinity_hash_started[] = { "hash", "new", "drained",
+                                                      NULL };
 
 const affinity_mode affinity_mode_hash = {
     "hash", "hash EXPR",

@@ -23,7 +23,7 @@ use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 29;
+plan tests => 32;
 
 my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
@@ -248,6 +248,15 @@ for my $bal (qw(hkt dkt)) {
     ok !@moved, "$bal: before the deadline every key stays (member 1's too)"
         or diag "moved: @moved";
 }
+# the drain progress counts the keys it keeps as its session requests
+for my $bal (qw(hkt dkt)) {
+    my $d = doc('&member=' . $b[0]);
+    my ($x) = grep { $_->{name} eq "balancer://$bal" } @{ $d->{balancers} };
+    my $dr = $x->{members}[0]{drain};
+    ok $dr->{session_requests_last_minute} >= @{ $on1{$bal} } && !$dr->{safe_to_stop}
+       && $dr->{last_session_request} >= $since,
+       "$bal: drain progress: $dr->{session_requests_last_minute} kept-key requests this minute, not safe to stop";
+}
 ok time < $since + $DEADLINE, 'those requests were all before the deadline'
     or diag 'the machine is too slow for this deadline';
 settle($_, $n0, 24) for qw(hkt dkt);
@@ -341,6 +350,9 @@ bm_set('hs', $slow[0], D => 1);
 get("/affinity-status?format=json&key=$ka");
 bm_set('hs', $slow[0], D => 0);
 get("/affinity-status?format=json&key=$ka");
+my ($ramp) = grep { $_->{name} eq 'balancer://hs' } @{ doc('&member=' . $slow[0])->{balancers} };
+$ramp = $ramp->{members}[0]{slow_start}{ratio};
+ok $ramp < 0.2, "the status page shows its ramp ($ramp)";
 $got = probe();
 is $got, 'slow2', 'ramping: the same key goes to the next member (a lower bound)';
 my $bounded = 0;
