@@ -627,9 +627,12 @@ int affinity_status_count(request_rec *r)
 
             affinity_life_drain_note(&rec->life, req->chosen->s->status, now);
             /* a session kept here (valid, legacy), or in domain and hash
-             * mode a key (domain, hash), which with AffinityDrainTimeout
-             * stays on a draining member: the drain progress */
-            if (st == 0 || st == 7 || st == 4 || st == 9) {
+             * mode a key a draining member keeps under AffinityDrainTimeout
+             * (domain, hash; only then, as only the drain progress reads
+             * it): the drain progress */
+            if (st == 0 || st == 7
+                || ((st == 4 || st == 9)
+                    && (req->chosen->s->status & PROXY_WORKER_DRAIN))) {
                 affinity_life_sticky(&rec->life, now);
             }
         }
