@@ -8,7 +8,9 @@
 /*
  * affinity_mode_domain.c: domain mode.  Every request for one host name goes to
  * one member, by weighted rendezvous hashing of the host over the usable,
- * non-draining members (see affinity_rendezvous_cost()).  No cookie.
+ * non-draining members (see affinity_rendezvous_cost()); with
+ * AffinityDrainTimeout a draining member keeps its hosts until then.  No
+ * cookie.
  */
 
 #include "affinity_private.h"
@@ -29,11 +31,19 @@ static proxy_worker *affinity_find_domain(proxy_balancer *balancer,
 
     w = affinity_pick_bounded(balancer, r, &t, req,
                               affinity_host_key(host ? host : ""),
-                              affinity_balance_factor_of(conf), &req->bounded);
+                              affinity_balance_factor_of(conf), &req->bounded,
+                              &req->drained);
     if (w) {
         m = affinity_member_of(balancer, &t, w, r);
     }
-    affinity_set_env(r, m, "domain");
+    affinity_set_env(r, m, req->drained ? "drained" : "domain");
+    if (req->drained) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0131: %s: the member of host %s has been draining "
+                      "for longer than AffinityDrainTimeout: it goes to %s",
+                      balancer->s->name, host ? host : "(none)",
+                      w ? AFFINITY_WORKER_NAME(w) : "no member");
+    }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "AFF0012: %s: host %s maps to %s", balancer->s->name,
                   host ? host : "(none)", w ? AFFINITY_WORKER_NAME(w) : "no member");
@@ -64,12 +74,15 @@ static proxy_worker_shared *affinity_domain_answer_host(proxy_balancer *balancer
     affinity_table *t;
     proxy_worker *w;
 
+    /* the finder's view of drain deadlines and ramps */
+    req->drain_timeout = conf->drain_timeout > 0 ? conf->drain_timeout : 0;
+    req->slow_start = conf->slow_start > 0 ? conf->slow_start : 0;
     if (PROXY_THREAD_LOCK(balancer) != APR_SUCCESS) {
         return NULL;
     }
     t = affinity_table_get(balancer, conf, r);
     w = affinity_pick_bounded(balancer, r, &t, req, affinity_host_key(host),
-                              affinity_balance_factor_of(conf), NULL);
+                              affinity_balance_factor_of(conf), NULL, NULL);
     if (w) {
         s = w->s;
     }
@@ -94,7 +107,8 @@ static const char *affinity_domain_cookie(const affinity_dir_conf *conf,
     return affinity_cookie_name_of(conf);
 }
 
-static const char *const affinity_domain_started[] = { "domain", NULL };
+static const char *const affinity_domain_started[] = { "domain", "drained",
+                                                        NULL };
 
 const affinity_mode affinity_mode_domain = {
     "domain", "domain",

@@ -9,7 +9,8 @@
  * affinity_mode_hash.c: hash mode.  "AffinityMode hash EXPR": every request
  * whose httpd string expression EXPR has one value goes to one member, by
  * the weighted rendezvous hashing domain mode uses (affinity_pick_hashed:
- * the same seeds from the salt, drain, lbsets, standbys, live edits).  An
+ * the same seeds from the salt, drain and its deadline, lbsets, standbys,
+ * live edits).  An
  * empty value is a new visitor (byrequests' choice, status "new").  The
  * value is hashed when read and never kept, logged or shown in clear.
  */
@@ -61,12 +62,20 @@ static proxy_worker *affinity_find_hash(proxy_balancer *balancer,
     else {
         w = affinity_pick_bounded(balancer, r, &t, req, req->hash_key,
                                   affinity_balance_factor_of(conf),
-                                  &req->bounded);
+                                  &req->bounded, &req->drained);
     }
     if (w) {
         m = affinity_member_of(balancer, &t, w, r);
     }
-    affinity_set_env(r, m, req->hash_empty ? "new" : "hash");
+    affinity_set_env(r, m, req->hash_empty ? "new"
+                           : req->drained ? "drained" : "hash");
+    if (req->drained) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "AFF0131: %s: the member of the request's key has been "
+                      "draining for longer than AffinityDrainTimeout: it goes "
+                      "to %s", balancer->s->name,
+                      w ? AFFINITY_WORKER_NAME(w) : "no member");
+    }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "AFF0101: %s: %s key maps to %s", balancer->s->name,
                   req->hash_empty ? "an empty" : "the request's",
@@ -103,13 +112,16 @@ static proxy_worker_shared *affinity_hash_answer_key(proxy_balancer *balancer,
         return NULL;
     }
     req = affinity_request_new(r->pool);
+    /* the finder's view of drain deadlines and ramps */
+    req->drain_timeout = conf->drain_timeout > 0 ? conf->drain_timeout : 0;
+    req->slow_start = conf->slow_start > 0 ? conf->slow_start : 0;
     if (PROXY_THREAD_LOCK(balancer) != APR_SUCCESS) {
         return NULL;
     }
     t = affinity_table_get(balancer, conf, r);
     w = affinity_pick_bounded(balancer, r, &t, req,
                               affinity_hash64(key, strlen(key)),
-                              affinity_balance_factor_of(conf), NULL);
+                              affinity_balance_factor_of(conf), NULL, NULL);
     if (w) {
         s = w->s;
     }
@@ -150,7 +162,8 @@ static const char *affinity_hash_cookie(const affinity_dir_conf *conf,
     return affinity_cookie_name_of(conf);
 }
 
-static const char *const affinity_hash_started[] = { "hash", "new", NULL };
+static const char *const affinity_hash_started[] = { "hash", "new", "drained",
+                                                      NULL };
 
 const affinity_mode affinity_mode_hash = {
     "hash", "hash EXPR",

@@ -31,6 +31,42 @@
 typedef int affinity_is_best_fn(proxy_worker *current, proxy_worker *prev_best,
                                 void *baton);
 
+/* AffinityDrainTimeout for keys (hash, domain: no session value to move
+ * once, so the walk itself keeps a draining member until its deadline).
+ * NULL for new sessions, which a draining member never takes. */
+#define AFFINITY_PAST_MAX 4
+typedef struct {
+    int timeout;                    /* seconds, > 0 */
+    int npast;                      /* past[]: draining past the deadline, */
+    proxy_worker *past[AFFINITY_PAST_MAX];  /* the first few the walk saw */
+} affinity_drain_keys;
+
+/* May the draining member w (status st) still take its keys?  Before its
+ * deadline, if it is otherwise usable: one in error, disabled or stopped
+ * is gone, and its keys move at once as without a deadline.  With record,
+ * a member past its deadline is noted in keys->past. */
+static int affinity_drain_keeps(proxy_balancer *balancer, request_rec *r,
+                                proxy_worker *w, unsigned int st,
+                                affinity_drain_keys *keys, int record)
+{
+    if (st & PROXY_WORKER_NOT_USABLE_BITMAP) {
+        return 0;
+    }
+    switch (affinity_drain_state(balancer, r, w, keys->timeout)) {
+    case AFFINITY_DRAIN_KEEP:
+        return 1;
+    case AFFINITY_DRAIN_PAST:
+        if (record && keys->npast < AFFINITY_PAST_MAX) {
+            keys->past[keys->npast++] = w;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+
+
 /* A member's kind for the walk below: HOT_SPARE, HOT_STANDBY (a spare
  * when both are set, as in httpd) or 0. */
 static APR_INLINE unsigned int affinity_reserve_of(unsigned int status)
@@ -42,10 +78,13 @@ static APR_INLINE unsigned int affinity_reserve_of(unsigned int status)
 /* affinity_walk()'s second look, for a set with spares standing in or
  * standbys: offers is_best the usable members of one kind (HOT_SPARE or
  * HOT_STANDBY) in lbset, in slot order, at most limit of them. */
-static proxy_worker *affinity_walk_reserves(proxy_worker *const *slots, int n,
+static proxy_worker *affinity_walk_reserves(proxy_balancer *balancer,
+                                            request_rec *r,
+                                            proxy_worker *const *slots, int n,
                                             int lbset, unsigned int kind,
                                             int limit,
                                             const affinity_request *req,
+                                            affinity_drain_keys *keys,
                                             affinity_is_best_fn *is_best,
                                             void *baton, proxy_worker *best)
 {
@@ -55,7 +94,9 @@ static proxy_worker *affinity_walk_reserves(proxy_worker *const *slots, int n,
         proxy_worker *w = slots[i];
 
         if (!affinity_worker_ready(w) || w->s->lbset != lbset
-            || PROXY_WORKER_IS_DRAINING(w)
+            || (PROXY_WORKER_IS_DRAINING(w)
+                && !(keys && affinity_drain_keeps(balancer, r, w, w->s->status,
+                                                  keys, 0)))
             || affinity_reserve_of(w->s->status) != kind
             || !PROXY_WORKER_IS_USABLE(w) || affinity_was_tried(req, w)) {
             continue;
@@ -84,12 +125,14 @@ static proxy_worker *affinity_walk_reserves(proxy_worker *const *slots, int n,
  *
  * Inline, so that each caller's is_best is inlined into its own copy; no
  * allocation (spares and standbys are found again by a second look at the
- * slots, which only a set that has them pays). */
-static APR_INLINE proxy_worker *affinity_walk(proxy_balancer *balancer,
-                                              request_rec *r,
-                                              const affinity_request *req,
-                                              affinity_is_best_fn *is_best,
-                                              void *baton)
+ * slots, which only a set that has them pays).
+ *
+ * keys (NULL for new sessions): a draining member before its deadline
+ * counts as if it were not draining, so that the keys it has stay. */
+static AFFINITY_HOT_INLINE proxy_worker *
+affinity_walk(proxy_balancer *balancer, request_rec *r,
+              const affinity_request *req, affinity_drain_keys *keys,
+              affinity_is_best_fn *is_best, void *baton)
 {
     int n = affinity_members_settled(balancer);
     /* read after n: any later version of the list holds those n slots */
@@ -124,6 +167,16 @@ static APR_INLINE proxy_worker *affinity_walk(proxy_balancer *balancer,
                 }
                 continue;
             }
+            if (keys && (st & PROXY_WORKER_DRAIN)
+                && affinity_drain_keeps(balancer, r, w, st, keys, 1)) {
+                st &= ~PROXY_WORKER_DRAIN;
+                if (!(st & skip) && !(tried && affinity_was_tried(req, w))) {
+                    if (is_best(w, best, baton)) {
+                        best = w;
+                    }
+                    continue;
+                }
+            }
             kind = affinity_reserve_of(st);
             if (st & PROXY_WORKER_DRAIN) {
                 unusable += !kind;
@@ -142,13 +195,14 @@ static APR_INLINE proxy_worker *affinity_walk(proxy_balancer *balancer,
             }
         }
         if (spares && unusable) {
-            best = affinity_walk_reserves(slots, n, lbset, PROXY_WORKER_HOT_SPARE,
-                                          unusable, req, is_best, baton, best);
+            best = affinity_walk_reserves(balancer, r, slots, n, lbset,
+                                          PROXY_WORKER_HOT_SPARE, unusable,
+                                          req, keys, is_best, baton, best);
         }
         if (!best && standbys) {
-            best = affinity_walk_reserves(slots, n, lbset,
+            best = affinity_walk_reserves(balancer, r, slots, n, lbset,
                                           PROXY_WORKER_HOT_STANDBY, standbys,
-                                          req, is_best, baton, best);
+                                          req, keys, is_best, baton, best);
         }
     }
     return best;
@@ -185,6 +239,22 @@ static AFFINITY_HOT_INLINE int affinity_is_best_new(proxy_worker *current,
     return !prev_best || current->s->lbstatus > prev_best->s->lbstatus;
 }
 
+/* AffinitySlowStart: the members taking no new sessions are seen here (the
+ * walk offers only the others), so that their return is a change; only
+ * the slots a table build counted, as the walk reads them. */
+static void affinity_slow_start_look(proxy_balancer *balancer, apr_time_t now)
+{
+    int i, n = affinity_members_settled(balancer);
+
+    for (i = 0; i < n; i++) {
+        proxy_worker *m = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+
+        if (affinity_worker_ready(m)) {
+            affinity_slow_start_observe(balancer, m, now);
+        }
+    }
+}
+
 proxy_worker *affinity_pick_new(proxy_balancer *balancer,
                                 request_rec *r,
                                 const affinity_request *req)
@@ -198,21 +268,10 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
     b.now = 0;
     b.total_factor = 0;
     if (req->slow_start) {
-        int i, n = affinity_members_settled(balancer);
-
-        /* the members taking no new sessions are seen here (the walk
-         * offers only the others), so that their return is a change;
-         * only the slots a table build counted, as the walk reads them */
         b.now = apr_time_now();
-        for (i = 0; i < n; i++) {
-            proxy_worker *m = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
-
-            if (affinity_worker_ready(m)) {
-                affinity_slow_start_observe(balancer, m, b.now);
-            }
-        }
+        affinity_slow_start_look(balancer, b.now);
     }
-    w = affinity_walk(balancer, r, req, affinity_is_best_new, &b);
+    w = affinity_walk(balancer, r, req, NULL, affinity_is_best_new, &b);
     if (w) {
         w->s->lbstatus -= b.total_factor;
     }
@@ -239,22 +298,92 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
  * request above that, as HAProxy's rounded-up slots allow.  Some member
  * always can (factor > 100).
  * When the key's member cannot, a second walk offers only those that can:
- * the next member in that key's rendezvous order. */
+ * the next member in that key's rendezvous order.  Under AffinitySlowStart
+ * a member's allowance is also times its ramp (from AFFINITY_RAMP_FLOOR, as
+ * for new sessions); its weight in the order is not, so no key moves for
+ * the ramp itself.  Should no member be within its bound then, the key's
+ * own member takes the request. */
 typedef struct {
     proxy_balancer *balancer;
     affinity_table *table;
     request_rec *r;
     int factor;                     /* 0: no bound */
     int second;                     /* the second walk: the bound filters */
+    int slow_start;                 /* seconds, 0: off (with factor only) */
+    apr_time_t now;                 /* slow start on: the time of the pick */
     apr_uint64_t busy, weights;     /* first walk: sums over the candidates */
     affinity_rv rv;
 } affinity_domain_baton;
 
+/* affinity_within_bound() under AffinitySlowStart: out of line, so that
+ * the callback the walk calls per member stays as small as without it. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int affinity_within_ramped_bound(const affinity_domain_baton *b,
+                                        const proxy_worker *w,
+                                        apr_uint64_t weight)
+{
+    apr_uint64_t ramp = (apr_uint64_t)affinity_slow_start_ramp(
+                            b->balancer, w, b->slow_start, b->now, b->r, NULL);
+
+    return (apr_uint64_t)w->s->busy * 100 * b->weights * AFFINITY_RAMP_FULL
+           < (apr_uint64_t)b->factor * (b->busy + 1) * weight * ramp;
+}
+
 static int affinity_within_bound(const affinity_domain_baton *b,
                                  const proxy_worker *w, apr_uint64_t weight)
 {
+    if (b->slow_start) {
+        return affinity_within_ramped_bound(b, w, weight);
+    }
     return (apr_uint64_t)w->s->busy * 100 * b->weights
            < (apr_uint64_t)b->factor * (b->busy + 1) * weight;
+}
+
+/* Was the key's first member one draining past its deadline, i.e. did the
+ * key move for the deadline?  first is the walk's choice without those
+ * members (before any bound); past[] the ones the walk saw.  A past member
+ * of a lower lbset held every key of its set; of the same kind and set, the
+ * order decides; a member that is not a spare or standby beats one that
+ * is. */
+static int affinity_key_drained(affinity_domain_baton *b,
+                                const affinity_drain_keys *keys,
+                                proxy_worker *first, apr_uint64_t key)
+{
+    unsigned int reserve = affinity_reserve_of(first->s->status);
+    affinity_member *m;
+    int i, slot;
+
+    m = affinity_member_of(b->balancer, &b->table, first, b->r);
+    if (!m) {
+        return 0;
+    }
+    affinity_rv_init(&b->rv, key);
+    affinity_rv_offer(&b->rv, m->seed, first->s->lbfactor > 0
+                                       ? (apr_uint64_t)first->s->lbfactor : 1,
+                      (int)(m - b->table->members));
+    for (i = 0; i < keys->npast; i++) {
+        proxy_worker *p = keys->past[i];
+
+        if (p->s->lbset > first->s->lbset
+            || (!reserve && affinity_reserve_of(p->s->status))) {
+            continue;
+        }
+        if (p->s->lbset < first->s->lbset
+            || (reserve && !affinity_reserve_of(p->s->status))) {
+            return 1;
+        }
+        m = affinity_member_of(b->balancer, &b->table, p, b->r);
+        if (m) {
+            affinity_rv_offer(&b->rv, m->seed, p->s->lbfactor > 0
+                                               ? (apr_uint64_t)p->s->lbfactor
+                                               : 1,
+                              (int)(m - b->table->members));
+        }
+    }
+    slot = affinity_rv_best(&b->rv);
+    return slot >= 0 && b->table->members[slot].worker != first;
 }
 
 static AFFINITY_HOT_INLINE int affinity_is_best_domain(proxy_worker *current,
@@ -310,10 +439,12 @@ static APR_INLINE int affinity_hash_member_current(const affinity_table *t,
  * plainly usable get the walk's treatment (drain skipped, httpd's retry
  * check for the others).  Returns 0 when the walk must decide instead (a
  * request that already failed over, a route changed, reserves or other
- * lbsets needed), with b->rv to be started again; else 1, *offered saying
- * whether any member was a candidate. */
+ * lbsets needed, a draining member under a drain deadline: keys), with
+ * b->rv to be started again; else 1, *offered saying whether any member
+ * was a candidate. */
 static int affinity_offer_hashed(affinity_domain_baton *b, request_rec *r,
-                                 const affinity_request *req, int *offered)
+                                 const affinity_request *req,
+                                 const affinity_drain_keys *keys, int *offered)
 {
     const affinity_table *t = b->table;
     const affinity_hash_member *h = t->hashed, *end = h + t->nhashed;
@@ -346,6 +477,9 @@ static int affinity_offer_hashed(affinity_domain_baton *b, request_rec *r,
                 reserves = 1;
                 continue;
             }
+            if ((st & PROXY_WORKER_DRAIN) && keys) {
+                return 0;           /* its deadline: the walk decides */
+            }
             if ((st & PROXY_WORKER_DRAIN) || !affinity_usable(req, h->worker, r)) {
                 unusable = 1;
                 continue;
@@ -371,10 +505,12 @@ static int affinity_offer_hashed(affinity_domain_baton *b, request_rec *r,
     return 1;
 }
 
-proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
-                                    affinity_table **t,
-                                    const affinity_request *req,
-                                    apr_uint64_t key, int factor, int *bounded)
+/* pick_bounded's work; keys: NULL, or AffinityDrainTimeout's view. */
+static AFFINITY_HOT_INLINE proxy_worker *
+affinity_pick_keyed(proxy_balancer *balancer, request_rec *r,
+                    affinity_table **t, const affinity_request *req,
+                    apr_uint64_t key, int factor, affinity_drain_keys *keys,
+                    int *bounded, int *drained)
 {
     affinity_domain_baton b;
     proxy_worker *w, *first;
@@ -385,18 +521,28 @@ proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
     b.r = r;
     b.factor = factor;
     b.second = 0;
+    b.slow_start = 0;
+    b.now = 0;
     b.busy = b.weights = 0;
+    if (factor && req->slow_start) {
+        b.slow_start = req->slow_start;
+        b.now = apr_time_now();
+        affinity_slow_start_look(balancer, b.now);
+    }
     affinity_rv_init(&b.rv, key);
     if (bounded) {
         *bounded = 0;
     }
-    if (affinity_offer_hashed(&b, r, req, &offered)) {
+    if (drained) {
+        *drained = 0;
+    }
+    if (affinity_offer_hashed(&b, r, req, keys, &offered)) {
         w = offered ? b.table->members[affinity_rv_best(&b.rv)].worker : NULL;
     }
     else {
         b.busy = b.weights = 0;
         affinity_rv_init(&b.rv, key);
-        w = affinity_walk(balancer, r, req, affinity_is_best_domain, &b);
+        w = affinity_walk(balancer, r, req, keys, affinity_is_best_domain, &b);
     }
     if (!w) {
         *t = b.table;
@@ -408,27 +554,75 @@ proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
     if (!factor || affinity_within_bound(&b, first,
                                          first->s->lbfactor > 0
                                          ? (apr_uint64_t)first->s->lbfactor : 1)) {
-        *t = b.table;
-        return first;
+        w = first;
     }
-    b.second = 1;
-    affinity_rv_init(&b.rv, key);
-    w = affinity_walk(balancer, r, req, affinity_is_best_domain, &b);
+    else {
+        b.second = 1;
+        affinity_rv_init(&b.rv, key);
+        if (keys) {
+            keys->npast = 0;
+        }
+        w = affinity_walk(balancer, r, req, keys, affinity_is_best_domain, &b);
+        slot = w ? affinity_rv_best(&b.rv) : -1;
+        if (slot < 0) {
+            w = first;              /* the loads moved meanwhile */
+        }
+        else {
+            if (bounded) {
+                *bounded = 1;
+            }
+            w = b.table->members[slot].worker;
+        }
+    }
+    if (drained && keys && keys->npast) {
+        *drained = affinity_key_drained(&b, keys, first, key);
+    }
     *t = b.table;
-    slot = w ? affinity_rv_best(&b.rv) : -1;
-    if (slot < 0) {
-        return first;               /* the loads moved meanwhile */
-    }
-    if (bounded) {
-        *bounded = 1;
-    }
-    return b.table->members[slot].worker;
+    return w;
 }
 
+/* pick_bounded under AffinityDrainTimeout: out of line, so that the plain
+ * case's loop in pick_bounded stays as it was. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static proxy_worker *affinity_pick_draining(proxy_balancer *balancer,
+                                            request_rec *r, affinity_table **t,
+                                            const affinity_request *req,
+                                            apr_uint64_t key, int factor,
+                                            int *bounded, int *drained)
+{
+    affinity_drain_keys keys;
+
+    keys.timeout = req->drain_timeout;
+    keys.npast = 0;
+    return affinity_pick_keyed(balancer, r, t, req, key, factor, &keys,
+                               bounded, drained);
+}
+
+proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
+                                    affinity_table **t,
+                                    const affinity_request *req,
+                                    apr_uint64_t key, int factor, int *bounded,
+                                    int *drained)
+{
+    if (req->drain_timeout > 0) {
+        return affinity_pick_draining(balancer, r, t, req, key, factor,
+                                      bounded, drained);
+    }
+    if (drained) {
+        *drained = 0;
+    }
+    return affinity_pick_keyed(balancer, r, t, req, key, factor, NULL,
+                               bounded, NULL);
+}
+
+/* Prefix and learn mode move a session by hashing: never onto a draining
+ * member, whatever its deadline. */
 proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
                                    affinity_table **t,
                                    const affinity_request *req,
                                    apr_uint64_t key)
 {
-    return affinity_pick_bounded(balancer, r, t, req, key, 0, NULL);
+    return affinity_pick_keyed(balancer, r, t, req, key, 0, NULL, NULL, NULL);
 }

@@ -391,6 +391,11 @@ struct affinity_request {
     /* what the status page counts when the request is logged */
     const char *status;             /* AFFINITY_STATUS as the finder left it */
     void *counters;                 /* the balancer's counters (table's) */
+    int drain_timeout;              /* AffinityDrainTimeout in force, seconds,
+                                     * 0: off (hash, domain: the keys of a
+                                     * draining member stay until then) */
+    int drained;                    /* hash, domain: the key's first member
+                                     * has been draining past it */
 };
 
 
@@ -503,6 +508,19 @@ apr_uint32_t affinity_life_drain_note(affinity_member_life *l,
                                       unsigned int status, apr_uint32_t now);
 
 /* ---- Sessions (affinity_session.c) -------------------------------------- */
+
+/* Where w stands against a drain deadline of timeout seconds (> 0):
+ * draining for longer (PAST), draining for less (KEEP), or neither: not
+ * draining, or no shared record to date its start (NONE: as if no
+ * deadline were set).  Records the drain start if no process has yet. */
+typedef enum {
+    AFFINITY_DRAIN_NONE,
+    AFFINITY_DRAIN_KEEP,
+    AFFINITY_DRAIN_PAST
+} affinity_drain_e;
+affinity_drain_e affinity_drain_state(proxy_balancer *balancer,
+                                      request_rec *r, proxy_worker *w,
+                                      int timeout);
 
 /* The one skeleton of every mode whose requests carry a session (cookie,
  * prefix, learn): which of four cases a request is, and the member each
@@ -627,12 +645,16 @@ proxy_worker *affinity_pick_hashed(proxy_balancer *balancer, request_rec *r,
 
 /* The same with bounded loads: factor (AffinityHashBalanceFactor, 0: off):
  * a member whose requests in progress would exceed factor% of its weighted
- * share is passed over for the next in the key's order; *bounded (may be
- * NULL) says it happened. */
+ * share (under AffinitySlowStart, req->slow_start: times its ramp) is
+ * passed over for the next in the key's order; *bounded (may be NULL) says
+ * it happened.  With req->drain_timeout, a draining member is a candidate
+ * until it has drained that long (its keys stay); after, *drained (may be
+ * NULL) says the key's first member was such a one. */
 proxy_worker *affinity_pick_bounded(proxy_balancer *balancer, request_rec *r,
                                     affinity_table **t,
                                     const affinity_request *req,
-                                    apr_uint64_t key, int factor, int *bounded);
+                                    apr_uint64_t key, int factor, int *bounded,
+                                    int *drained);
 
 /* The balance factor in force (0: off). */
 static APR_INLINE int affinity_balance_factor_of(const affinity_dir_conf *conf)

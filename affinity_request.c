@@ -83,6 +83,7 @@ affinity_request *affinity_request_get(request_rec *r,
     req->mode = mode;
     req->mode_cookie = conf->mode_cookie;
     req->slow_start = conf->slow_start > 0 ? conf->slow_start : 0;
+    req->drain_timeout = conf->drain_timeout > 0 ? conf->drain_timeout : 0;
     if (mode->read) {
         mode->read(r, conf, req);
     }

@@ -626,8 +626,13 @@ int affinity_status_count(request_rec *r)
             apr_uint32_t now = (apr_uint32_t)apr_time_sec(r->request_time);
 
             affinity_life_drain_note(&rec->life, req->chosen->s->status, now);
-            /* a session kept here: the drain progress */
-            if (st == 0 || st == 7) {
+            /* a session kept here (valid, legacy), or in domain and hash
+             * mode a key a draining member keeps under AffinityDrainTimeout
+             * (domain, hash; only then, as only the drain progress reads
+             * it): the drain progress */
+            if (st == 0 || st == 7
+                || ((st == 4 || st == 9)
+                    && (req->chosen->s->status & PROXY_WORKER_DRAIN))) {
                 affinity_life_sticky(&rec->life, now);
             }
         }

@@ -491,8 +491,11 @@ static void affinity_add_balancers(affinity_view *v, proxy_server_conf *sconf,
         vb->salt_kind = vb->conf->salt_kind ? vb->conf->salt_kind : "none";
         vb->nofailover = balancer->s->sticky_force != 0;
         vb->max_members = balancer->max_workers;
-        /* only new sessions ramp: domain mode has none */
-        vb->slow_start = vb->sessions && vb->conf->slow_start > 0
+        /* the ramp counts for new sessions (hash mode's empty keys too)
+         * and, in the key modes, for the bounded load */
+        vb->slow_start = (vb->sessions || vb->by_key
+                          || affinity_balance_factor_of(vb->conf))
+                         && vb->conf->slow_start > 0
                          ? vb->conf->slow_start : 0;
         if (mode->try_cookie) {
             vb->can_try = 1;
