@@ -15,6 +15,29 @@
 
 #include "affinity_private.h"
 
+/* Here, not with the sessions: the key pickers below ask it too. */
+affinity_drain_e affinity_drain_state(proxy_balancer *balancer,
+                                      request_rec *r, proxy_worker *w,
+                                      int timeout)
+{
+    affinity_member_life *l;
+    apr_uint32_t now, since;
+
+    if (!(w->s->status & PROXY_WORKER_DRAIN) || timeout <= 0
+        || !(l = affinity_life_of(balancer, w, r))) {
+        return AFFINITY_DRAIN_NONE;
+    }
+    now = (apr_uint32_t)apr_time_sec(r->request_time);
+    since = affinity_life_drain_note(l, w->s->status, now);
+    if (!since) {
+        return AFFINITY_DRAIN_NONE;
+    }
+    /* whole seconds: the start may have been late in its second, so only
+     * a full second more is surely past the deadline (never early) */
+    return now - since > (apr_uint32_t)timeout ? AFFINITY_DRAIN_PAST
+                                               : AFFINITY_DRAIN_KEEP;
+}
+
 /* For the is_best callbacks, called once per member of a walk: inlined
  * there, where gcc would otherwise call them (about 25 instructions a
  * member, 6,400 for a new session at 256 members, in callgrind). */

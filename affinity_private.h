@@ -509,18 +509,6 @@ apr_uint32_t affinity_life_drain_note(affinity_member_life *l,
 
 /* ---- Sessions (affinity_session.c) -------------------------------------- */
 
-/* Where w stands against a drain deadline of timeout seconds (> 0):
- * draining for longer (PAST), draining for less (KEEP), or neither: not
- * draining, or no shared record to date its start (NONE: as if no
- * deadline were set).  Records the drain start if no process has yet. */
-typedef enum {
-    AFFINITY_DRAIN_NONE,
-    AFFINITY_DRAIN_KEEP,
-    AFFINITY_DRAIN_PAST
-} affinity_drain_e;
-affinity_drain_e affinity_drain_state(proxy_balancer *balancer,
-                                      request_rec *r, proxy_worker *w,
-                                      int timeout);
 
 /* The one skeleton of every mode whose requests carry a session (cookie,
  * prefix, learn): which of four cases a request is, and the member each
@@ -610,6 +598,19 @@ void affinity_check_register_hooks(apr_pool_t *p);
 #define AFFINITY_LBMETHOD "affinity"
 
 /* ---- Pickers (affinity_pick.c) ----------------------------------------- */
+
+/* Where w stands against a drain deadline of timeout seconds (> 0):
+ * draining for longer (PAST), draining for less (KEEP), or neither: not
+ * draining, or no shared record to date its start (NONE: as if no
+ * deadline were set).  Records the drain start if no process has yet. */
+typedef enum {
+    AFFINITY_DRAIN_NONE,
+    AFFINITY_DRAIN_KEEP,
+    AFFINITY_DRAIN_PAST
+} affinity_drain_e;
+affinity_drain_e affinity_drain_state(proxy_balancer *balancer,
+                                      request_rec *r, proxy_worker *w,
+                                      int timeout);
 
 /* AffinitySlowStart (affinity_status_counters.c keeps each member's "usable
  * since" in shared memory with its counters).  A ramp is in thousandths of

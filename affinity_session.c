@@ -159,28 +159,6 @@ static proxy_worker *affinity_session_move(proxy_balancer *balancer,
     return w;
 }
 
-affinity_drain_e affinity_drain_state(proxy_balancer *balancer,
-                                      request_rec *r, proxy_worker *w,
-                                      int timeout)
-{
-    affinity_member_life *l;
-    apr_uint32_t now, since;
-
-    if (!(w->s->status & PROXY_WORKER_DRAIN) || timeout <= 0
-        || !(l = affinity_life_of(balancer, w, r))) {
-        return AFFINITY_DRAIN_NONE;
-    }
-    now = (apr_uint32_t)apr_time_sec(r->request_time);
-    since = affinity_life_drain_note(l, w->s->status, now);
-    if (!since) {
-        return AFFINITY_DRAIN_NONE;
-    }
-    /* whole seconds: the start may have been late in its second, so only
-     * a full second more is surely past the deadline (never early) */
-    return now - since > (apr_uint32_t)timeout ? AFFINITY_DRAIN_PAST
-                                               : AFFINITY_DRAIN_KEEP;
-}
-
 /* Has the kept member m been draining for longer than AffinityDrainTimeout?
  * Only a request whose session names a draining member asks the shared
  * record; the start is recorded here if no process has yet. */
