@@ -315,11 +315,11 @@ proxy_worker *affinity_pick_new(proxy_balancer *balancer,
  * Bounded loads (factor > 0; HAProxy's hash-balance-factor, after Mirrokni,
  * Thorup and Zadimoghaddam): the first walk also sums the candidates'
  * requests in progress (s->busy, shared by every child) and weights; a
- * member may take the request while busy * 100 * weights < factor * (busy
- * sum + 1) * its weight, i.e. while it is below factor% of its share of
- * the load this request makes: taking it, it may reach the next whole
- * request above that, as HAProxy's rounded-up slots allow.  Some member
- * always can (factor > 100).
+ * member may take the request while (busy + 1) * 100 * weights <= factor *
+ * (busy sum + 1) * its weight, i.e. while taking it keeps it within
+ * factor% of its share of the load this request makes (the issue's rule;
+ * HAProxy rounds its slots up, a request more).  At low load none may
+ * (three members, one request: a share of a third): the key stays.
  * When the key's member cannot, a second walk offers only those that can:
  * the next member in that key's rendezvous order.  Under AffinitySlowStart
  * a member's allowance is also times its ramp (from AFFINITY_RAMP_FLOOR, as
@@ -350,8 +350,8 @@ static int affinity_within_ramped_bound(const affinity_domain_baton *b,
     apr_uint64_t ramp = (apr_uint64_t)affinity_slow_start_ramp(
                             b->balancer, w, b->slow_start, b->now, b->r, NULL);
 
-    return (apr_uint64_t)w->s->busy * 100 * b->weights * AFFINITY_RAMP_FULL
-           < (apr_uint64_t)b->factor * (b->busy + 1) * weight * ramp;
+    return ((apr_uint64_t)w->s->busy + 1) * 100 * b->weights * AFFINITY_RAMP_FULL
+           <= (apr_uint64_t)b->factor * (b->busy + 1) * weight * ramp;
 }
 
 static int affinity_within_bound(const affinity_domain_baton *b,
@@ -360,8 +360,8 @@ static int affinity_within_bound(const affinity_domain_baton *b,
     if (b->slow_start) {
         return affinity_within_ramped_bound(b, w, weight);
     }
-    return (apr_uint64_t)w->s->busy * 100 * b->weights
-           < (apr_uint64_t)b->factor * (b->busy + 1) * weight;
+    return ((apr_uint64_t)w->s->busy + 1) * 100 * b->weights
+           <= (apr_uint64_t)b->factor * (b->busy + 1) * weight;
 }
 
 /* Was the key's first member one draining past its deadline, i.e. did the
@@ -588,7 +588,7 @@ affinity_pick_keyed(proxy_balancer *balancer, request_rec *r,
         w = affinity_walk(balancer, r, req, keys, affinity_is_best_domain, &b);
         slot = w ? affinity_rv_best(&b.rv) : -1;
         if (slot < 0) {
-            w = first;              /* the loads moved meanwhile */
+            w = first;              /* none within its bound */
         }
         else {
             if (bounded) {
