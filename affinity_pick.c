@@ -335,6 +335,7 @@ typedef struct {
     int slow_start;                 /* seconds, 0: off (with factor only) */
     apr_time_t now;                 /* slow start on: the time of the pick */
     apr_uint64_t busy, weights;     /* first walk: sums over the candidates */
+    apr_uint64_t heaviest;          /* and the largest weight */
     affinity_rv rv;
 } affinity_domain_baton;
 
@@ -440,6 +441,9 @@ static AFFINITY_HOT_INLINE int affinity_is_best_domain(proxy_worker *current,
         else {
             b->busy += s->busy;
             b->weights += weight;
+            if (weight > b->heaviest) {
+                b->heaviest = weight;
+            }
         }
     }
     affinity_rv_offer(&b->rv, m->seed, weight, i);
@@ -515,6 +519,9 @@ static int affinity_offer_hashed(affinity_domain_baton *b, request_rec *r,
         if (b->factor) {
             b->busy += s->busy;
             b->weights += weight;
+            if (weight > b->heaviest) {
+                b->heaviest = weight;
+            }
         }
         affinity_rv_offer(&b->rv, h->seed, weight, h->slot);
         any = 1;
@@ -546,7 +553,7 @@ affinity_pick_keyed(proxy_balancer *balancer, request_rec *r,
     b.second = 0;
     b.slow_start = 0;
     b.now = 0;
-    b.busy = b.weights = 0;
+    b.busy = b.weights = b.heaviest = 0;
     if (factor && req->slow_start) {
         b.slow_start = req->slow_start;
         b.now = apr_time_now();
@@ -563,7 +570,7 @@ affinity_pick_keyed(proxy_balancer *balancer, request_rec *r,
         w = offered ? b.table->members[affinity_rv_best(&b.rv)].worker : NULL;
     }
     else {
-        b.busy = b.weights = 0;
+        b.busy = b.weights = b.heaviest = 0;
         affinity_rv_init(&b.rv, key);
         w = affinity_walk(balancer, r, req, keys, affinity_is_best_domain, &b);
     }
@@ -576,7 +583,10 @@ affinity_pick_keyed(proxy_balancer *balancer, request_rec *r,
     first = slot >= 0 ? b.table->members[slot].worker : w;
     if (!factor || affinity_within_bound(&b, first,
                                          first->s->lbfactor > 0
-                                         ? (apr_uint64_t)first->s->lbfactor : 1)) {
+                                         ? (apr_uint64_t)first->s->lbfactor : 1)
+        /* not even an idle member of the largest weight would be (low
+         * load): no second walk, the key stays */
+        || 100 * b.weights > (apr_uint64_t)factor * (b.busy + 1) * b.heaviest) {
         w = first;
     }
     else {
