@@ -198,6 +198,32 @@ int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key)
     return diff == 0;
 }
 
+int affinity_stamp_verify_cached(const affinity_stamp *st, const char *text,
+                                 const affinity_mac_key *key,
+                                 affinity_verified *c)
+{
+    char *slot;
+    unsigned char diff = 0;
+    int i;
+
+    if (!c) {
+        return affinity_stamp_verify(st, key);
+    }
+    slot = c->text[st->mac[0]];
+    /* no early exit: the time taken must not tell how many bytes matched */
+    for (i = 0; i < AFFINITY_STAMPED_LEN; i++) {
+        diff |= (unsigned char)(slot[i] ^ text[i]);
+    }
+    if (diff == 0) {
+        return 1;
+    }
+    if (!affinity_stamp_verify(st, key)) {
+        return 0;
+    }
+    memcpy(slot, text, AFFINITY_STAMPED_LEN);
+    return 1;
+}
+
 affinity_stamp_state affinity_stamp_check(const affinity_stamp *st,
                                           apr_int64_t now, apr_int64_t max_idle,
                                           apr_int64_t max_life)

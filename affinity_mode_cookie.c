@@ -237,7 +237,13 @@ static void affinity_cookie_resolve(proxy_balancer *balancer, request_rec *r,
                 affinity_no_salt(balancer, r);
                 break;
             }
-            if (!affinity_stamp_verify(&v->st, &(*t)->mac)) {
+            if (!(*t)->verified) {
+                /* once per table, and only for a balancer with expiry */
+                (*t)->verified = apr_pcalloc((*t)->pool,
+                                             sizeof(*(*t)->verified));
+            }
+            if (!affinity_stamp_verify_cached(&v->st, v->text, &(*t)->mac,
+                                              (*t)->verified)) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                               "AFF0061: %s: cookie value's signature does not "
                               "verify (forged, or another salt or balancer): "

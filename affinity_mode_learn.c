@@ -281,7 +281,11 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
  * as it always did.  An internal redirect is a new request_rec that passes
  * fixups again and is looked up for itself. */
 
-#define AFFINITY_LEARN_EARLY_KEY "mod_affinity.learn-early"
+/* The slot of httpd's per-request notes (core's request config) that holds
+ * them: a pointer in an array every request_rec has, where pool userdata
+ * cost a hash table made in each request's pool (about 750 instructions a
+ * learn hit).  Registered with the hooks, as httpd asks. */
+static apr_size_t affinity_learn_early_note;
 
 typedef struct {
     const request_rec *r;               /* whose lookups these are */
@@ -314,8 +318,9 @@ static proxy_balancer *affinity_learn_balancer_of(request_rec *r,
         proxy_balancer *b = &APR_ARRAY_IDX(sconf->balancers, i,
                                            proxy_balancer);
 
-        if (b->s && !b->s->inactive && len < sizeof(b->s->name)
-            && !strncasecmp(b->s->name, url, len) && b->s->name[len] == '\0') {
+        /* the length first: a string compare only for names as long */
+        if (len < sizeof(b->s->name) && b->s && b->s->name[len] == '\0'
+            && !b->s->inactive && !strncasecmp(b->s->name, url, len)) {
             return b;
         }
     }
@@ -348,6 +353,7 @@ static int affinity_learn_fixups(request_rec *r)
     proxy_balancer *balancer;
     affinity_learn_state *st;
     const char *url;
+    void **note;
     int seen, walked;
 
     if (r->proxyreq && r->filename && !strncmp(r->filename, "proxy:", 6)) {
@@ -401,9 +407,12 @@ static int affinity_learn_fixups(request_rec *r)
     early->name = conf->mode_cookie;
     early->header = conf->mode_header != NULL;
     early->st = st;
-    /* an internal redirect's request shares r->pool: early->r tells them
-     * apart */
-    apr_pool_userdata_setn(early, AFFINITY_LEARN_EARLY_KEY, NULL, r->pool);
+    /* each request_rec (an internal redirect's too) has notes of its own;
+     * early->r is checked all the same */
+    note = ap_get_request_note(r, affinity_learn_early_note);
+    if (note) {
+        *note = early;
+    }
     return DECLINED;
 }
 
@@ -413,7 +422,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
                                 const affinity_dir_conf *conf,
                                 affinity_learn_state *st)
 {
-    void *data = NULL;
+    void **note = ap_get_request_note(r, affinity_learn_early_note);
     const affinity_learn_early *early;
     const affinity_learn_state *e;
     const char *salt = conf->salt ? conf->salt : "";
@@ -422,8 +431,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
                                           : AFFINITY_STORE_TIMEOUT_DEFAULT;
     int i;
 
-    apr_pool_userdata_get(&data, AFFINITY_LEARN_EARLY_KEY, r->pool);
-    early = data;
+    early = note ? *note : NULL;
     if (!early || early->r != r) {
         return 0;
     }
@@ -467,6 +475,7 @@ static void affinity_learn_register_hooks(apr_pool_t *p)
                                        "mod_headers.c", NULL };
 
     (void)p;
+    affinity_learn_early_note = ap_register_request_note();
     ap_hook_fixups(affinity_learn_fixups, pre, NULL, APR_HOOK_LAST);
     affinity_learn_secret_init(&affinity_learn_nosalt, "", 0);
 }

@@ -246,6 +246,10 @@ struct affinity_table {
     int nhashed;
     affinity_index *index;          /* route ID -> members[] slot */
     affinity_mac_key mac;           /* signs dated cookie values */
+    affinity_verified *verified;    /* dated values whose MAC verified under
+                                     * mac; made at the first one (a salt
+                                     * change builds a new table, so it
+                                     * starts empty) */
     void *counters;                 /* the balancer's status counters (in
                                      * pconf, outlive the table), or NULL */
 };

@@ -451,6 +451,29 @@ void affinity_stamp_format(char *buf, const affinity_mac_key *key,
  * constant time. */
 int affinity_stamp_verify(const affinity_stamp *st, const affinity_mac_key *key);
 
+/* Values whose MAC has verified, so that a client sending the same value on
+ * every request (it does until the value is re-issued) costs one HMAC, not
+ * one per request.  Direct-mapped: the slot is the MAC's first byte, which
+ * the client chooses but which buys it nothing, as a slot answers only for
+ * the exact text that verified.  Only the MAC is cached: the dates are
+ * checked against now on every request all the same.  Belongs to one
+ * member table (one key); not locked: its users hold the balancer's thread
+ * mutex. */
+#define AFFINITY_VERIFIED_SLOTS 256
+typedef struct {
+    /* the whole value as verified; all zero while empty, which no parsed
+     * value equals */
+    char text[AFFINITY_VERIFIED_SLOTS][AFFINITY_STAMPED_LEN];
+} affinity_verified;
+
+/* affinity_stamp_verify(), answered from c (may be NULL) when text, the
+ * AFFINITY_STAMPED_LEN bytes st was parsed from, is there; a value that
+ * verifies goes into c.  The slot is compared in constant time over the
+ * whole length. */
+int affinity_stamp_verify_cached(const affinity_stamp *st, const char *text,
+                                 const affinity_mac_key *key,
+                                 affinity_verified *c);
+
 typedef enum {
     AFFINITY_STAMP_OK = 0,
     AFFINITY_STAMP_EXPIRED,         /* idle or older than the life */

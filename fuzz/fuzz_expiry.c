@@ -23,6 +23,9 @@
  *   change of it;
  * - the date checks agree with a model written as plain inequalities;
  * - the stock route is what follows the first '.';
+ * - the cache of verified values gives the plain check's verdict, empty or
+ *   holding the genuine value for the same ID and dates, and a value one
+ *   character from a cached one is refused;
  * - SipHash (learn mode's keys) fed in three pieces, cut at the mutation
  *   position, gives the one-call value.
  */
@@ -72,6 +75,8 @@ static affinity_stamp_state model_check(apr_int64_t first, apr_int64_t last,
     return AFFINITY_STAMP_OK;
 }
 
+static affinity_verified cache;     /* emptied for each input */
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     const unsigned char *v;
@@ -114,6 +119,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         FUZZ_CHECK(!memcmp(buf, val, AFFINITY_STAMP_HEX_LEN));
         FUZZ_CHECK(affinity_stamp_verify(&st, &key)
                    == !memcmp(buf, val, AFFINITY_STAMPED_LEN));
+        /* the cache: empty, then holding the genuine value (buf) */
+        memset(&cache, 0, sizeof(cache));
+        FUZZ_CHECK(affinity_stamp_verify_cached(&st, val, &key, &cache)
+                   == !memcmp(buf, val, AFFINITY_STAMPED_LEN));
+        FUZZ_CHECK(affinity_stamp_verify_cached(&st, val, &key, &cache)
+                   == !memcmp(buf, val, AFFINITY_STAMPED_LEN));
+        FUZZ_CHECK(affinity_stamp_parse(&st2, buf, AFFINITY_STAMPED_LEN)
+                   && affinity_stamp_verify_cached(&st2, buf, &key, &cache));
+        FUZZ_CHECK(affinity_stamp_verify_cached(&st, val, &key, &cache)
+                   == !memcmp(buf, val, AFFINITY_STAMPED_LEN));
         FUZZ_CHECK(affinity_stamp_check(&st, now, idle, life)
                    == model_check(st.first, st.last, now, idle, life));
         FUZZ_CHECK(affinity_stamp_refresh_due(st.last, now, idle)
@@ -150,6 +165,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (memcmp(buf2, buf, AFFINITY_STAMPED_LEN)
         && affinity_stamp_parse(&st2, buf2, AFFINITY_STAMPED_LEN)) {
         FUZZ_CHECK(!affinity_stamp_verify(&st2, &key));
+        /* nor through a cache holding the genuine one */
+        memset(&cache, 0, sizeof(cache));
+        memcpy(cache.text[st2.mac[0]], buf, AFFINITY_STAMPED_LEN);
+        FUZZ_CHECK(!affinity_stamp_verify_cached(&st2, buf2, &key, &cache));
     }
 
     /* the stock form */

@@ -11,11 +11,12 @@ use Apache::TestRequest;
 use Digest::SHA qw(sha1 hmac_sha1_hex);
 use File::Spec;
 use IO::Socket::INET;
+use LWP::UserAgent;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 92;
+plan tests => 100;
 
 my $SALT = 's3cret';
 my %id = (
@@ -135,6 +136,30 @@ sub outcome {
     (my $flipped = $good) =~ s/(.)$/$1 eq '0' ? '1' : '0'/e;
     ($r, $st) = outcome($flipped);
     is $st, 'invalid', 'a MAC changed by one digit: invalid';
+    # once the genuine value has verified (and is in that child's cache of
+    # verified values), values sharing its first bytes or its MAC are still
+    # judged by the MAC: each sent right after it on one kept-alive
+    # connection, so that the same child answers both
+    my $ka = LWP::UserAgent->new(keep_alive => 1, timeout => 10);
+    my $url = 'http://' . Apache::TestRequest::hostport() . $D;
+    my $after_good = sub {
+        my ($cookie) = @_;
+        my @tags = map { 't' . $run . '-' . ++$n } 1 .. 2;
+        $ka->get("$url?$tags[0]", Cookie => "ROUTEID=$good");
+        my $rr = $ka->get("$url?$tags[1]", Cookie => "ROUTEID=$cookie");
+        my ($s0) = line_for($D, $tags[0]) =~ /status=(\S+)/;
+        my ($s1) = line_for($D, $tags[1]) =~ /status=(\S+)/;
+        return ($rr, ($s0 // '?') . ' then ' . ($s1 // '?'));
+    };
+    ($r, $st) = $after_good->($good);
+    is backend($r) . " $st", 'backend2 valid then valid', 'the genuine value twice: valid';
+    ($r, $st) = $after_good->($later);
+    is "$st " . scalar(affinity_cookies($r)), 'valid then invalid 1',
+       'after it verified, its ID and MAC with a later date: still invalid';
+    ($r, $st) = $after_good->($flipped);
+    is $st, 'valid then invalid', 'after it verified, its text with the MAC changed by one digit: still invalid';
+    ($r, $st) = $after_good->(substr($good, 0, 82));
+    is $st, 'valid then invalid', 'after it verified, its first 82 characters: still invalid';
     ($r, $st) = outcome(dated($b2, $now - 30, $now - 30, $bal, 'other-salt'));
     is $st, 'invalid', 'a MAC made with another salt: invalid';
     ($r, $st) = outcome(dated($b2, $now - 30, $now - 30, 'balancer://twin'));
@@ -206,8 +231,11 @@ sub outcome {
     my $B = '/brief/hello.txt';
     my ($r) = get($B);
     my $v = cookie_value($r);
-    sleep 5.2;
     my $tag;
+    # verified once (so cached), then idle: the dates still count
+    ($r, $tag) = get($B, $v);
+    like line_for($B, $tag), qr/status=valid /, 'sent back at once: valid';
+    sleep 5.2;
     ($r, $tag) = get($B, $v);
     like line_for($B, $tag), qr/status=expired /, 'idle for longer than MaxIdle (4 s): expired';
 
@@ -263,6 +291,8 @@ SKIP: {
     mkdir $dir;
     my $port = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1)->sockport;
     my $conf = "$dir/httpd.conf";
+    my $write_conf = sub {
+    my ($salt) = @_;
     open my $fh, '>', $conf or die "$conf: $!";
     print $fh join "\n",
         "ServerRoot \"$dir\"", 'ServerName localhost', "Listen 127.0.0.1:$port",
@@ -277,15 +307,17 @@ SKIP: {
         '    BalancerMember "http://127.0.0.1:' . backend_port('backend1') . '"',
         '    BalancerMember "http://127.0.0.1:' . backend_port('backend2') . '" route=blue',
         '    ProxySet lbmethod=affinity',
-        "    AffinitySalt $SALT", '    AffinityCookieMaxIdle 60', '    AffinityCookieMaxLife 120',
+        "    AffinitySalt $salt", '    AffinityCookieMaxIdle 60', '    AffinityCookieMaxLife 120',
         '</Proxy>',
         'ProxyPass "/dated/" "balancer://dated/"', '';
     close $fh;
+    };
+    $write_conf->($SALT);
     my $out = `$httpd -f $conf -k start 2>&1`;
     $stop_second = "$httpd -f $conf -k stop >/dev/null 2>&1";
     my $up = wait_until(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") });
     ok $up, 'a second front end (own httpd, same salt and members) started' or diag $out;
-    skip 'no second front end', 6 unless $up;
+    skip 'no second front end', 9 unless $up;
 
     my $ua = Apache::TestRequest::user_agent();
     my $get2 = sub {
@@ -328,6 +360,23 @@ SKIP: {
     my ($r3) = get($D, cookie_value($rb) // 'none');
     is backend($r3) . ' ' . scalar(affinity_cookies($r3)), 'backend2 0',
        "B's refreshed cookie is fresh on A";
+
+    # B has verified $va (its cache of verified values holds it); a graceful
+    # restart with another salt: the old value is not accepted any more
+    $get2->($va, "again$run-$_") for 1 .. 3;
+    is $st2->("again$run-3"), 'valid', "A's value, sent again to B: valid";
+    $write_conf->('pepper2');
+    system("$httpd -f $conf -k graceful >/dev/null 2>&1");
+    # the IDs are made with the salt too
+    my $other = dated(route_id('pepper2', 'blue'), $now - 5, $now - 5, $bal, 'pepper2');
+    my $switched = wait_until(10, sub {
+        my $x = $get2->($other, "probe$run-" . ++$n);
+        $x->code == 200 && !affinity_cookies($x);
+    });
+    ok $switched, 'B restarted gracefully with another salt (its values verify)';
+    $rb = $get2->($va, "aftersalt$run");
+    is $st2->("aftersalt$run") . ' ' . scalar(affinity_cookies($rb)), 'invalid 1',
+       'a value verified under the old salt is invalid after the salt change: new session';
 
     system($stop_second);
     undef $stop_second;

@@ -175,6 +175,66 @@ static void test_dates(void)
        "dates clamp to 32 bits");
 }
 
+/* The cache of verified values answers only for the exact text that
+ * verified, and only what verified goes in. */
+static void test_verified_cache(void)
+{
+    static affinity_verified c;     /* 21 kB: not on the stack */
+    affinity_mac_key key, salt2;
+    affinity_stamp st, forged_st;
+    char forged[AFFINITY_STAMPED_LEN + 1];
+    int i, all_refused = 1;
+
+    affinity_mac_key_init(&key, "s3cret", 6, APP, strlen(APP));
+    affinity_mac_key_init(&salt2, "s3cre", 5, APP, strlen(APP));
+    ok(affinity_stamp_parse(&st, vector_app, AFFINITY_STAMPED_LEN), "vector parses");
+
+    /* a forged value is never put in: the genuine one is not there after it */
+    memcpy(forged, vector_app, AFFINITY_STAMPED_LEN + 1);
+    forged[AFFINITY_STAMPED_LEN - 1] = forged[AFFINITY_STAMPED_LEN - 1] == '0' ? '1' : '0';
+    ok(affinity_stamp_parse(&forged_st, forged, AFFINITY_STAMPED_LEN)
+       && !affinity_stamp_verify_cached(&forged_st, forged, &key, &c),
+       "a forged MAC does not verify through the cache");
+    for (i = 0; i < AFFINITY_VERIFIED_SLOTS; i++) {
+        if (c.text[i][0]) {
+            all_refused = 0;
+        }
+    }
+    ok(all_refused, "and is not cached");
+
+    ok(affinity_stamp_verify_cached(&st, vector_app, &key, &c), "the genuine value verifies");
+    ok(!memcmp(c.text[st.mac[0]], vector_app, AFFINITY_STAMPED_LEN),
+       "and is cached whole, in the slot of its MAC's first byte");
+    /* a verdict from the cache, not from the key: salt2 would refuse it */
+    ok(affinity_stamp_verify_cached(&st, vector_app, &salt2, &c),
+       "the same text is then answered from the cache");
+
+    /* every value that differs from the cached one in one byte and still
+     * parses falls to the MAC (same slot when the MAC's first byte is kept) */
+    all_refused = 1;
+    for (i = 0; i < AFFINITY_STAMPED_LEN; i++) {
+        const char *alt = "0123456789abcdef";
+        int k;
+
+        for (k = 0; k < 16; k++) {
+            memcpy(forged, vector_app, AFFINITY_STAMPED_LEN + 1);
+            if (forged[i] == '.' || forged[i] == alt[k]) {
+                continue;
+            }
+            forged[i] = alt[k];
+            if (affinity_stamp_parse(&forged_st, forged, AFFINITY_STAMPED_LEN)
+                && affinity_stamp_verify_cached(&forged_st, forged, &key, &c)) {
+                all_refused = 0;
+            }
+        }
+    }
+    ok(all_refused, "every one-digit change of a cached value is refused");
+    ok(!memcmp(c.text[st.mac[0]], vector_app, AFFINITY_STAMPED_LEN),
+       "and leaves the cached value in place");
+    ok(affinity_stamp_verify_cached(&st, vector_app, &key, NULL),
+       "no cache: the plain check");
+}
+
 static void test_legacy(void)
 {
     const char *route;
@@ -198,6 +258,7 @@ int main(void)
     test_vectors();
     test_parse_verify();
     test_dates();
+    test_verified_cache();
     test_legacy();
 
     printf("1..%d\n", tests_run);
