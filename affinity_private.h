@@ -90,7 +90,9 @@ typedef struct {
                                      * "AffinityMode MODE NAME", or NULL */
     const char *mode_header;        /* "header NAME" when NAME is a header,
                                      * not a cookie ("AffinityMode learn
-                                     * header:NAME"), else NULL */
+                                     * header:NAME"); in hash mode the
+                                     * header EXPR is no more than
+                                     * ("%{HTTP:NAME}": NAME); else NULL */
     const ap_expr_info_t *hash_expr;    /* "AffinityMode hash EXPR", or NULL */
     int balance_factor;             /* AffinityHashBalanceFactor PERCENT,
                                      * 0: off; -1: unset (off) */

@@ -13,7 +13,7 @@ use LWP::UserAgent ();
 use lib 't/lib';
 use AffinityTest;
 
-plan tests => 19;
+plan tests => 21;
 
 my @ua = map { LWP::UserAgent->new(keep_alive => 1, timeout => 30) } 1 .. 2;
 my $turn = 0;
@@ -68,6 +68,22 @@ my $base = map_tenants();
     my @split = grep { my $t = $_; grep { backend(fetch('/hashhdr/hello.txt', 'X-Tenant' => $t)) ne $base->{$t} } 1 .. 3 }
                 @tenants[0 .. 19];
     ok !@split, 'fresh connections (other children): same members' or diag "@split";
+}
+
+# "%{HTTP:X-Tenant}" alone is read directly, not evaluated: the same members
+# as the evaluated expression (tolower of lowercase keys) and as the direct
+# read spelled "%{req:x-tenant}"; the expression still lowercases
+{
+    my (@expr, @req);
+    for my $t (@tenants[0 .. 59]) {
+        my $e = backend(get('/hashexpr/hello.txt', 'X-Tenant' => $t));
+        push @expr, "$t $e!=$base->{$t}" if $e ne $base->{$t};
+        push @req, $t if backend(get('/hashreq/hello.txt', 'X-Tenant' => $t)) ne $base->{$t};
+    }
+    ok !@expr && !@req, 'the header read directly and through an expression: same members for 60 keys'
+        or diag "tolower: @expr; req: @req";
+    my @upper = grep { backend(get('/hashexpr/hello.txt', 'X-Tenant' => uc $_)) ne $base->{$_} } @tenants[0 .. 29];
+    ok !@upper, 'the expression is still evaluated: "%{tolower:...}" of 30 uppercase keys' or diag "@upper";
 }
 
 # status hash, the route ID logged, the key never
