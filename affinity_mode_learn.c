@@ -367,17 +367,17 @@ static int affinity_learn_fixups(request_rec *r)
     else {
         return DECLINED;
     }
-    if (strncasecmp(url, BALANCER_PREFIX, sizeof(BALANCER_PREFIX) - 1)) {
-        return DECLINED;
-    }
     /* httpd's proxy walk merged the balancer's sections already: a request
-     * not in learn mode (every request of the other modes) is done before
-     * the walk over every balancer below */
+     * not in learn mode (every request of the other modes) is done here,
+     * before any string is compared */
     if (walked) {
         conf = ap_get_module_config(r->per_dir_config, &affinity_module);
         if (!conf || conf->mode != &affinity_mode_learn || !conf->mode_cookie) {
             return DECLINED;
         }
+    }
+    if (strncasecmp(url, BALANCER_PREFIX, sizeof(BALANCER_PREFIX) - 1)) {
+        return DECLINED;
     }
     balancer = affinity_learn_balancer_of(r, url);
     if (!balancer || strcmp(balancer->s->lbpname, AFFINITY_LBMETHOD)) {

@@ -62,8 +62,11 @@ int affinity_status_index(const char *status)
     int i;
 
     if (status) {
+        /* every request counts: no strcmp() call where the first letter
+         * already differs */
         for (i = 0; i < AFFINITY_NAMED; i++) {
-            if (!strcmp(status, affinity_status_names[i])) {
+            if (*status == *affinity_status_names[i]
+                && !strcmp(status, affinity_status_names[i])) {
                 return i;
             }
         }
