@@ -183,12 +183,6 @@ static const char *affinity_learn_kind(const affinity_dir_conf *conf)
     return conf->mode_header ? "header" : "cookie";
 }
 
-static void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
-                         affinity_request *req)
-{
-    req->learn = affinity_learn_state_make(r, conf, &req->cookie_seen);
-}
-
 /* The secret of no salt (AffinitySalt unset), made once at startup. */
 static affinity_learn_secret affinity_learn_nosalt;
 
@@ -251,6 +245,8 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
         apr_int64_t written;
         int age, old;
 
+        /* the values may be fixups' (affinity_learn_read): looked up anew */
+        v->found = v->old = v->refresh = 0;
         affinity_learn_make_key(st, v->value, v->len, v->key);
         if ((max > 0 && i >= max)
             || affinity_learn_get(r, st, v, &written, &old) != APR_SUCCESS) {
@@ -287,12 +283,41 @@ static void affinity_learn_lookup_all(request_rec *r, affinity_learn_state *st,
  * learn hit).  Registered with the hooks, as httpd asks. */
 static apr_size_t affinity_learn_early_note;
 
+/* The header lines the values were read from: how many, and each line's
+ * value pointer.  Table values are replaced, never written in place, so
+ * the same pointers in the same order mean the same values. */
+#define AFFINITY_LEARN_CARRIERS 4
+
 typedef struct {
     const request_rec *r;               /* whose lookups these are */
     const char *name;                   /* NAME */
     int header;                         /* of a header */
     affinity_learn_state *st;
+    int seen;                           /* values carried (read's *seen) */
+    int carriers;                       /* lines, -1: too many to check */
+    const char *carrier[AFFINITY_LEARN_CARRIERS];
 } affinity_learn_early;
+
+/* The lines that carry NAME's values (Cookie, or header NAME) into
+ * carrier[]; their number, or -1 when there are more than it holds. */
+static int affinity_learn_carriers(const request_rec *r, int header,
+                                   const char *name, const char **carrier)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    const char *line = header ? name : "Cookie";
+    int i, n = 0;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (affinity_header_is(e[i].key, line)) {
+            if (n == AFFINITY_LEARN_CARRIERS) {
+                return -1;
+            }
+            carrier[n++] = e[i].val;
+        }
+    }
+    return n;
+}
 
 static module *affinity_proxy_module;
 
@@ -407,6 +432,9 @@ static int affinity_learn_fixups(request_rec *r)
     early->name = conf->mode_cookie;
     early->header = conf->mode_header != NULL;
     early->st = st;
+    early->seen = seen;
+    early->carriers = affinity_learn_carriers(r, early->header, early->name,
+                                              early->carrier);
     /* each request_rec (an internal redirect's too) has notes of its own;
      * early->r is checked all the same */
     note = ap_get_request_note(r, affinity_learn_early_note);
@@ -418,12 +446,20 @@ static int affinity_learn_fixups(request_rec *r)
 
 /* The early lookups of this request, if they hold for the finder's
  * balancer and configuration: copied into st (found, IDs). */
+/* This request's early lookups, or NULL. */
+static const affinity_learn_early *affinity_learn_early_of(request_rec *r)
+{
+    void **note = ap_get_request_note(r, affinity_learn_early_note);
+    const affinity_learn_early *early = note ? *note : NULL;
+
+    return early && early->r == r ? early : NULL;
+}
+
 static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
                                 const affinity_dir_conf *conf,
                                 affinity_learn_state *st)
 {
-    void **note = ap_get_request_note(r, affinity_learn_early_note);
-    const affinity_learn_early *early;
+    const affinity_learn_early *early = affinity_learn_early_of(r);
     const affinity_learn_state *e;
     const char *salt = conf->salt ? conf->salt : "";
     apr_size_t salt_len = conf->salt ? conf->salt_len : 0;
@@ -431,8 +467,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
                                           : AFFINITY_STORE_TIMEOUT_DEFAULT;
     int i;
 
-    early = note ? *note : NULL;
-    if (!early || early->r != r) {
+    if (!early) {
         return 0;
     }
     e = early->st;
@@ -444,7 +479,8 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
         || e->values->nelts != st->values->nelts) {
         return 0;
     }
-    for (i = 0; i < st->values->nelts; i++) {
+    /* the same list when the finder took fixups' values (learn_read) */
+    for (i = 0; st->values != e->values && i < st->values->nelts; i++) {
         const affinity_learn_value *a = &APR_ARRAY_IDX(e->values, i,
                                                        affinity_learn_value);
         const affinity_learn_value *b = &APR_ARRAY_IDX(st->values, i,
@@ -454,7 +490,7 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
             return 0;
         }
     }
-    for (i = 0; i < st->values->nelts; i++) {
+    for (i = 0; st->values != e->values && i < st->values->nelts; i++) {
         APR_ARRAY_IDX(st->values, i, affinity_learn_value)
             = APR_ARRAY_IDX(e->values, i, affinity_learn_value);
     }
@@ -465,6 +501,36 @@ static int affinity_learn_adopt(proxy_balancer *balancer, request_rec *r,
     st->secret = e->secret;
     st->timeout = e->timeout;
     return 1;
+}
+
+/* The values fixups read, when the lines they came from are still there
+ * as they were (the same NAME, the same lines): a second pass over the
+ * Cookie header would find the same (it cost about 900 instructions a
+ * hit).  A copy of that state, not yet adopted: affinity_learn_adopt()
+ * still checks the balancer, salt and timeout before the lookups count. */
+static void affinity_learn_read(request_rec *r, const affinity_dir_conf *conf,
+                                affinity_request *req)
+{
+    const affinity_learn_early *early = affinity_learn_early_of(r);
+    const char *now[AFFINITY_LEARN_CARRIERS];
+    int header = conf->mode_header != NULL, i;
+
+    if (early && early->carriers >= 0 && early->header == header
+        && conf->mode_cookie && !strcmp(early->name, conf->mode_cookie)
+        && affinity_learn_carriers(r, header, early->name, now)
+           == early->carriers) {
+        for (i = 0; i < early->carriers && now[i] == early->carrier[i]; i++) {
+        }
+        if (i == early->carriers) {
+            affinity_learn_state *st = apr_pmemdup(r->pool, early->st,
+                                                   sizeof(*st));
+            st->looked_up = 0;
+            req->learn = st;
+            req->cookie_seen = early->seen;
+            return;
+        }
+    }
+    req->learn = affinity_learn_state_make(r, conf, &req->cookie_seen);
 }
 
 static void affinity_learn_register_hooks(apr_pool_t *p)
@@ -513,14 +579,13 @@ static void affinity_learn_lookup(proxy_balancer *balancer, request_rec *r,
     }
 }
 
-/* The values[] slot of the first value whose entry names member m. */
-static int affinity_learn_slot_of(const affinity_learn_state *st,
-                                  const affinity_member *m)
+/* The values[] slot of the first value whose entry names the member of
+ * ID id. */
+static int affinity_learn_slot_of_id(const affinity_learn_state *st,
+                                     const unsigned char *id)
 {
-    unsigned char id[AFFINITY_ID_LEN];
     int i;
 
-    affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN);
     for (i = 0; i < st->values->nelts; i++) {
         const affinity_learn_value *v = &APR_ARRAY_IDX(st->values, i,
                                                        affinity_learn_value);
@@ -529,6 +594,16 @@ static int affinity_learn_slot_of(const affinity_learn_state *st,
         }
     }
     return -1;
+}
+
+/* The same for member m. */
+static int affinity_learn_slot_of(const affinity_learn_state *st,
+                                  const affinity_member *m)
+{
+    unsigned char id[AFFINITY_ID_LEN];
+
+    affinity_id_from_hex(id, m->id_hex, AFFINITY_ID_HEX_LEN);
+    return affinity_learn_slot_of_id(st, id);
 }
 
 /* ---- The finder ---------------------------------------------------------- */
@@ -596,7 +671,7 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
     affinity_session_choice c;
     const affinity_learn_value *v;
     affinity_member *m;
-    const char *status;
+    const char *status, *route;
     proxy_worker *w;
 
     affinity_learn_lookup(balancer, r, conf, req);
@@ -612,7 +687,10 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
     switch (c.kind) {
     case AFFINITY_SESSION_KEPT:
         status = "valid";
-        st->session = affinity_learn_slot_of(st, m);
+        /* the member's ID, in binary once: the slot, then what served */
+        affinity_id_from_hex(st->served, m->id_hex, AFFINITY_ID_HEX_LEN);
+        st->served_set = 1;
+        st->session = affinity_learn_slot_of_id(st, st->served);
         v = st->session >= 0 ? &APR_ARRAY_IDX(st->values, st->session,
                                                affinity_learn_value) : NULL;
         st->write = v && v->refresh;
@@ -650,14 +728,24 @@ static proxy_worker *affinity_find_learn(proxy_balancer *balancer,
     if (w && !m) {
         m = affinity_member_of(balancer, &t, w, r);
     }
-    affinity_set_env(r, m, status);
-    /* the IDs were looked up in this finder */
-    affinity_set_session_env(r, req, conf->mode_cookie);
+    route = affinity_set_env(r, m, status);
     if (!m) {
+        affinity_set_session_env(r, req, conf->mode_cookie);
         return NULL;
     }
-    affinity_id_from_hex(st->served, m->id_hex, AFFINITY_ID_HEX_LEN);
-    st->served_set = 1;
+    if (!st->served_set) {
+        affinity_id_from_hex(st->served, m->id_hex, AFFINITY_ID_HEX_LEN);
+        st->served_set = 1;
+    }
+    /* the IDs were looked up in this finder; the first is mostly the
+     * member's, whose hex set_env has just copied */
+    if (req->ids->nelts && !memcmp(req->ids->elts, st->served,
+                                   AFFINITY_ID_LEN)) {
+        affinity_set_session_env_hex(r, conf->mode_cookie, route);
+    }
+    else {
+        affinity_set_session_env(r, req, conf->mode_cookie);
+    }
     return m->worker;
 }
 
