@@ -18,6 +18,7 @@ use JSON::PP ();
 use LWP::UserAgent;
 use lib 't/lib';
 use AffinityTest;
+use PrivateHttpd qw(free_port);
 
 my $top = File::Spec->rel2abs(Apache::Test::vars('top_dir'));
 my $page = do { local $/; open my $fh, '<', "$top/docs/deploying.md" or die $!; <$fh> };
@@ -36,26 +37,9 @@ is join(',', @order), 'drain,watch,stop (site-specific),deploy (site-specific),t
    'the walk-through names its steps in order';
 ok $vars, 'the walk-through sets its variables';
 
-my $json = JSON::PP->new;
-my $httpd = Apache::Test::vars('httpd');
-my $apxs = Apache::Test::vars('apxs');
-chomp(my $libexec = `$apxs -q LIBEXECDIR`);
-my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
-my $dir = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/deploy-walkthrough');
-mkdir $dir;
-my $mpm = 'event';
-for my $line (log_lines('../conf/httpd.conf')) {
-    $mpm = $1 if $line =~ /LoadModule mpm_(\w+)_module/;
-}
-sub free_port {
-    for (1 .. 10) {
-        my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1, ReuseAddr => 1);
-        return $sock->sockport if $sock;
-        select(undef, undef, undef, 0.2);
-    }
-    die "no free port on 127.0.0.1\n";
-}
-my $port = free_port();
+my $srv = PrivateHttpd->new('deploy-walkthrough');
+my ($dir, $port) = ($srv->dir, $srv->port);
+my ($mpm, $libexec) = ($srv->mpm, $srv->libexec);
 my $mport = free_port();
 my $other = 'http://127.0.0.1:' . backend_port('backend1');
 my $member = "http://127.0.0.1:$mport";
@@ -80,23 +64,9 @@ sub stop_member {
 }
 
 open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
-print $fh <<"EOF";
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error_log"
-DefaultRuntimeDir "$dir"
+print $fh $srv->head, <<"EOF";
 LogLevel warn
-LoadModule mpm_${mpm}_module $libexec/mod_mpm_${mpm}.so
-LoadModule affinity_module $module
-LoadModule authz_core_module $libexec/mod_authz_core.so
 LoadModule authz_host_module $libexec/mod_authz_host.so
-LoadModule proxy_module $libexec/mod_proxy.so
-LoadModule proxy_http_module $libexec/mod_proxy_http.so
-LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
-LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
-LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
 StartServers 2
 LogFormat "%U %{AFFINITY_STATUS}e" st
 CustomLog "$dir/status_log" st
@@ -122,15 +92,9 @@ ProxyPass "/" "balancer://app/"
 EOF
 close $fh;
 
-sub run_httpd {
-    my $out = `$httpd -f $dir/httpd.conf @_ 2>&1`;
-    diag "httpd @_: $out" if $?;
-    return !$?;
-}
-sub get { return $ua->get("http://127.0.0.1:$port$_[0]", @_[1 .. $#_]) }
 END {
     stop_member();
-    run_httpd('-k', 'stop') if -f "$dir/httpd.pid";
+    $srv->run('-k', 'stop') if -f "$dir/httpd.pid";
 }
 
 # the page's variables, pointed at the private httpd
@@ -152,13 +116,13 @@ sub run_step {
 }
 
 ok start_member('v1'), 'the member (version 1) runs';
-run_httpd('-k', 'start');
-ok wait_until(20, sub { get('/affinity-status?format=json')->is_success }), 'private httpd started';
+$srv->run('-k', 'start');
+ok wait_until(20, sub { $srv->get('/affinity-status?format=json')->is_success }), 'private httpd started';
 
 # sessions: those on the member are the ones the deploy must not cut
 my @sessions;
 for (1 .. 16) {
-    my $res = get('/hello.txt');
+    my $res = $srv->get('/hello.txt');
     push @sessions, { cookie => cookie_value($res), at => backend($res) };
 }
 my @mine = grep { $_->{at} eq 'v1' } @sessions;
@@ -166,7 +130,7 @@ ok @mine >= 2, scalar(@mine) . ' of 16 sessions on the member';
 my $failed = 0;
 sub visit_all {
     for my $s (@sessions) {
-        my $res = get('/hello.txt', Cookie => "ROUTEID=$s->{cookie}");
+        my $res = $srv->get('/hello.txt', Cookie => "ROUTEID=$s->{cookie}");
         $failed++ unless $res->is_success;
         my $c = cookie_value($res);
         # a session is its cookie's member: bare IDs, so sessions on one
@@ -208,14 +172,14 @@ my ($tried) = map { chomp(my $l = $_); (split /\t/, $l)[6] } grep { /\tROUTEID\t
 ok $tried, 'the jar holds the member\'s cookie';
 my $on = 0;
 for (1 .. 10) {
-    my $res = get('/hello.txt', Cookie => "ROUTEID=" . ($tried // ''));
+    my $res = $srv->get('/hello.txt', Cookie => "ROUTEID=" . ($tried // ''));
     $failed++ unless $res->is_success;
     $on++ if backend($res) eq 'v2';
 }
 is $on, 10, 'the tester stays on it (10 of 10)';
 my $stray = 0;
 for (1 .. 30) {
-    my $res = get('/hello.txt');
+    my $res = $srv->get('/hello.txt');
     $failed++ unless $res->is_success;
     $stray++ if backend($res) eq 'v2';
 }
@@ -230,7 +194,7 @@ my $new = 0;
 my $tries = 0;
 my $until = time + 10;
 while (time < $until && $new < 3) {
-    my $res = get('/hello.txt');
+    my $res = $srv->get('/hello.txt');
     $tries++;
     $failed++ unless $res->is_success;
     $new++ if backend($res) eq 'v2';

@@ -17,52 +17,21 @@ use JSON::PP ();
 use LWP::UserAgent;
 use lib 't/lib';
 use AffinityTest;
+use PrivateHttpd;
 
 plan tests => 36;
 
-my $json = JSON::PP->new;
 my $httpd = Apache::Test::vars('httpd');
-my $apxs = Apache::Test::vars('apxs');
-chomp(my $libexec = `$apxs -q LIBEXECDIR`);
-my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
-my $dir = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/drain-deadline');
-mkdir $dir;
-my $mpm = 'event';
-for my $line (log_lines('../conf/httpd.conf')) {
-    $mpm = $1 if $line =~ /LoadModule mpm_(\w+)_module/;
-}
-my $port;
-for my $try (1 .. 10) {
-    my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1, ReuseAddr => 1);
-    if ($sock) {
-        $port = $sock->sockport;
-        last;
-    }
-    select(undef, undef, undef, 0.2);
-}
-die "no free port on 127.0.0.1\n" unless $port;
+my $srv = PrivateHttpd->new('drain-deadline');
+my ($dir, $port) = ($srv->dir, $srv->port);
 my @b = map { 'http://127.0.0.1:' . backend_port("backend$_") } 1 .. 2;
 my @pfx = map { backend_port("pfx$_") } 1 .. 2;
 my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 10);
 my $DEADLINE = 3;
 
 open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
-print $fh <<"EOF";
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error_log"
-DefaultRuntimeDir "$dir"
+print $fh $srv->head, <<"EOF";
 LogLevel warn affinity:debug
-LoadModule mpm_${mpm}_module $libexec/mod_mpm_${mpm}.so
-LoadModule affinity_module $module
-LoadModule authz_core_module $libexec/mod_authz_core.so
-LoadModule proxy_module $libexec/mod_proxy.so
-LoadModule proxy_http_module $libexec/mod_proxy_http.so
-LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
-LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
-LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
 StartServers 2
 BalancerPersist On
 LogFormat "%U %{AFFINITY_STATUS}e" st
@@ -95,36 +64,11 @@ ProxyPass "/drp/" "balancer://drp/"
 EOF
 close $fh;
 
-sub get { return $ua->get("http://127.0.0.1:$port$_[0]", @_[1 .. $#_]) }
-
-sub run_httpd {
-    my $out = `$httpd -f $dir/httpd.conf @_ 2>&1`;
-    diag "httpd @_: $out" if $?;
-    return !$?;
-}
-
-sub doc {
-    my $res = get('/affinity-status?format=json' . ($_[0] // ''));
-    return $res->is_success ? $json->decode($res->content) : undef;
-}
-
-sub generation { my $d = doc(); return $d ? $d->{server}{generation} : -1 }
-
-sub stop {
-    return unless -f "$dir/httpd.pid";
-    run_httpd('-k', 'stop');
-    wait_until(20, sub {
-        !-f "$dir/httpd.pid"
-            && !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1)
-    });
-}
-END { stop() }
-
 # balancer-manager's own form: nonce from its page, Referer of the page
 sub drain {
     my ($url, $on, $bal) = @_;
     $bal //= 'dr';
-    my $page = get('/balancer-manager')->content;
+    my $page = $srv->get('/balancer-manager')->content;
     my ($nonce) = $page =~ /b=\Q$bal\E&amp;nonce=([0-9a-f-]+)/ or die "no nonce\n";
     my $res = $ua->post("http://127.0.0.1:$port/balancer-manager",
                         [ b => $bal, w => $url, nonce => $nonce,
@@ -135,21 +79,21 @@ sub drain {
 
 sub member {
     my ($url) = @_;
-    my $d = doc('&member=' . $url) or return undef;
+    my $d = $srv->doc('&member=' . $url) or return undef;
     return $d->{balancers}[0]{members}[0];
 }
 
 # one request of the session carried by $cookie: [member port, new cookie]
 sub visit {
     my ($cookie) = @_;
-    my $res = get('/dr/hello.txt', $cookie ? (Cookie => "ROUTEID=$cookie") : ());
+    my $res = $srv->get('/dr/hello.txt', $cookie ? (Cookie => "ROUTEID=$cookie") : ());
     my ($k) = ($res->header('X-Backend') // '') =~ /(\d)$/;
     return [ $k // 0, cookie_value($res), $res->code ];
 }
 
 unlink "$dir/status_log";
-run_httpd('-k', 'start');
-ok wait_until(20, sub { defined doc() }), 'private httpd started'
+$srv->run('-k', 'start');
+ok wait_until(20, sub { defined $srv->doc() }), 'private httpd started'
     or diag `tail -5 $dir/error_log`;
 
 # 20 sessions, about half on each member
@@ -160,8 +104,8 @@ ok @on1 >= 3, scalar(@on1) . ' of 20 sessions on member 1';
 my $m = member($b[0]);
 ok $m && !defined $m->{drain}{since} && !$m->{draining},
    'member= gives that member only; not draining';
-is scalar(@{ doc('&member=' . $b[0])->{balancers}[0]{members} }), 1, 'one member';
-is get('/affinity-status?format=json&member=http://nowhere:1')->code, 404,
+is scalar(@{ $srv->doc('&member=' . $b[0])->{balancers}[0]{members} }), 1, 'one member';
+is $srv->get('/affinity-status?format=json&member=http://nowhere:1')->code, 404,
    'an unknown member= is a 404';
 
 ok drain($b[0], 1), 'member 1 set to drain through balancer-manager';
@@ -184,7 +128,7 @@ is $new_on2, 4, 'new sessions go elsewhere while draining';
 $m = member($b[0]);
 ok !$m->{drain}{safe_to_stop} && $m->{drain}{session_requests_last_minute} == @on1,
    "progress: $m->{drain}{session_requests_last_minute} session requests this minute, not safe to stop";
-like get('/affinity-status')->content, qr/still serving about \Q${\scalar @on1}\E session requests a minute/,
+like $srv->get('/affinity-status')->content, qr/still serving about \Q${\scalar @on1}\E session requests a minute/,
    'the page says it is still serving';
 SKIP: {
     skip 'no jq', 1 unless `sh -c 'command -v jq'`;
@@ -213,7 +157,7 @@ $m = member($b[0]);
 is $m->{requests}{drained} // 0, 0, 'drained counts on the member moved to, not the drained one';
 my $m2 = member($b[1]);
 is $m2->{requests}{drained}, scalar(@on1), 'member 2 counted the drained moves';
-my $prom = get('/affinity-status?format=prometheus')->content;
+my $prom = $srv->get('/affinity-status?format=prometheus')->content;
 like $prom, qr/^affinity_member_draining_since_seconds\{balancer="balancer:\/\/dr",member="\Q$b[0]\E"\} $since$/m,
      'metric: draining since';
 like $prom, qr/^affinity_member_last_session_request_seconds\{balancer="balancer:\/\/dr",member="\Q$b[0]\E"\} [1-9]\d+$/m,
@@ -233,7 +177,7 @@ my $last = member($b[0])->{drain}{last_session_request};
 sleep 1 while time < $last + 11;
 $m = member($b[0]);
 ok $m->{drain}{safe_to_stop} && $m->{drain}{idle_seconds} >= 10, 'quiet for 10 s: safe to stop';
-like get('/affinity-status')->content, qr/no session requests for \d+ s: safe to stop/,
+like $srv->get('/affinity-status')->content, qr/no session requests for \d+ s: safe to stop/,
      'the page says so in words';
 SKIP: {
     skip 'no jq', 1 unless `sh -c 'command -v jq'`;
@@ -243,9 +187,9 @@ SKIP: {
 }
 
 # a graceful restart keeps the drain start
-my $gen = generation();
-run_httpd('-k', 'graceful');
-ok wait_until(20, sub { generation() > $gen }), 'graceful restart';
+my $gen = $srv->generation();
+$srv->run('-k', 'graceful');
+ok wait_until(20, sub { $srv->generation() > $gen }), 'graceful restart';
 is member($b[0])->{drain}{since}, $since, 'the drain start survives it';
 
 # drain off and on: a new period
@@ -269,7 +213,7 @@ is visit($fresh)->[0], 1, 'a session of the new period is kept before its deadli
     my $p1 = "http://127.0.0.1:$pfx[0]";
     my $ask = sub {
         my ($cookie, %h) = @_;
-        my $res = get('/drp/hello.txt', Cookie => "JSESSIONID=$cookie", %h);
+        my $res = $srv->get('/drp/hello.txt', Cookie => "JSESSIONID=$cookie", %h);
         return ($res->header('X-Backend') // '', join ' ', $res->header('Set-Cookie'));
     };
     my ($at) = $ask->("$id1~s1");

@@ -22,29 +22,12 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use AffinityTest;
+use PrivateHttpd;
 
 plan tests => 32;
 
-my $json = JSON::PP->new;
-my $httpd = Apache::Test::vars('httpd');
-my $apxs = Apache::Test::vars('apxs');
-chomp(my $libexec = `$apxs -q LIBEXECDIR`);
-my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
-my $dir = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/keys-life');
-mkdir $dir;
-my $mpm = 'event';
-for my $line (log_lines('../conf/httpd.conf')) {
-    $mpm = $1 if $line =~ /LoadModule mpm_(\w+)_module/;
-}
-sub free_port {
-    for my $try (1 .. 10) {
-        my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1, ReuseAddr => 1);
-        return $sock->sockport if $sock;
-        sleep 0.2;
-    }
-    die "no free port on 127.0.0.1\n";
-}
-my $port = free_port();
+my $srv = PrivateHttpd->new('keys-life');
+my ($dir, $port) = ($srv->dir, $srv->port);
 my @b = map { 'http://127.0.0.1:' . backend_port("backend$_") } 1 .. 3;
 my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 20);
 my $DEADLINE = 4;
@@ -67,22 +50,8 @@ for my $i (1 .. 2) {
 }
 
 open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
-print $fh <<"EOF";
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error_log"
-DefaultRuntimeDir "$dir"
+print $fh $srv->head, <<"EOF";
 LogLevel warn affinity:trace1
-LoadModule mpm_${mpm}_module $libexec/mod_mpm_${mpm}.so
-LoadModule affinity_module $module
-LoadModule authz_core_module $libexec/mod_authz_core.so
-LoadModule proxy_module $libexec/mod_proxy.so
-LoadModule proxy_http_module $libexec/mod_proxy_http.so
-LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
-LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
-LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
 StartServers 5
 LogFormat "%U %{X-Key}i %{Host}i %{AFFINITY_STATUS}e" st
 CustomLog "$dir/status_log" st
@@ -127,30 +96,9 @@ ProxyPass "/hs/" "balancer://hs/"
 EOF
 close $fh;
 
-sub get { return $ua->get("http://127.0.0.1:$port$_[0]", @_[1 .. $#_]) }
-
-sub run_httpd {
-    my $out = `$httpd -f $dir/httpd.conf @_ 2>&1`;
-    diag "httpd @_: $out" if $?;
-    return !$?;
-}
-
-sub doc {
-    my $res = get('/affinity-status?format=json' . ($_[0] // ''));
-    return $res->is_success ? $json->decode($res->content) : undef;
-}
-
-sub stop {
-    return unless -f "$dir/httpd.pid";
-    run_httpd('-k', 'stop');
-    wait_until(20, sub {
-        !-f "$dir/httpd.pid"
-            && !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1)
-    });
-}
 END {
     if ($$ == $parent) {
-        stop();
+        $srv->stop();
         kill 'TERM', @pids;
     }
 }
@@ -158,7 +106,7 @@ END {
 # balancer-manager's own form: nonce from its page, Referer of the page
 sub bm_set {
     my ($bal, $url, %flags) = @_;
-    my $page = get('/balancer-manager')->content;
+    my $page = $srv->get('/balancer-manager')->content;
     my ($nonce) = $page =~ /b=\Q$bal\E&amp;nonce=([0-9a-f-]+)/ or die "no nonce\n";
     my $res = $ua->post("http://127.0.0.1:$port/balancer-manager",
                         [ b => $bal, w => $url, nonce => $nonce,
@@ -170,7 +118,7 @@ sub bm_set {
 # the drain start of $url in balancer $bal, from the status page's JSON
 sub drain_since {
     my ($bal, $url) = @_;
-    my $d = doc('&member=' . $url) or return undef;
+    my $d = $srv->doc('&member=' . $url) or return undef;
     for my $x (@{ $d->{balancers} }) {
         next unless $x->{name} eq "balancer://$bal";
         return $x->{members}[0]{drain}{since};
@@ -183,8 +131,8 @@ sub twin { return $_[0] =~ s/t$/p/r }
 # one request of key $k (hash) or host $k (domain): the member's number
 sub at {
     my ($bal, $k) = @_;
-    my $res = $bal =~ /^h/ ? get("/$bal/hello.txt", 'X-Key' => $k)
-                           : get("/$bal/hello.txt", Host => $k);
+    my $res = $bal =~ /^h/ ? $srv->get("/$bal/hello.txt", 'X-Key' => $k)
+                           : $srv->get("/$bal/hello.txt", Host => $k);
     my ($n) = ($res->header('X-Backend') // '') =~ /(\d)$/;
     return $n // 0;
 }
@@ -207,8 +155,8 @@ sub settle {
 }
 
 unlink "$dir/status_log";
-run_httpd('-k', 'start');
-ok wait_until(20, sub { defined doc() }), 'private httpd started'
+$srv->run('-k', 'start');
+ok wait_until(20, sub { defined $srv->doc() }), 'private httpd started'
     or diag `tail -5 $dir/error_log`;
 
 # ---- AffinityDrainTimeout in hash and domain mode ------------------------------
@@ -250,7 +198,7 @@ for my $bal (qw(hkt dkt)) {
 }
 # the drain progress counts the keys it keeps as its session requests
 for my $bal (qw(hkt dkt)) {
-    my $d = doc('&member=' . $b[0]);
+    my $d = $srv->doc('&member=' . $b[0]);
     my ($x) = grep { $_->{name} eq "balancer://$bal" } @{ $d->{balancers} };
     my $dr = $x->{members}[0]{drain};
     ok $dr->{session_requests_last_minute} >= @{ $on1{$bal} } && !$dr->{safe_to_stop}
@@ -285,7 +233,7 @@ is $st->{hash}, 24 - $drained_n{hkt}, 'hash: the others logged hash';
 $st = statuses('dkt', $n0);
 is $st->{drained}, $drained_n{dkt}, "domain: each of member 1's hosts logged drained ($drained_n{dkt})";
 is $st->{domain}, 24 - $drained_n{dkt}, 'domain: the others logged domain';
-my $lookup = get('/affinity-status?format=json&key=' . $on1{hkt}[0])->content;
+my $lookup = $srv->get('/affinity-status?format=json&key=' . $on1{hkt}[0])->content;
 like $lookup, qr{"balancer":"balancer://hkt","member":"\Q$b[$ref{hkt}{ $on1{hkt}[0] } - 1]\E"},
      'the status page\'s ?key= lookup agrees after the deadline';
 like join('', log_lines('keys-life/error_log')), qr/AFF0131: balancer:\/\/hkt: the member of the request's key has been draining for longer than AffinityDrainTimeout: it goes to /,
@@ -317,7 +265,7 @@ bm_set('hkt', $b[0], D => 0, N => 0);
 # a key for each slow member, found with the status page's ?key= (idle)
 my (%key_of);
 for my $i (1 .. 200) {
-    my $body = get("/affinity-status?format=json&key=k$i")->content;
+    my $body = $srv->get("/affinity-status?format=json&key=k$i")->content;
     my ($mem) = $body =~ m{"balancer":"balancer://hs","member":"([^"]+)"} or next;
     $key_of{$mem} //= "k$i";
     last if keys %key_of == 2;
@@ -332,12 +280,12 @@ sub probe {
     my @kids;
     for my $k ($kb, $ka) {
         my $pid = fork // die "fork: $!";
-        if (!$pid) { get('/hs/x', 'X-Key' => $k); POSIX::_exit(0) }
+        if (!$pid) { $srv->get('/hs/x', 'X-Key' => $k); POSIX::_exit(0) }
         push @kids, $pid;
         sleep 0.3;
     }
     sleep 0.7;
-    my $res = get('/hs/x', 'X-Key' => $ka);
+    my $res = $srv->get('/hs/x', 'X-Key' => $ka);
     waitpid $_, 0 for @kids;
     return $res->header('X-Backend') // '';
 }
@@ -347,14 +295,14 @@ is $got, 'slow1', 'not ramping: the key stays on its member with one request in 
 # disable, look (the ?key= lookup sees it taking no new sessions), enable:
 # its ramp starts (600 s: about 10% for the rest of this test)
 bm_set('hs', $slow[0], D => 1);
-get("/affinity-status?format=json&key=$ka");
+$srv->get("/affinity-status?format=json&key=$ka");
 bm_set('hs', $slow[0], D => 0);
-get("/affinity-status?format=json&key=$ka");
-my ($ramp) = grep { $_->{name} eq 'balancer://hs' } @{ doc('&member=' . $slow[0])->{balancers} };
+$srv->get("/affinity-status?format=json&key=$ka");
+my ($ramp) = grep { $_->{name} eq 'balancer://hs' } @{ $srv->doc('&member=' . $slow[0])->{balancers} };
 $ramp = $ramp->{members}[0]{slow_start}{ratio};
 ok $ramp < 0.2, "the status page shows its ramp ($ramp)";
 $got = probe();
 is $got, 'slow2', 'ramping: the same key goes to the next member (a lower bound)';
 my $bounded = 0;
-$bounded += $_ for get('/affinity-status?format=json')->content =~ /"bounded":(\d+)/g;
+$bounded += $_ for $srv->get('/affinity-status?format=json')->content =~ /"bounded":(\d+)/g;
 ok $bounded >= 1, "counted as bounded ($bounded)";

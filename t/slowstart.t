@@ -20,30 +20,13 @@ use LWP::UserAgent;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
 use AffinityTest;
+use PrivateHttpd;
 
 plan tests => 37;
 
-my $json = JSON::PP->new;
-my $httpd = Apache::Test::vars('httpd');
-my $apxs = Apache::Test::vars('apxs');
-chomp(my $libexec = `$apxs -q LIBEXECDIR`);
-my $module = File::Spec->rel2abs(Apache::Test::vars('serverroot') . '/../.libs/mod_affinity.so');
-my $dir = File::Spec->rel2abs(Apache::Test::vars('t_logs') . '/slowstart');
-mkdir $dir;
-my $mpm = 'event';
-for my $line (log_lines('../conf/httpd.conf')) {
-    $mpm = $1 if $line =~ /LoadModule mpm_(\w+)_module/;
-}
-my $port;
-for my $try (1 .. 10) {
-    my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 1, ReuseAddr => 1);
-    if ($sock) {
-        $port = $sock->sockport;
-        last;
-    }
-    sleep 0.2;
-}
-die "no free port on 127.0.0.1\n" unless $port;
+my $srv = PrivateHttpd->new('slowstart');
+my ($dir, $port) = ($srv->dir, $srv->port);
+my ($mpm, $libexec) = ($srv->mpm, $srv->libexec);
 
 # A member this test can stop and start: a tiny HTTP server in a child
 my $mini_sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 16, ReuseAddr => 1)
@@ -87,24 +70,10 @@ my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 10);
 my $RAMP = 4;
 
 open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
-print $fh <<"EOF";
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error_log"
-DefaultRuntimeDir "$dir"
+print $fh $srv->head, <<"EOF";
 LogLevel warn
-LoadModule mpm_${mpm}_module $libexec/mod_mpm_${mpm}.so
-LoadModule affinity_module $module
-LoadModule authz_core_module $libexec/mod_authz_core.so
 LoadModule authz_host_module $libexec/mod_authz_host.so
-LoadModule proxy_module $libexec/mod_proxy.so
-LoadModule proxy_http_module $libexec/mod_proxy_http.so
-LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
-LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
 LoadModule socache_shmcb_module $libexec/mod_socache_shmcb.so
-LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
 StartServers 2
 KeepAliveTimeout 2
 <Location /affinity-status>
@@ -178,58 +147,23 @@ ProxyPass "/lrn/" "balancer://lrn/"
 EOF
 close $fh;
 
-sub url { return "http://127.0.0.1:$port$_[0]" }
-sub get { return $ua->get(url($_[0]), @_[1 .. $#_]) }
-
-sub run_httpd {
-    my $out = `$httpd -f $dir/httpd.conf @_ 2>&1`;
-    diag "httpd @_: $out" if $?;
-    return !$?;
-}
-
-sub doc {
-    my $res = get('/affinity-status?format=json');
-    return undef unless $res->is_success;
-    my $d = eval { $json->decode($res->content) };
-    diag "not JSON: $@" unless $d;
-    return $d;
-}
-
 # name => { ratio, seconds_left } of balancer $name's members
 sub ramps {
     my ($name) = @_;
-    my $d = doc() or return {};
+    my $d = $srv->doc() or return {};
     my ($bal) = grep { $_->{name} eq "balancer://$name" } @{ $d->{balancers} };
     return { map { ($_->{name} => $_->{slow_start}) } @{ $bal->{members} } };
 }
 
-sub generation { my $d = doc(); return $d ? $d->{server}{generation} : -1 }
-
-sub graceful {
-    my $before = generation();
-    run_httpd('-k', 'graceful');
-    return wait_until(20, sub { generation() > $before });
-}
-
-sub stop {
-    return unless -f "$dir/httpd.pid";
-    run_httpd('-k', 'stop');
-    wait_until(20, sub {
-        !-f "$dir/httpd.pid"
-            && !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1)
-    });
-}
-END { stop() }
-
 # balancer-manager edit of one member, as its form posts it
 sub edit {
     my ($balancer, $member, %params) = @_;
-    my $page = get('/balancer-manager')->content;
+    my $page = $srv->get('/balancer-manager')->content;
     my ($nonce) = $page =~ /b=\Q$balancer\E&amp;nonce=([0-9a-f-]+)/;
     die "no nonce for $balancer\n" unless $nonce;
-    my $req = HTTP::Request::Common::POST(url('/balancer-manager'),
+    my $req = HTTP::Request::Common::POST($srv->url('/balancer-manager'),
         [ b => $balancer, w => $member, nonce => $nonce, %params ],
-        Referer => url('/balancer-manager'));
+        Referer => $srv->url('/balancer-manager'));
     my $res = $ua->request($req);
     die 'balancer-manager: ' . $res->status_line . "\n" unless $res->is_success;
 }
@@ -237,7 +171,7 @@ sub edit {
 # a new session (no cookie): [backend number, cookie value]
 sub new_session {
     my ($path, $name) = @_;
-    my $res = get($path);
+    my $res = $srv->get($path);
     my ($k) = (backend($res) =~ /(\d)$/);
     return [$k // 0, cookie_value($res, $name // 'ROUTEID')];
 }
@@ -245,7 +179,7 @@ sub new_session {
 # a request of a session: backend number, and whether a cookie was set
 sub in_session {
     my ($path, $value, $name) = @_;
-    my $res = get($path, Cookie => ($name // 'ROUTEID') . "=$value");
+    my $res = $srv->get($path, Cookie => ($name // 'ROUTEID') . "=$value");
     my ($k) = (backend($res) =~ /(\d)$/);
     return ($k // 0, scalar affinity_cookies($res, $name // 'ROUTEID'));
 }
@@ -276,16 +210,7 @@ sub shares {
 
 sub fmt { return join ' ', map { sprintf '%.2f/%d', @$_ } @_ }
 
-sub start {
-    for my $try (1 .. 3) {
-        return 1 if run_httpd('-k', 'start') && wait_until(20, sub { defined doc() });
-        diag `tail -n 5 $dir/error_log`;
-        stop();
-        sleep 1;
-    }
-    return 0;
-}
-ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start');
+ok $srv->start(), 'private httpd started' or BAIL_OUT('the private httpd did not start');
 
 # ---- members there from the start are not ramped -------------------------------
 {
@@ -334,10 +259,10 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
 
 # ---- a member added live ramps ---------------------------------------------------
 {
-    my $req = HTTP::Request::Common::POST(url('/balancer-manager'),
+    my $req = HTTP::Request::Common::POST($srv->url('/balancer-manager'),
         [ b => 'grow', b_wyes => 1, b_nwrkr => $b[3],
-          nonce => (get('/balancer-manager')->content =~ /b=grow&amp;nonce=([0-9a-f-]+)/)[0] ],
-        Referer => url('/balancer-manager'));
+          nonce => ($srv->get('/balancer-manager')->content =~ /b=grow&amp;nonce=([0-9a-f-]+)/)[0] ],
+        Referer => $srv->url('/balancer-manager'));
     $ua->request($req);
     edit('grow', $b[3], w_status_D => 0);
     my @x = shares('/grow/hello.txt', 4, 1, 30);
@@ -358,7 +283,7 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     shares('/err/hello.txt', 9, 1, 10);
     my $st = (grep { $_->{name} eq $mini }
               map { @{ $_->{members} } } grep { $_->{name} eq 'balancer://err' }
-              @{ doc()->{balancers} })[0]{status} // '';
+              @{ $srv->doc()->{balancers} })[0]{status} // '';
     like $st, qr/Err/, "stopped: in error ($st)";
     mini_start();
     sleep 1.5;                  # its retry time
@@ -375,12 +300,12 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     ramps('long');
     edit('long', $b[1], w_status_D => 0);
     my $before = ramps('long')->{ $b[1] };
-    like get('/affinity-status')->content, qr/slow start: \d+% of its share, \d+ s left/,
+    like $srv->get('/affinity-status')->content, qr/slow start: \d+% of its share, \d+ s left/,
          'the HTML page shows the ramp';
-    like get('/affinity-status?format=prometheus')->content,
+    like $srv->get('/affinity-status?format=prometheus')->content,
          qr/^affinity_member_slow_start_ratio\{balancer="balancer:\/\/long",member="\Q$b[1]\E"\} 0\.\d+$/m,
          'the metric shows it';
-    ok graceful(), 'graceful restart';
+    ok $srv->graceful(), 'graceful restart';
     my $r = ramps('ramp');
     ok !grep({ $r->{$_}{ratio} != 1 } @b[0 .. 2]), 'after it, no member of a settled balancer ramps'
         or diag explain $r;
@@ -397,14 +322,14 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
 {
     my @x = shares('/stby/hello.txt', 3, 1, 30);
     is $x[0][0], 0, 'hot standby: no new session on it';
-    my $page = get('/affinity-status')->content;
+    my $page = $srv->get('/affinity-status')->content;
     my ($link) = grep { my $l = $_; $l =~ s/&amp;/&/g; $l =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
                         $l =~ /[?&]try=\Q$b[2]\E(&|$)/ && $l =~ /balancer=balancer:\/\/stby(&|$)/ }
                    $page =~ /href="([^"]*[?&](?:amp;)?try=[^"]*)"/g;
     ok $link, 'the page offers a try link for it' or diag $page;
     $link //= '';
     $link =~ s/&amp;/&/g;
-    my $res = LWP::UserAgent->new(max_redirect => 0)->get(url("/affinity-status$link"));
+    my $res = LWP::UserAgent->new(max_redirect => 0)->get($srv->url("/affinity-status$link"));
     my $value = cookie_value($res, 'SBY');
     ok $value && $value =~ /^[0-9a-f]{40}\.[0-9a-f]{8}\.[0-9a-f]{8}\.[0-9a-f]{24}$/,
        'the link sets its cookie, dated and signed as the finder issues it'
@@ -414,7 +339,7 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
     @x = shares('/stby/hello.txt', 3, 1, 30);
     is $x[0][0], 0, 'other new clients still never reach it';
     my $deny = LWP::UserAgent->new(max_redirect => 0, local_address => '127.0.0.2')
-        ->get(url("/affinity-status$link"));
+        ->get($srv->url("/affinity-status$link"));
     ok !cookie_value($deny, 'SBY'), 'a client the page refuses gets no cookie ('
        . $deny->code . ')';
 
@@ -430,19 +355,19 @@ ok start(), 'private httpd started' or BAIL_OUT('the private httpd did not start
 
 # ---- prefix and learn mode: the page says what to do instead -------------------
 {
-    my $d = doc();
+    my $d = $srv->doc();
     my ($pfx) = grep { $_->{name} eq 'balancer://pfx' } @{ $d->{balancers} };
     my ($m) = grep { $_->{name} eq $b[1] } @{ $pfx->{members} };
     my $q = '?try=' . $b[1] . '&balancer=balancer://pfx';
-    my $res = LWP::UserAgent->new(max_redirect => 0)->get(url("/affinity-status$q"));
+    my $res = LWP::UserAgent->new(max_redirect => 0)->get($srv->url("/affinity-status$q"));
     ok $res->is_success && !$res->header('Set-Cookie')
        && $res->content =~ /JSESSIONID=\Q$m->{route_id}\E~value/,
        'prefix mode: no cookie; the page gives the prefix to put on the application cookie'
        or diag $res->as_string;
-    $res = get("/affinity-status?try=$b[1]&balancer=balancer://lrn");
+    $res = $srv->get("/affinity-status?try=$b[1]&balancer=balancer://lrn");
     ok $res->is_success && !$res->header('Set-Cookie')
        && $res->content =~ /learn mode cannot send a tester to one member/,
        'learn mode: no cookie; the page says it is not possible' or diag $res->as_string;
-    like get('/affinity-status')->content, qr/To try a member: prefix mode sets no cookie/,
+    like $srv->get('/affinity-status')->content, qr/To try a member: prefix mode sets no cookie/,
          'the status page says so under the balancer';
 }
